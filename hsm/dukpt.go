@@ -273,7 +273,7 @@ func intermediateTemplate(alg dukpt.KeyAlgorithm) sessionKey {
 // path holds the objects of one derivation: those owned by the request
 // (destroyed at the end) and the cache entry, if any.
 type aesPath struct {
-	dev   *device             // checked-out cache entry, nil when uncached
+	dev   *device               // checked-out cache entry, nil when uncached
 	owned []pkcs11.ObjectHandle // uncached objects to destroy
 	tk    pkcs11.ObjectHandle
 	ik    pkcs11.ObjectHandle
