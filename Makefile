@@ -1,0 +1,41 @@
+# posgate — build, test, demo and benchmark targets. `make help` lists them.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+PKGS := ./...
+FUZZTIME ?= 10s
+BENCHTIME ?= 1s
+
+.PHONY: help build test demo bench fuzz lint softhsm clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+softhsm: ## install SoftHSM2 when it is missing (apt as root, else print the command)
+	@scripts/softhsm.sh
+
+build: ## build every binary into ./bin
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+test: softhsm ## run the whole suite with the race detector and shuffled order
+	$(GO) vet ./...
+	$(GO) test -race -shuffle=on -count=1 -timeout 20m $(PKGS)
+
+demo: softhsm build ## start center, gateway and a terminal on embedded defaults; show an approved and a declined sale
+	@scripts/demo.sh
+
+bench: softhsm ## run every benchmark and write the results to .bench/latest.txt
+	@mkdir -p .bench
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS) | tee .bench/latest.txt
+
+fuzz: ## run every fuzz target for $(FUZZTIME) each
+	@scripts/fuzz.sh $(FUZZTIME)
+
+lint: ## gofmt, go vet and staticcheck
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+clean: ## remove build output and the demo's data
+	rm -rf $(BIN) .bench data

@@ -1,0 +1,193 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"regexp"
+	"time"
+)
+
+// Config is the posgate daemon's configuration. The zero value of every
+// field means its default, named in the field's comment; Validate reports
+// every bad key before anything is opened.
+type Config struct {
+	// DataDir holds the gateway's token, link certificates and bbolt file.
+	// Default "./data/posgate".
+	DataDir string `yaml:"data_dir"`
+	// GatewayID names this gateway; it is the common name of its link
+	// certificate. Default "GW000001".
+	GatewayID string `yaml:"gateway_id"`
+
+	Center    CenterConfig   `yaml:"center"`
+	Terminals TerminalConfig `yaml:"terminals"`
+	HTTP      HTTPConfig     `yaml:"http"`
+	HSM       HSMConfig      `yaml:"hsm"`
+	Log       LogConfig      `yaml:"log"`
+}
+
+// CenterConfig says how the gateway reaches the center.
+type CenterConfig struct {
+	// Addrs are the center's link addresses, tried in order (primary, then
+	// disaster-recovery site). Default ["127.0.0.1:7443"].
+	Addrs []string `yaml:"addrs"`
+	// CACert is the link CA certificate (PEM). Default DataDir/link/ca.crt.
+	CACert string `yaml:"ca_cert"`
+	// Cert is the gateway's certificate signed by the center (PEM).
+	// Default DataDir/link/gateway.crt.
+	Cert string `yaml:"cert"`
+	// RequestTimeout bounds one request's round trip to the center.
+	// Default 10s.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// EchoInterval is the time between echo tests on the control stream.
+	// Default 10s.
+	EchoInterval time.Duration `yaml:"echo_interval"`
+	// EchoTimeout is how long an echo reply may take before the link is
+	// declared down. Default 3s.
+	EchoTimeout time.Duration `yaml:"echo_timeout"`
+}
+
+// TerminalConfig configures the terminal-facing listeners.
+type TerminalConfig struct {
+	// Listen is the TCP address terminals connect to with length-framed
+	// ISO 8583:1993 messages. Default "127.0.0.1:7001".
+	Listen string `yaml:"listen"`
+}
+
+// HTTPConfig configures the gateway's local HTTP listener (metrics now, the
+// POS API later).
+type HTTPConfig struct {
+	// Listen is the address of /metrics. Default "127.0.0.1:8081".
+	Listen string `yaml:"listen"`
+}
+
+// HSMConfig selects the gateway's PKCS#11 token.
+type HSMConfig struct {
+	// Module is the PKCS#11 library. Default /usr/lib/softhsm/libsofthsm2.so.
+	Module string `yaml:"module"`
+	// TokenLabel picks the token. Default "posgate".
+	TokenLabel string `yaml:"token_label"`
+	// PIN is the token's user PIN. Default "1234" (demo token only).
+	PIN string `yaml:"pin"`
+	// SoftHSMDir, when set, is a directory where the gateway creates and
+	// uses its own SoftHSM2 token. Default DataDir/hsm; set to "-" to use
+	// the system's SOFTHSM2_CONF or another module as is.
+	SoftHSMDir string `yaml:"softhsm_dir"`
+	// IdentityLabel is the token label of the gateway's ECDSA P-256 link
+	// identity key. Default "link-identity".
+	IdentityLabel string `yaml:"identity_label"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	// Format is "text" or "json". Default "text".
+	Format string `yaml:"format"`
+	// Level is debug, info, warn or error. Default "info".
+	Level string `yaml:"level"`
+}
+
+var gatewayIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$`)
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.DataDir == "" {
+		c.DataDir = "./data/posgate"
+	}
+	if c.GatewayID == "" {
+		c.GatewayID = "GW000001"
+	}
+	if len(c.Center.Addrs) == 0 {
+		c.Center.Addrs = []string{"127.0.0.1:7443"}
+	}
+	if c.Center.CACert == "" {
+		c.Center.CACert = filepath.Join(c.DataDir, "link", "ca.crt")
+	}
+	if c.Center.Cert == "" {
+		c.Center.Cert = filepath.Join(c.DataDir, "link", "gateway.crt")
+	}
+	if c.Center.RequestTimeout == 0 {
+		c.Center.RequestTimeout = 10 * time.Second
+	}
+	if c.Center.EchoInterval == 0 {
+		c.Center.EchoInterval = 10 * time.Second
+	}
+	if c.Center.EchoTimeout == 0 {
+		c.Center.EchoTimeout = 3 * time.Second
+	}
+	if c.Terminals.Listen == "" {
+		c.Terminals.Listen = "127.0.0.1:7001"
+	}
+	if c.HTTP.Listen == "" {
+		c.HTTP.Listen = "127.0.0.1:8081"
+	}
+	if c.HSM.Module == "" {
+		c.HSM.Module = "/usr/lib/softhsm/libsofthsm2.so"
+	}
+	if c.HSM.TokenLabel == "" {
+		c.HSM.TokenLabel = "posgate"
+	}
+	if c.HSM.PIN == "" {
+		c.HSM.PIN = "1234"
+	}
+	if c.HSM.SoftHSMDir == "" {
+		c.HSM.SoftHSMDir = filepath.Join(c.DataDir, "hsm")
+	}
+	if c.HSM.IdentityLabel == "" {
+		c.HSM.IdentityLabel = "link-identity"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	return c
+}
+
+// Validate applies the defaults to a copy and reports every key that breaks
+// its rule, each with its name, value and rule.
+func (c *Config) Validate() error {
+	d := c.WithDefaults()
+	*c = d
+	var errs []error
+	bad := func(key string, val any, rule string) {
+		errs = append(errs, fmt.Errorf("%s = %q: %s", key, fmt.Sprint(val), rule))
+	}
+	if !gatewayIDPattern.MatchString(d.GatewayID) {
+		bad("gateway_id", d.GatewayID, "1–32 characters of letters, digits, '.', '_' or '-', starting with a letter or digit")
+	}
+	for i, a := range d.Center.Addrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			bad(fmt.Sprintf("center.addrs[%d]", i), a, "must be host:port")
+		}
+	}
+	checkPositive := func(key string, v time.Duration) {
+		if v < 0 {
+			bad(key, v, "must be a positive duration")
+		}
+	}
+	checkPositive("center.request_timeout", d.Center.RequestTimeout)
+	checkPositive("center.echo_interval", d.Center.EchoInterval)
+	checkPositive("center.echo_timeout", d.Center.EchoTimeout)
+	if d.Center.EchoTimeout >= d.Center.EchoInterval {
+		bad("center.echo_timeout", d.Center.EchoTimeout, "must be shorter than center.echo_interval")
+	}
+	if _, _, err := net.SplitHostPort(d.Terminals.Listen); err != nil {
+		bad("terminals.listen", d.Terminals.Listen, "must be host:port")
+	}
+	if _, _, err := net.SplitHostPort(d.HTTP.Listen); err != nil {
+		bad("http.listen", d.HTTP.Listen, "must be host:port")
+	}
+	switch d.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", d.Log.Format, "must be text or json")
+	}
+	switch d.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", d.Log.Level, "must be debug, info, warn or error")
+	}
+	return errors.Join(errs...)
+}

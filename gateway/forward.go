@@ -1,0 +1,213 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/posgate/posgate/protocol/frame"
+	"github.com/posgate/posgate/protocol/iso93"
+	"github.com/posgate/posgate/protocol/match"
+)
+
+// Uplink carries one request to the center and returns its response.
+// *link.Client satisfies it.
+type Uplink interface {
+	RoundTrip(ctx context.Context, req []byte) ([]byte, error)
+}
+
+// Forwarder relays financial messages from terminals to the center without
+// repacking them: it reads only the header fields it needs (iso93.Peek),
+// refuses a second in-flight request with the same MTI class, terminal ID
+// and STAN, and answers with a 1993 action code of its own when the message
+// is malformed or the center cannot be reached.
+//
+// Forwarder is safe for concurrent use.
+type Forwarder struct {
+	Uplink  Uplink
+	Timeout time.Duration // per request; zero means 10s
+	Logger  *slog.Logger
+	Metrics *Metrics
+
+	inflight match.Table
+}
+
+// Handle processes one terminal request and returns the bytes to answer the
+// terminal with. It returns an error, and no answer, only when no answer can
+// be built (the bytes are not an ISO 8583 message at all); the caller then
+// closes the connection.
+func (f *Forwarder) Handle(ctx context.Context, raw []byte) ([]byte, error) {
+	start := time.Now()
+	h, err := iso93.Peek(raw)
+	if err != nil {
+		f.Logger.Warn("terminal message refused", "reason", err)
+		resp, rerr := errorReply(raw, iso93.ActionFormatError)
+		if rerr != nil {
+			return nil, fmt.Errorf("unreadable terminal message: %w", err)
+		}
+		f.Metrics.observe(mtiOrUnknown(raw), string(iso93.ActionFormatError), time.Since(start))
+		return resp, nil
+	}
+	key := match.KeyOf(h)
+	p, err := f.inflight.Begin(key)
+	if err != nil {
+		f.Logger.Warn("duplicate in-flight request refused", "mti", h.MTI, "terminal", h.TerminalID, "stan", h.STAN)
+		return f.reply(raw, h, iso93.ActionDuplicateTransmission, start)
+	}
+	defer p.Cancel()
+
+	timeout := f.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	resp, err := f.Uplink.RoundTrip(rctx, raw)
+	if err != nil {
+		// Offline stand-in is not built yet (issue 6): the terminal is told
+		// the issuer could not be reached. A request that may have reached
+		// the center is reported so that it can be reversed.
+		f.Logger.Warn("center unreachable", "mti", h.MTI, "terminal", h.TerminalID, "stan", h.STAN, "reason", err)
+		return f.reply(raw, h, iso93.ActionIssuerTimedOut, start)
+	}
+	rh, err := iso93.Peek(resp)
+	if err != nil || match.KeyOf(rh) != key {
+		f.Logger.Error("center answer does not match the request", "mti", h.MTI, "terminal", h.TerminalID, "stan", h.STAN, "reason", err)
+		return f.reply(raw, h, iso93.ActionSystemMalfunction, start)
+	}
+	f.Metrics.observe(h.MTI, rh.ActionCode, time.Since(start))
+	return resp, nil
+}
+
+func (f *Forwarder) reply(raw []byte, h iso93.Header, code iso93.ActionCode, start time.Time) ([]byte, error) {
+	resp, err := errorReply(raw, code)
+	if err != nil {
+		return nil, fmt.Errorf("build %s reply to %s: %w", code, h.MTI, err)
+	}
+	f.Metrics.observe(h.MTI, string(code), time.Since(start))
+	return resp, nil
+}
+
+func mtiOrUnknown(raw []byte) string {
+	if len(raw) >= 4 {
+		for _, c := range raw[:4] {
+			if c < '0' || c > '9' {
+				return "unknown"
+			}
+		}
+		return string(raw[:4])
+	}
+	return "unknown"
+}
+
+// TerminalServer accepts terminal TCP connections carrying length-framed
+// ISO 8583:1993 messages and answers each through the Forwarder. Requests on
+// one connection are handled concurrently; answers are written whole.
+type TerminalServer struct {
+	Forwarder *Forwarder
+	Logger    *slog.Logger
+	// MaxFrame bounds an incoming message. Zero means 8 KiB.
+	MaxFrame int
+}
+
+// Serve accepts connections on l until ctx is done. Serve always returns a
+// non-nil error and closes l; it waits for every connection it started.
+func (s *TerminalServer) Serve(ctx context.Context, l net.Listener) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	stop := context.AfterFunc(ctx, func() { l.Close() })
+	defer stop()
+	defer l.Close()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("accept terminal connection: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.serveConn(ctx, c)
+		}()
+	}
+}
+
+func (s *TerminalServer) serveConn(ctx context.Context, c net.Conn) {
+	log := s.Logger.With("remote", c.RemoteAddr().String())
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	defer c.Close()
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error("terminal connection dropped after an internal error", "panic", fmt.Sprint(r))
+		}
+	}()
+	max := s.MaxFrame
+	if max <= 0 {
+		max = 8 << 10
+	}
+	var (
+		wmu sync.Mutex
+		wg  sync.WaitGroup
+	)
+	defer wg.Wait()
+	for {
+		raw, err := frame.Read(c, max)
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.EOF) {
+				log.Warn("terminal connection closed", "reason", err)
+			}
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				if r := recover(); r != nil {
+					log.Error("terminal request dropped after an internal error", "panic", fmt.Sprint(r))
+					cancel()
+				}
+			}()
+			resp, err := s.Forwarder.Handle(ctx, raw)
+			if err != nil {
+				log.Warn("closing terminal connection", "reason", err)
+				cancel()
+				return
+			}
+			wmu.Lock()
+			err = frame.Write(c, resp)
+			wmu.Unlock()
+			if err != nil {
+				log.Warn("write to terminal failed", "reason", err)
+				cancel()
+			}
+		}()
+	}
+}
+
+// errorReply answers raw with the given action code. It needs the request to
+// unpack far enough to echo its trace fields; otherwise it returns an error.
+func errorReply(raw []byte, code iso93.ActionCode) ([]byte, error) {
+	_, msg, err := iso93.Unpack(raw)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := iso93.NewResponse(msg, code)
+	if err != nil {
+		return nil, err
+	}
+	return iso93.PackMessage(resp)
+}

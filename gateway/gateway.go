@@ -1,0 +1,212 @@
+// Package gateway is the edge appliance: it accepts terminal connections,
+// forwards their ISO 8583:1993 messages to the center over the QUIC link
+// without repacking them, and serves its metrics. Clear card data never
+// reaches it: terminals send the DUKPT-encrypted card-data block.
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/posgate/posgate/hsm"
+	"github.com/posgate/posgate/protocol/iso93"
+	"github.com/posgate/posgate/protocol/link"
+	"github.com/posgate/posgate/protocol/pki"
+)
+
+// ErrNotEnrolled is returned when the gateway has no link certificate yet.
+var ErrNotEnrolled = errors.New("gateway: not enrolled with the center")
+
+// CSRPath is where the gateway writes its certificate signing request.
+func CSRPath(cfg Config) string { return filepath.Join(cfg.DataDir, "link", "gateway.csr") }
+
+// OpenToken creates (when cfg.SoftHSMDir is not "-") and opens the gateway's
+// token, and makes sure the link identity key exists in it.
+func OpenToken(cfg Config) (*hsm.Token, error) {
+	h := cfg.HSM
+	if h.SoftHSMDir != "-" {
+		conf, err := hsm.InitSoftHSM(h.SoftHSMDir, h.TokenLabel, h.PIN+"-so", h.PIN)
+		if err != nil {
+			return nil, fmt.Errorf("prepare SoftHSM token in %s: %w", h.SoftHSMDir, err)
+		}
+		if err := hsm.UseSoftHSMConf(conf); err != nil {
+			return nil, err
+		}
+	}
+	tok, err := hsm.Open(hsm.Config{ModulePath: h.Module, TokenLabel: h.TokenLabel, PIN: h.PIN})
+	if err != nil {
+		return nil, fmt.Errorf("open token %q: %w", h.TokenLabel, err)
+	}
+	ok, err := tok.HasKey(h.IdentityLabel)
+	if err == nil && !ok {
+		err = tok.GenerateECDSA(h.IdentityLabel)
+	}
+	if err != nil {
+		tok.Close()
+		return nil, fmt.Errorf("link identity key %q: %w", h.IdentityLabel, err)
+	}
+	return tok, nil
+}
+
+// WriteCSR writes a certificate signing request for the gateway's token-held
+// identity key to CSRPath and returns the path.
+func WriteCSR(cfg Config, tok *hsm.Token) (string, error) {
+	signer, err := tok.Signer(cfg.HSM.IdentityLabel)
+	if err != nil {
+		return "", fmt.Errorf("identity signer: %w", err)
+	}
+	csr, err := pki.NewCSR(signer, cfg.GatewayID)
+	if err != nil {
+		return "", fmt.Errorf("build CSR: %w", err)
+	}
+	p := CSRPath(cfg)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(p, csr, 0o644); err != nil {
+		return "", fmt.Errorf("write CSR: %w", err)
+	}
+	return p, nil
+}
+
+// linkTLS loads the gateway's certificate and the link CA. It returns
+// ErrNotEnrolled when either file is missing.
+func linkTLS(cfg Config, tok *hsm.Token) (*tls.Config, error) {
+	certPEM, err := os.ReadFile(cfg.Center.Cert)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNotEnrolled
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read link certificate: %w", err)
+	}
+	caPEM, err := os.ReadFile(cfg.Center.CACert)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNotEnrolled
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read link CA: %w", err)
+	}
+	signer, err := tok.Signer(cfg.HSM.IdentityLabel)
+	if err != nil {
+		return nil, fmt.Errorf("identity signer: %w", err)
+	}
+	cert, err := pki.SignerCertificate(certPEM, signer)
+	if err != nil {
+		return nil, fmt.Errorf("link certificate %s: %w", cfg.Center.Cert, err)
+	}
+	c, err := pki.ClientTLS(caPEM, cert)
+	if err != nil {
+		return nil, fmt.Errorf("link TLS: %w", err)
+	}
+	return c, nil
+}
+
+// Run runs the gateway until ctx is done: it opens the token, connects the
+// uplink (when enrolled), listens for terminals and serves /metrics. Run
+// always returns a non-nil error; on shutdown it stops accepting, lets
+// in-flight requests finish, and closes the token last.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	tok, err := OpenToken(cfg)
+	if err != nil {
+		return err
+	}
+	defer tok.Close()
+
+	metrics := NewMetrics()
+	fwd := &Forwarder{Timeout: cfg.Center.RequestTimeout, Logger: log, Metrics: metrics}
+
+	tlsConf, err := linkTLS(cfg, tok)
+	var client *link.Client
+	switch {
+	case errors.Is(err, ErrNotEnrolled):
+		p, cerr := WriteCSR(cfg, tok)
+		if cerr != nil {
+			return cerr
+		}
+		log.Error("gateway is not enrolled: the link stays down and every sale is answered 907 until it is",
+			"csr", p, "enrol", fmt.Sprintf("cardcenter enrol --gateway-id %s --csr %s --out %s --ca-out %s", cfg.GatewayID, p, cfg.Center.Cert, cfg.Center.CACert))
+		fwd.Uplink = notEnrolled{}
+	case err != nil:
+		return err
+	default:
+		client, err = link.NewClient(link.ClientConfig{
+			Addrs:          cfg.Center.Addrs,
+			TLS:            tlsConf,
+			GatewayID:      cfg.GatewayID,
+			Control:        iso93.NetworkCodec{},
+			EchoInterval:   cfg.Center.EchoInterval,
+			EchoTimeout:    cfg.Center.EchoTimeout,
+			RequestTimeout: cfg.Center.RequestTimeout,
+			Logger:         log.With("component", "uplink"),
+			OnState:        func(ev link.Event) { metrics.SetLinkUp(ev.State == link.Up) },
+		})
+		if err != nil {
+			return err
+		}
+		fwd.Uplink = client
+	}
+
+	termL, err := net.Listen("tcp", cfg.Terminals.Listen)
+	if err != nil {
+		return fmt.Errorf("terminal listener: %w", err)
+	}
+	httpL, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		termL.Close()
+		return fmt.Errorf("http listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	if client != nil {
+		wg.Go(func() {
+			if err := client.Run(ctx); err != nil && ctx.Err() == nil {
+				cancel(fmt.Errorf("uplink: %w", err))
+			}
+		})
+	}
+	wg.Go(func() {
+		ts := &TerminalServer{Forwarder: fwd, Logger: log.With("component", "terminals")}
+		if err := ts.Serve(ctx, termL); ctx.Err() == nil {
+			cancel(err)
+		}
+	})
+	wg.Go(func() {
+		if err := srv.Serve(httpL); !errors.Is(err, http.ErrServerClosed) {
+			cancel(fmt.Errorf("http: %w", err))
+		}
+	})
+	log.Info("posgate running", "gateway_id", cfg.GatewayID, "terminals", termL.Addr().String(), "http", httpL.Addr().String(), "center", cfg.Center.Addrs)
+	<-ctx.Done()
+	shut, done := context.WithTimeout(context.Background(), 10*time.Second)
+	defer done()
+	srv.Shutdown(shut)
+	if client != nil {
+		client.Close()
+	}
+	wg.Wait()
+	return context.Cause(ctx)
+}
+
+// notEnrolled is the uplink of a gateway without a link certificate.
+type notEnrolled struct{}
+
+func (notEnrolled) RoundTrip(context.Context, []byte) ([]byte, error) { return nil, ErrNotEnrolled }
