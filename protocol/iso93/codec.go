@@ -37,10 +37,21 @@ func Pack(v any, mti string) ([]byte, error) {
 	if err := msg.Marshal(v); err != nil {
 		return nil, fmt.Errorf("iso93: pack %s: %w", mti, marshalError(err))
 	}
-	if err := Validate(msg); err != nil {
+	raw, err := PackMessage(msg)
+	if err != nil {
 		return nil, fmt.Errorf("iso93: pack %s: %w", mti, err)
 	}
-	return PackMessage(msg)
+	// Validate on the packed bytes: the walk is cheaper than reading the
+	// moov fields back, and it checks that what moov packed is what Peek
+	// and Unpack accept.
+	var l layout
+	if err := walk(raw, &l); err != nil {
+		return nil, fmt.Errorf("iso93: pack %s: packed message fails the walk: %w", mti, err)
+	}
+	if err := validate(mti, rawFields{raw, &l}); err != nil {
+		return nil, fmt.Errorf("iso93: pack %s: %w", mti, err)
+	}
+	return raw, nil
 }
 
 // marshalError reduces a moov Marshal error (which names the field and the
@@ -86,7 +97,11 @@ func PackMessage(msg *iso8583.Message) ([]byte, error) {
 // *FieldError values wrapping ErrMalformed.
 func Unpack(raw []byte) (mti string, msg *iso8583.Message, err error) {
 	var l layout
-	if err := walk(raw, &l); err != nil {
+	return unpack(raw, &l)
+}
+
+func unpack(raw []byte, l *layout) (mti string, msg *iso8583.Message, err error) {
+	if err := walk(raw, l); err != nil {
 		return "", nil, err
 	}
 	msg = iso8583.NewMessage(Spec)
@@ -112,14 +127,15 @@ func UnpackInto(raw []byte, v any) error {
 	if mtis == nil {
 		return fmt.Errorf("iso93: unpack into %T: not a message type of this package", v)
 	}
-	mti, msg, err := Unpack(raw)
+	var l layout
+	mti, msg, err := unpack(raw, &l)
 	if err != nil {
 		return err
 	}
 	if !slices.Contains(mtis, mti) {
 		return &FieldError{Field: FieldMTI, Reason: fmt.Sprintf("MTI does not belong to %T", v), Err: ErrMTIMismatch}
 	}
-	if err := Validate(msg); err != nil {
+	if err := validate(mti, rawFields{raw, &l}); err != nil {
 		return err
 	}
 	if err := msg.Unmarshal(v); err != nil {

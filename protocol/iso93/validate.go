@@ -64,6 +64,15 @@ func (f msgFields) get(id int) []byte {
 	return b
 }
 
+// rawFields reads fields from a walked raw message without allocating.
+type rawFields struct {
+	raw []byte
+	l   *layout
+}
+
+func (f rawFields) has(id int) bool   { return f.l.present[id] }
+func (f rawFields) get(id int) []byte { return f.l.value(f.raw, id) }
+
 // Validate checks msg against the protocol rules of its MTI: the MTI is
 // one posgate uses, every mandatory field is present, the function code is
 // one the MTI allows, the conditional rules hold (card data, KSN, PIN
