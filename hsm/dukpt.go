@@ -524,8 +524,9 @@ func (k *DerivedKey) Destroy() error {
 
 // DecryptDUKPT derives the working key of usage and alg for ksn from the
 // AES BDK bdkLabel inside the token, decrypts ciphertext with it in the
-// token (CBC, no padding; iv is 16 bytes for AES working keys, 8 for TDES
-// ones), destroys the working key and returns the plaintext. The plaintext
+// token (CBC with iv, which is 16 bytes for AES working keys and 8 for
+// TDES ones; ECB when iv is nil; no padding), destroys the working key and
+// returns the plaintext. The plaintext
 // is card data: the caller parses it and must never log it. It uses the
 // device cache. A ciphertext the token rejects returns ErrDecrypt.
 func (t *Token) DecryptDUKPT(bdkLabel string, ksn dukpt.AESKSN, usage dukpt.KeyUsage, alg dukpt.KeyAlgorithm, iv, ciphertext []byte) ([]byte, error) {
@@ -540,9 +541,6 @@ func (t *Token) DecryptDUKPT(bdkLabel string, ksn dukpt.AESKSN, usage dukpt.KeyU
 	m, bs, err := dk.blockMech(iv)
 	if err != nil {
 		return nil, fmt.Errorf("DUKPT decrypt: %w", err)
-	}
-	if iv == nil {
-		return nil, fmt.Errorf("DUKPT decrypt: IV missing: %w", ErrInput)
 	}
 	if err := checkBlocks("DUKPT decrypt", ciphertext, bs); err != nil {
 		return nil, err
