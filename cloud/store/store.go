@@ -42,6 +42,9 @@ var (
 	// (an idempotency key, a card fingerprint, an id). On PostgreSQL the
 	// transaction is aborted by it: Update returns it and rolls back.
 	ErrDuplicate = errors.New("store: duplicate key")
+	// ErrReference is returned when a write names a row that does not
+	// exist (a foreign key: an unknown merchant, gateway, product, account).
+	ErrReference = errors.New("store: referenced row does not exist")
 	// ErrBadConfig is returned by Config.Validate and Open for a config that
 	// cannot be used.
 	ErrBadConfig = errors.New("store: bad config")
@@ -68,7 +71,10 @@ const (
 // Config selects and tunes the database. The zero Config opens the SQLite
 // file DefaultPath.
 type Config struct {
-	// DSN, when set, selects PostgreSQL, e.g.
+	// Driver is "sqlite" or "postgres"; zero means postgres when DSN is set
+	// and sqlite otherwise.
+	Driver string
+	// DSN is the PostgreSQL connection string, e.g.
 	// "postgres://user@host:5432/db?sslmode=disable". Unknown query
 	// parameters become session settings, so "&search_path=s1" selects a
 	// schema.
@@ -94,6 +100,17 @@ type Config struct {
 // Validate reports every bad field of c, or nil.
 func (c Config) Validate() error {
 	var errs []error
+	switch c.Driver {
+	case "", string(SQLite), string(Postgres):
+	default:
+		errs = append(errs, fmt.Errorf("Driver %q: must be sqlite or postgres", c.Driver))
+	}
+	if c.Driver == string(Postgres) && c.DSN == "" {
+		errs = append(errs, errors.New("DSN: required when Driver is postgres"))
+	}
+	if c.Driver == string(SQLite) && c.DSN != "" {
+		errs = append(errs, errors.New("DSN: must be empty when Driver is sqlite"))
+	}
 	if c.MaxConns < 0 {
 		errs = append(errs, fmt.Errorf("MaxConns %d: must be >= 0", c.MaxConns))
 	}
@@ -374,6 +391,8 @@ func classify(err error) error {
 		switch pg.Code {
 		case "23505":
 			return fmt.Errorf("%w: constraint %s", ErrDuplicate, pg.ConstraintName)
+		case "23503":
+			return fmt.Errorf("%w: constraint %s", ErrReference, pg.ConstraintName)
 		case "40001", "40P01":
 			return &retryError{err: err}
 		}
@@ -388,6 +407,8 @@ func classify(err error) error {
 		switch sq.Code() {
 		case 2067, 1555: // SQLITE_CONSTRAINT_UNIQUE, SQLITE_CONSTRAINT_PRIMARYKEY
 			return fmt.Errorf("%w: %s", ErrDuplicate, constraintName(sq.Error()))
+		case 787: // SQLITE_CONSTRAINT_FOREIGNKEY
+			return ErrReference
 		}
 	}
 	return err

@@ -1,0 +1,513 @@
+// Package authz is the center's authorization switch for on-us cards: it
+// decides authorization (1100) and financial (1200) requests, applies
+// advices (1220/1221) and reversals (1420/1421), and records every answer so
+// that a repeated request gets the first answer unchanged.
+//
+// Each decision and all its effects (device counter, hold or posting,
+// authorization row, audit record) commit in one store transaction; the
+// card-data block is decrypted before that transaction starts, so no row
+// lock is held across a token call. Action codes are documented on
+// Authorize and in docs/ledger.md.
+package authz
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"math/big"
+	"strconv"
+	"time"
+
+	"github.com/posgate/posgate/cloud/ledger"
+	"github.com/posgate/posgate/cloud/store"
+	"github.com/posgate/posgate/p2pe/card"
+	"github.com/posgate/posgate/p2pe/fingerprint"
+	"github.com/posgate/posgate/protocol/iso93"
+)
+
+// ClearCard is the clear card data a decrypted card-data block yields.
+//
+// TODO(cardblock): replace with cardblock.ClearData once p2pe/cardblock
+// lands; the tokenvault adapter converts until then.
+type ClearCard struct {
+	PAN    card.PAN
+	Expiry card.Expiry // zero when the block carries none
+}
+
+// CardDecrypter opens a DE 120 encrypted card-data block inside the token
+// and returns the clear card data, the DUKPT device id (the initial key id)
+// and the transaction counter of the KSN it was encrypted under. An error
+// wrapping ErrMalformedBlock means the block itself is bad (answered 904);
+// any other error is a fault (Authorize returns it).
+type CardDecrypter interface {
+	OpenCardBlock(ctx context.Context, block []byte) (c ClearCard, dukptDeviceID string, counter uint64, err error)
+}
+
+// Fingerprinter computes the PAN fingerprint (32 lower-case hex digits)
+// inside the token.
+type Fingerprinter interface {
+	Fingerprint(pan card.PAN) (string, error)
+}
+
+// ErrMalformedBlock is what a CardDecrypter wraps when the block cannot be
+// parsed or its plaintext is not card data.
+var ErrMalformedBlock = errors.New("authz: malformed card-data block")
+
+// OriginalData identifies the message a reversal or completion advice
+// refers to: by its idempotency key when known, else by the original data
+// elements (DE 56) of a message from the same terminal.
+type OriginalData struct {
+	IdempotencyKey string
+	MTI            string
+	STAN           string
+	LocalTime      string
+}
+
+// Request is one request from a gateway, already unpacked and authenticated
+// (GatewayID is the peer's certificate identity).
+type Request struct {
+	MTI            string
+	GatewayID      string
+	TerminalID     string
+	STAN           string
+	ProcessingCode string
+	Amount         int64
+	Currency       string
+	LocalTime      string // YYMMDDhhmmss, terminal local time; "" uses the center clock
+	IdempotencyKey string
+	KSN            []byte
+	CardBlock      []byte
+	Fingerprint    string
+	FunctionCode   string
+	Original       *OriginalData // reversals and completion advices
+}
+
+// Response is the center's answer. ApprovalCode is set on approvals only;
+// RRN on every recorded answer.
+type Response struct {
+	ActionCode   string
+	ApprovalCode string
+	RRN          string
+}
+
+// DefaultHoldTTL is how long an authorization hold lasts when Switch.HoldTTL
+// is zero.
+const DefaultHoldTTL = 7 * 24 * time.Hour
+
+// Switch decides requests against the store. Its fields are set before
+// first use and not changed after; it is then safe for concurrent use.
+type Switch struct {
+	Store     *store.Store
+	Decrypter CardDecrypter
+	Vault     Fingerprinter
+	// HoldTTL is how long an 1100's hold lasts; zero means DefaultHoldTTL.
+	HoldTTL time.Duration
+}
+
+// Authorize decides r and returns the answer. Its error is non-nil only for
+// a fault (store or token unavailable) after which nothing was recorded; the
+// caller answers 909 and a repeat of the request is decided afresh.
+//
+// Action codes: 000 approved; 400 reversal accepted; 904 malformed request,
+// card block or fingerprint mismatch; 110 bad amount; 902 unsupported
+// processing code or MTI; 120 terminal unknown or behind another gateway;
+// 913 KSN counter not above the device's highest (replay) or a second
+// completion of one authorization; 111 unknown card; 208 lost; 209 stolen;
+// 104 suspended; 125 closed; 101 expired; 119 currency or merchant not
+// allowed for the card; 116 insufficient funds; 914 original not found.
+// Every answer with an idempotency key is recorded; every decline also
+// writes an audit record.
+func (s *Switch) Authorize(ctx context.Context, r Request) (Response, error) {
+	if r.IdempotencyKey == "" || len(r.IdempotencyKey) > 64 {
+		// Without a key the answer cannot be recorded for repeats.
+		return s.refuse(ctx, r, "request_invalid", "idempotency key must be 1 to 64 characters")
+	}
+	var prev store.Authorization
+	err := s.Store.View(ctx, func(tx *store.Tx) error {
+		var err error
+		prev, err = tx.AuthorizationByKey(ctx, r.IdempotencyKey)
+		return err
+	})
+	switch {
+	case err == nil:
+		return s.repeat(ctx, r, prev)
+	case !errors.Is(err, store.ErrNotFound):
+		return Response{}, fmt.Errorf("authorize %s: %w", r.MTI, err)
+	}
+	switch r.MTI {
+	case iso93.MTIAuthorizationRequest, iso93.MTIFinancialRequest:
+		return s.authorize(ctx, r)
+	case iso93.MTIAdvice, iso93.MTIAdviceRepeat:
+		return s.advice(ctx, r)
+	case iso93.MTIReversal, iso93.MTIReversalRepeat:
+		return s.reverse(ctx, r)
+	}
+	return s.declineWith(ctx, r, nil, string(iso93.ActionInvalidTransaction), "request_invalid", "MTI not served by the switch")
+}
+
+// repeat answers a request whose idempotency key is recorded.
+func (s *Switch) repeat(ctx context.Context, r Request, prev store.Authorization) (Response, error) {
+	if prev.GatewayID != r.GatewayID {
+		// Another gateway's key: never disclose its answer.
+		return s.refuse(ctx, r, "idempotency_conflict", "idempotency key recorded for another gateway")
+	}
+	return responseOf(prev), nil
+}
+
+// refuse answers 904 without recording an authorization row (there is no
+// usable key), writing only an audit record.
+func (s *Switch) refuse(ctx context.Context, r Request, kind, reason string) (Response, error) {
+	err := s.Store.Update(ctx, func(tx *store.Tx) error {
+		return audit(ctx, tx, r, kind, reason)
+	})
+	if err != nil {
+		return Response{}, fmt.Errorf("authorize %s: %w", r.MTI, err)
+	}
+	return Response{ActionCode: string(iso93.ActionFormatError)}, nil
+}
+
+func responseOf(a store.Authorization) Response {
+	return Response{ActionCode: a.ActionCode, ApprovalCode: a.ApprovalCode, RRN: a.RRN}
+}
+
+func audit(ctx context.Context, tx *store.Tx, r Request, kind, reason string) error {
+	_, err := tx.InsertAudit(ctx, store.AuditRecord{Kind: kind, Actor: "gateway:" + r.GatewayID,
+		Detail: fmt.Sprintf("mti %s terminal %q stan %q: %s", r.MTI, r.TerminalID, r.STAN, reason)})
+	return err
+}
+
+// decision is what a decide function sets on the authorization row it is
+// given; record writes it.
+type decideFunc func(ctx context.Context, tx *store.Tx, a *store.Authorization) error
+
+// record runs decide in one transaction and writes the authorization row it
+// filled in, or returns the recorded answer if the key appeared meanwhile.
+func (s *Switch) record(ctx context.Context, r Request, decide decideFunc) (Response, error) {
+	var resp Response
+	err := s.Store.Update(ctx, func(tx *store.Tx) error {
+		if prev, err := tx.AuthorizationByKey(ctx, r.IdempotencyKey); err == nil {
+			resp = responseOf(prev)
+			return nil
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		a := store.Authorization{IdempotencyKey: r.IdempotencyKey, GatewayID: r.GatewayID, TerminalID: r.TerminalID,
+			STAN: r.STAN, MTI: r.MTI, ProcessingCode: r.ProcessingCode, FunctionCode: r.FunctionCode,
+			LocalTime: r.LocalTime, Amount: r.Amount, Currency: r.Currency, Status: store.AuthDeclined}
+		if err := decide(ctx, tx, &a); err != nil {
+			return err
+		}
+		if a.ActionCode == string(iso93.ActionApproved) {
+			code, err := approvalCode()
+			if err != nil {
+				return err
+			}
+			a.ApprovalCode = code
+		}
+		id, err := tx.InsertAuthorization(ctx, a)
+		if err != nil {
+			return err
+		}
+		a.ID = id
+		a.RRN = fmt.Sprintf("%012d", id%1_000_000_000_000)
+		if err := tx.UpdateAuthorization(ctx, a); err != nil {
+			return err
+		}
+		resp = responseOf(a)
+		return nil
+	})
+	if errors.Is(err, store.ErrDuplicate) {
+		// The same key committed between our check and our insert: answer
+		// what was recorded.
+		var prev store.Authorization
+		if verr := s.Store.View(ctx, func(tx *store.Tx) error {
+			var err error
+			prev, err = tx.AuthorizationByKey(ctx, r.IdempotencyKey)
+			return err
+		}); verr == nil {
+			return s.repeat(ctx, r, prev)
+		}
+	}
+	if err != nil {
+		return Response{}, fmt.Errorf("authorize %s: %w", r.MTI, err)
+	}
+	return resp, nil
+}
+
+// declineWith records a decline with an audit record, running pre first (if
+// not nil) inside the same transaction.
+func (s *Switch) declineWith(ctx context.Context, r Request, pre decideFunc, code, kind, reason string) (Response, error) {
+	return s.record(ctx, r, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
+		if pre != nil {
+			if err := pre(ctx, tx, a); err != nil {
+				return err
+			}
+		}
+		return decline(ctx, tx, r, a, code, kind, reason)
+	})
+}
+
+// decline marks a as declined with code and writes the audit record.
+func decline(ctx context.Context, tx *store.Tx, r Request, a *store.Authorization, code, kind, reason string) error {
+	a.ActionCode, a.Status = code, store.AuthDeclined
+	return audit(ctx, tx, r, kind, reason+" ("+code+")")
+}
+
+func approvalCode() (string, error) {
+	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
+	if err != nil {
+		return "", fmt.Errorf("draw approval code: %w", err)
+	}
+	return fmt.Sprintf("%06d", n.Int64()), nil
+}
+
+// validate checks the fields every money request needs and returns the
+// action code and reason of the first problem, or "".
+func validate(r Request) (code, reason string) {
+	switch {
+	case len(r.TerminalID) != 8:
+		return string(iso93.ActionFormatError), "terminal id must be 8 characters"
+	case !isDigits(r.STAN, 6):
+		return string(iso93.ActionFormatError), "STAN must be 6 digits"
+	case r.LocalTime != "" && !validLocalTime(r.LocalTime):
+		return string(iso93.ActionFormatError), "local time must be YYMMDDhhmmss"
+	case !isDigits(r.ProcessingCode, 6):
+		return string(iso93.ActionFormatError), "processing code must be 6 digits"
+	case !ledger.ValidCurrency(r.Currency):
+		return string(iso93.ActionFormatError), "currency is not an accepted ISO 4217 numeric code"
+	case r.Amount <= 0 || r.Amount > ledger.MaxAmount:
+		return string(iso93.ActionInvalidAmount), "amount out of range"
+	case r.ProcessingCode[:2] != "00":
+		return string(iso93.ActionInvalidTransaction), "only purchases (processing code 00xxxx) are supported"
+	}
+	return "", ""
+}
+
+func isDigits(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func validLocalTime(s string) bool {
+	_, err := time.Parse("060102150405", s)
+	return isDigits(s, 12) && err == nil
+}
+
+// txnTime is the transaction's date for expiry checks: the terminal's local
+// time if given, else the transaction's clock.
+func txnTime(r Request, now time.Time) time.Time {
+	if r.LocalTime != "" {
+		if t, err := time.Parse("060102150405", r.LocalTime); err == nil {
+			return t
+		}
+	}
+	return now
+}
+
+// terminal checks that the terminal exists behind the requesting gateway.
+// ok is false when it does not; err is a fault.
+func (s *Switch) terminal(ctx context.Context, r Request) (t store.Terminal, ok bool, err error) {
+	err = s.Store.View(ctx, func(tx *store.Tx) error {
+		var err error
+		t, err = tx.Terminal(ctx, r.TerminalID)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Terminal{}, false, nil
+	}
+	if err != nil {
+		return store.Terminal{}, false, fmt.Errorf("read terminal: %w", err)
+	}
+	return t, t.GatewayID == r.GatewayID, nil
+}
+
+// opened is the outcome of decrypting a request's card block.
+type opened struct {
+	card    ClearCard
+	device  string
+	counter uint64
+	// code/reason are set when the block or fingerprint is refused.
+	code, reason, kind string
+}
+
+// open decrypts the block and compares fingerprints. Token faults are
+// returned as errors; a bad block or fingerprint is a refusal in o.
+func (s *Switch) open(ctx context.Context, r Request) (o opened, err error) {
+	if len(r.CardBlock) == 0 {
+		return opened{code: string(iso93.ActionFormatError), kind: "request_invalid", reason: "card-data block missing"}, nil
+	}
+	if !fingerprint.Valid(r.Fingerprint) {
+		return opened{code: string(iso93.ActionFormatError), kind: "request_invalid", reason: "fingerprint must be 32 lower-case hex digits"}, nil
+	}
+	c, device, counter, err := s.Decrypter.OpenCardBlock(ctx, r.CardBlock)
+	if errors.Is(err, ErrMalformedBlock) {
+		return opened{code: string(iso93.ActionFormatError), kind: "card_block_invalid", reason: err.Error()}, nil
+	}
+	if err != nil {
+		return opened{}, fmt.Errorf("decrypt card block: %w", err)
+	}
+	o = opened{card: c, device: device, counter: counter}
+	fp, err := s.Vault.Fingerprint(c.PAN)
+	if err != nil {
+		return opened{}, fmt.Errorf("fingerprint PAN %s: %w", c.PAN.Masked(), err)
+	}
+	if fp != r.Fingerprint {
+		o.code, o.kind, o.reason = string(iso93.ActionFormatError), "fingerprint_mismatch", "DE 122 fingerprint differs from the decrypted PAN's"
+	}
+	return o, nil
+}
+
+// prepare runs the checks every card-present money request shares before
+// its transaction: field validation, the terminal and the card block. It
+// returns a response when the request was already answered (declined).
+func (s *Switch) prepare(ctx context.Context, r Request) (store.Terminal, opened, *Response, error) {
+	if code, reason := validate(r); code != "" {
+		resp, err := s.declineWith(ctx, r, nil, code, "request_invalid", reason)
+		return store.Terminal{}, opened{}, &resp, err
+	}
+	term, ok, err := s.terminal(ctx, r)
+	if err != nil {
+		return store.Terminal{}, opened{}, nil, fmt.Errorf("authorize %s: %w", r.MTI, err)
+	}
+	if !ok {
+		resp, err := s.declineWith(ctx, r, nil, string(iso93.ActionNotPermittedToTerminal), "terminal_refused",
+			"terminal unknown or not registered behind this gateway")
+		return store.Terminal{}, opened{}, &resp, err
+	}
+	o, err := s.open(ctx, r)
+	if err != nil {
+		return store.Terminal{}, opened{}, nil, fmt.Errorf("authorize %s: %w", r.MTI, err)
+	}
+	if o.code != "" && o.device == "" {
+		// Not decrypted at all: nothing to record against a device.
+		resp, err := s.declineWith(ctx, r, nil, o.code, o.kind, o.reason)
+		return store.Terminal{}, opened{}, &resp, err
+	}
+	return term, o, nil, nil
+}
+
+// authorize decides an 1100 (hold) or 1200 (posting).
+func (s *Switch) authorize(ctx context.Context, r Request) (Response, error) {
+	term, o, resp, err := s.prepare(ctx, r)
+	if resp != nil || err != nil {
+		return deref(resp), err
+	}
+	return s.record(ctx, r, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
+		fresh, err := tx.AdvanceDeviceCounter(ctx, o.device, o.counter)
+		if err != nil {
+			return err
+		}
+		if !fresh {
+			return decline(ctx, tx, r, a, string(iso93.ActionDuplicateTransmission), "ksn_replay",
+				"KSN counter "+strconv.FormatUint(o.counter, 10)+" not above the highest accepted from device "+o.device)
+		}
+		if o.code != "" {
+			return decline(ctx, tx, r, a, o.code, o.kind, o.reason)
+		}
+		c, acct, declined, err := s.checkCard(ctx, tx, r, a, term, o)
+		if err != nil || declined {
+			return err
+		}
+		if r.MTI == iso93.MTIAuthorizationRequest {
+			ttl := s.HoldTTL
+			if ttl == 0 {
+				ttl = DefaultHoldTTL
+			}
+			hold, err := ledger.Hold(ctx, tx, acct.ID, r.Amount, r.Currency, tx.Now().Add(ttl))
+			if errors.Is(err, ledger.ErrInsufficientFunds) {
+				return decline(ctx, tx, r, a, string(iso93.ActionInsufficientFunds), "declined", "insufficient funds on card "+strconv.FormatInt(c.ID, 10))
+			}
+			if err != nil {
+				return err
+			}
+			a.HoldID, a.Status, a.ActionCode = hold, store.AuthHeld, string(iso93.ActionApproved)
+			return nil
+		}
+		t, err := purchase(ctx, tx, acct, term, r.Amount, r.Currency)
+		if errors.Is(err, ledger.ErrInsufficientFunds) {
+			return decline(ctx, tx, r, a, string(iso93.ActionInsufficientFunds), "declined", "insufficient funds on card "+strconv.FormatInt(c.ID, 10))
+		}
+		if err != nil {
+			return err
+		}
+		a.TransferID, a.Status, a.ActionCode = t, store.AuthCaptured, string(iso93.ActionApproved)
+		return nil
+	})
+}
+
+func deref(r *Response) Response {
+	if r == nil {
+		return Response{}
+	}
+	return *r
+}
+
+// purchase posts amount from the cardholder account to the merchant's
+// clearing account.
+func purchase(ctx context.Context, tx *store.Tx, acct store.Account, term store.Terminal, amount int64, currency string) (int64, error) {
+	clearing, err := ledger.MerchantClearing(ctx, tx, term.MerchantID, currency)
+	if err != nil {
+		return 0, err
+	}
+	return ledger.Post(ctx, tx, ledger.KindPurchase,
+		store.Posting{AccountID: acct.ID, Amount: -amount, Currency: currency},
+		store.Posting{AccountID: clearing, Amount: amount, Currency: currency})
+}
+
+// checkCard finds the card by fingerprint and applies the card checks:
+// status, expiry, currency and the house-card merchant list. declined
+// reports that a was declined (and audited).
+func (s *Switch) checkCard(ctx context.Context, tx *store.Tx, r Request, a *store.Authorization, term store.Terminal, o opened) (store.Card, store.Account, bool, error) {
+	c, err := tx.CardByFingerprint(ctx, r.Fingerprint)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Card{}, store.Account{}, true, decline(ctx, tx, r, a, string(iso93.ActionInvalidCardNumber), "declined", "no card with this fingerprint")
+	}
+	if err != nil {
+		return store.Card{}, store.Account{}, false, err
+	}
+	a.CardID, a.AccountID = c.ID, c.AccountID
+	no := func(code iso93.ActionCode, reason string) (store.Card, store.Account, bool, error) {
+		return c, store.Account{}, true, decline(ctx, tx, r, a, string(code), "declined",
+			"card "+strconv.FormatInt(c.ID, 10)+": "+reason)
+	}
+	switch c.Status {
+	case store.CardLost:
+		return no(iso93.ActionLostCard, "lost")
+	case store.CardStolen:
+		return no(iso93.ActionStolenCard, "stolen")
+	case store.CardSuspended:
+		return no(iso93.ActionRestrictedCard, "suspended")
+	case store.CardClosed:
+		return no(iso93.ActionCardNotEffective, "closed")
+	}
+	when := txnTime(r, tx.Now())
+	exp, err := card.ParseExpiry(c.Expiry)
+	if err != nil || exp.Expired(when) || (!o.card.Expiry.IsZero() && o.card.Expiry.Expired(when)) {
+		return no(iso93.ActionExpiredCard, "expired")
+	}
+	acct, err := tx.Account(ctx, c.AccountID)
+	if err != nil {
+		return c, store.Account{}, false, err
+	}
+	if acct.Currency != r.Currency {
+		return no(iso93.ActionNotPermittedToCardholder, "transaction currency differs from the account's")
+	}
+	if acct.Kind == store.AccountHouse {
+		ok, err := tx.ProductAllowsMerchant(ctx, c.ProductID, term.MerchantID)
+		if err != nil {
+			return c, store.Account{}, false, err
+		}
+		if !ok {
+			return no(iso93.ActionNotPermittedToCardholder, "house card not accepted at merchant "+term.MerchantID)
+		}
+	}
+	return c, acct, false, nil
+}
