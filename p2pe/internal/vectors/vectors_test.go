@@ -33,7 +33,7 @@ func TestParse(t *testing.T) {
 }
 
 func TestLoadEveryFile(t *testing.T) {
-	for _, name := range []string{"dukpt_tdes.txt", "dukpt_aes.txt", "pinblock.txt", "fingerprint.txt"} {
+	for _, name := range []string{"dukpt_tdes.txt", "dukpt_aes.txt", "pinblock.txt", "fingerprint.txt", "cardblock.txt"} {
 		t.Run(name, func(t *testing.T) {
 			recs := vectors.Load(t, name)
 			if len(recs) < 1 {
