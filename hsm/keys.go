@@ -496,13 +496,7 @@ func (t *Token) describe(s *session, h pkcs11.ObjectHandle) (KeyInfo, error) {
 		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, nil),
 		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, nil),
 		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, nil),
-		pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, nil),
-		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, nil),
-		pkcs11.NewAttribute(pkcs11.CKA_SIGN, nil),
-		pkcs11.NewAttribute(pkcs11.CKA_VERIFY, nil),
-		pkcs11.NewAttribute(pkcs11.CKA_DERIVE, nil),
-		pkcs11.NewAttribute(pkcs11.CKA_WRAP, nil),
-		pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, nil),
 	})
 	if err != nil {
 		return KeyInfo{}, fmt.Errorf("read key attributes: %w", err)
@@ -512,9 +506,24 @@ func (t *Token) describe(s *session, h pkcs11.ObjectHandle) (KeyInfo, error) {
 	kt := ulong(attrs[1].Value)
 	ki.Sensitive = boolAttr(attrs[2].Value)
 	ki.Extractable = boolAttr(attrs[3].Value)
-	for i, u := range []Usage{UseEncrypt, UseDecrypt, UseSign, UseVerify, UseDerive, UseWrap, UseUnwrap} {
-		if boolAttr(attrs[4+i].Value) {
-			ki.Usage |= u
+	// Private keys have no CKA_ENCRYPT, CKA_VERIFY or CKA_WRAP.
+	types := []uint{pkcs11.CKA_ENCRYPT, pkcs11.CKA_DECRYPT, pkcs11.CKA_SIGN, pkcs11.CKA_VERIFY, pkcs11.CKA_DERIVE, pkcs11.CKA_WRAP, pkcs11.CKA_UNWRAP}
+	uses := []Usage{UseEncrypt, UseDecrypt, UseSign, UseVerify, UseDerive, UseWrap, UseUnwrap}
+	if ulong(attrs[4].Value) == pkcs11.CKO_PRIVATE_KEY {
+		types = []uint{pkcs11.CKA_DECRYPT, pkcs11.CKA_SIGN, pkcs11.CKA_DERIVE, pkcs11.CKA_UNWRAP}
+		uses = []Usage{UseDecrypt, UseSign, UseDerive, UseUnwrap}
+	}
+	q := make([]*pkcs11.Attribute, len(types))
+	for i, ty := range types {
+		q[i] = pkcs11.NewAttribute(ty, nil)
+	}
+	ua, err := t.ctx.GetAttributeValue(s.h, h, q)
+	if err != nil {
+		return KeyInfo{}, fmt.Errorf("read usage attributes of %q: %w", ki.Label, err)
+	}
+	for i, a := range ua {
+		if boolAttr(a.Value) {
+			ki.Usage |= uses[i]
 		}
 	}
 	switch kt {
