@@ -74,8 +74,9 @@ func (d *device) handles() []pkcs11.ObjectHandle {
 }
 
 type bdkInfo struct {
-	h   pkcs11.ObjectHandle
-	alg dukpt.KeyAlgorithm
+	h    pkcs11.ObjectHandle // the handle derivations use
+	copy bool                // h is a session copy of the token object
+	alg  dukpt.KeyAlgorithm
 }
 
 func newDUKPTCache(max int) *dukptCache {
@@ -155,6 +156,9 @@ func (c *dukptCache) drop(d *device) {
 func (c *dukptCache) forgetBDK(t *Token, s *session, label string) {
 	var victims []pkcs11.ObjectHandle
 	c.mu.Lock()
+	if b, ok := c.bdks[label]; ok && b.copy {
+		victims = append(victims, b.h)
+	}
 	delete(c.bdks, label)
 	for k, d := range c.m {
 		if k.bdk != label {
@@ -218,7 +222,24 @@ func (t *Token) bdk(s *session, label string) (bdkInfo, error) {
 		return bdkInfo{}, fmt.Errorf("BDK %q of %d bits: %w", label, ki.Bits, ErrKeyLength)
 	}
 	b.h = h
+	// Derive from a session copy of the BDK: SoftHSM re-reads a token
+	// object's file on every use, which made each initial-key derivation
+	// several times dearer than one from a session object. The copy keeps
+	// every attribute (sensitive, non-extractable, derive only) and exists
+	// only in this process's sessions; a module that refuses the copy is
+	// used through the token object.
+	if cp, err := t.ctx.CopyObject(s.h, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false)}); err == nil {
+		b.h, b.copy = cp, true
+	}
 	c.mu.Lock()
+	if old, ok := c.bdks[label]; ok {
+		// Another goroutine cached it first; keep theirs.
+		c.mu.Unlock()
+		if b.copy {
+			_ = t.destroy(s, b.h)
+		}
+		return old, nil
+	}
 	c.bdks[label] = b
 	c.mu.Unlock()
 	return b, nil

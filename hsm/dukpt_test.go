@@ -466,3 +466,24 @@ func TestDUKPTConcurrent(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestDestroyedBDKStopsDecrypting checks that destroying a BDK also drops
+// its session copy and cached devices.
+func TestDestroyedBDKStopsDecrypting(t *testing.T) {
+	tok := hsmtest.Token(t)
+	label := importBDK(t, tok, bdk128)
+	iv := make([]byte, 16)
+	ksn := ksnOf(t, 9)
+	ct := encryptCBC(t, unhex(t, bdk128), ksn, dukpt.UsageDataDecrypt, dukpt.AlgAES128, iv, fixed)
+	if _, err := tok.DecryptDUKPT(label, ksn, dukpt.UsageDataDecrypt, dukpt.AlgAES128, iv, ct); err != nil {
+		t.Fatalf("decrypt: %v", err)
+	}
+	if err := tok.DestroyKey(label); err != nil {
+		t.Fatalf("destroy: %v", err)
+	}
+	for _, c := range []uint32{9, 10} {
+		if _, err := tok.DecryptDUKPT(label, ksnOf(t, c), dukpt.UsageDataDecrypt, dukpt.AlgAES128, iv, ct); !errors.Is(err, hsm.ErrKeyNotFound) {
+			t.Fatalf("counter %d after destroy: %v, want ErrKeyNotFound", c, err)
+		}
+	}
+}
