@@ -199,13 +199,15 @@ func TestImportKeyFromComponents(t *testing.T) {
 		key[i] = c1[i] ^ c2[i]
 	}
 	kcvOf := func(kind hsm.KeyKind, k []byte) []byte {
-		var s string
-		if kind == hsm.KindAES {
-			s = softAESKCV(t, k)
-		} else {
-			s = tdesKCV(t, k)
+		switch kind {
+		case hsm.KindAES:
+			return unhex(t, softAESKCV(t, k))
+		case hsm.KindHMAC:
+			m := hmac.New(sha256.New, k)
+			m.Write(make([]byte, 16))
+			return m.Sum(nil)[:3]
 		}
-		return unhex(t, s)
+		return unhex(t, tdesKCV(t, k))
 	}
 	bad := []byte{0, 0, 0}
 	tests := []struct {
@@ -221,6 +223,7 @@ func TestImportKeyFromComponents(t *testing.T) {
 		{"two_byte_kcvs", hsm.KindTDES, [][]byte{c1, c2}, func(k hsm.KeyKind) [][]byte { return [][]byte{kcvOf(k, c1)[:2], kcvOf(k, c2)[:2]} }, nil},
 		{"bad_component_kcv", hsm.KindAES, [][]byte{c1, c2}, func(k hsm.KeyKind) [][]byte { return [][]byte{kcvOf(k, c1), bad} }, hsm.ErrKCVMismatch},
 		{"bad_final_kcv", hsm.KindAES, [][]byte{c1, c2}, func(k hsm.KeyKind) [][]byte { return [][]byte{kcvOf(k, c1), kcvOf(k, c2), bad} }, hsm.ErrKCVMismatch},
+		{"generated_components_without_kcvs", hsm.KindHMAC, [][]byte{append(c1, c2...), append(c2, c1...)}, func(hsm.KeyKind) [][]byte { return nil }, nil},
 		{"one_component", hsm.KindAES, [][]byte{c1}, func(k hsm.KeyKind) [][]byte { return [][]byte{kcvOf(k, c1)} }, hsm.ErrInput},
 		{"kcv_count", hsm.KindAES, [][]byte{c1, c2}, func(k hsm.KeyKind) [][]byte { return [][]byte{kcvOf(k, c1)} }, hsm.ErrInput},
 		{"length_mismatch", hsm.KindAES, [][]byte{c1, c2[:8]}, func(k hsm.KeyKind) [][]byte { return [][]byte{kcvOf(k, c1), bad} }, hsm.ErrKeyLength},
@@ -246,7 +249,13 @@ func TestImportKeyFromComponents(t *testing.T) {
 			if err != nil {
 				t.Fatalf("KCV: %v", err)
 			}
-			if want := fmt.Sprintf("%X", kcvOf(tc.kind, key)); got != want {
+			sum := make([]byte, len(tc.comps[0]))
+			for _, c := range tc.comps {
+				for i := range sum {
+					sum[i] ^= c[i]
+				}
+			}
+			if want := fmt.Sprintf("%X", kcvOf(tc.kind, sum)); got != want {
 				t.Errorf("assembled key KCV %s, want %s", got, want)
 			}
 		})
