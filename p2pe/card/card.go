@@ -175,13 +175,14 @@ type Expiry struct {
 	yymm string
 }
 
-// ParseExpiry parses four digits YYMM with month 01 to 12.
+// ParseExpiry parses four digits YYMM with month 01 to 12. Errors never
+// include s.
 func ParseExpiry(s string) (Expiry, error) {
 	if len(s) != 4 || !isDigits(s) {
-		return Expiry{}, fmt.Errorf("parse expiry %q: %w", s, ErrExpiry)
+		return Expiry{}, fmt.Errorf("parse expiry: %w", ErrExpiry)
 	}
 	if m := (s[2]-'0')*10 + s[3] - '0'; m < 1 || m > 12 {
-		return Expiry{}, fmt.Errorf("parse expiry %q: %w", s, ErrExpiry)
+		return Expiry{}, fmt.Errorf("parse expiry: %w", ErrExpiry)
 	}
 	return Expiry{yymm: s}, nil
 }

@@ -233,6 +233,9 @@ func TestParseExpiry(t *testing.T) {
 				if !errors.Is(err, card.ErrExpiry) {
 					t.Fatalf("err %v is not ErrExpiry", err)
 				}
+				if strings.Contains(err.Error(), tt.in) {
+					t.Fatal("error carries the expiry")
+				}
 				return
 			}
 			if e.Year() != tt.year || e.Month() != tt.month || e.String() != tt.in {

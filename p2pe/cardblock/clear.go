@@ -173,9 +173,6 @@ func ParsePlaintext(p []byte) (ClearData, error) {
 			c.PAN, err = card.ParsePAN(v)
 		case TagExpiry:
 			c.Expiry, err = card.ParseExpiry(v)
-			if err != nil {
-				err = card.ErrExpiry // the card error quotes the value
-			}
 		case TagServiceCode:
 			if !isServiceCode(v) {
 				err = errors.New("service code must be 3 digits")
