@@ -114,16 +114,6 @@ func NextTDESCounter(c uint32) (uint32, error) {
 	return c, nil
 }
 
-// Next returns the KSN of the next transaction: k with the counter advanced
-// by NextAESCounter. It returns ErrExhausted after the last counter.
-func (k AESKSN) Next() (AESKSN, error) {
-	c, err := NextAESCounter(k.Counter())
-	if err != nil {
-		return k, err
-	}
-	return NewAESKSN(k.InitialKeyID(), c), nil
-}
-
 // keyVariantC0 is the mask X9.24-1 applies to a key to derive its second
 // half (initial key) and the left half of a future key.
 var keyVariantC0 = [16]byte{0xC0, 0xC0, 0xC0, 0xC0, 0, 0, 0, 0, 0xC0, 0xC0, 0xC0, 0xC0, 0, 0, 0, 0}
