@@ -236,8 +236,13 @@ func (w *World) NewCard(t testing.TB, kind store.ProductKind, limit, funds int64
 // with a fresh idempotency key, STAN and a block under the next counter of
 // device "dev-"+Terminal.
 func (w *World) Request(mti string, c Card, amount int64) authz.Request {
+	return w.RequestOn("dev-"+Terminal, mti, c, amount)
+}
+
+// RequestOn is Request with the block encrypted by the given device (so
+// that concurrent clients each keep their counters in order).
+func (w *World) RequestOn(device, mti string, c Card, amount int64) authz.Request {
 	n := w.seq.Add(1)
-	device := "dev-" + Terminal
 	w.mu.Lock()
 	w.counter[device]++
 	ctr := w.counter[device]
