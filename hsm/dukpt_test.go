@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/des"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -485,5 +488,70 @@ func TestDestroyedBDKStopsDecrypting(t *testing.T) {
 		if _, err := tok.DecryptDUKPT(label, ksnOf(t, c), dukpt.UsageDataDecrypt, dukpt.AlgAES128, iv, ct); !errors.Is(err, hsm.ErrKeyNotFound) {
 			t.Fatalf("counter %d after destroy: %v, want ErrKeyNotFound", c, err)
 		}
+	}
+}
+
+// TestAESDUKPTWorkingKeyAlgorithms derives TDES and HMAC working keys from
+// AES transaction keys and compares them with the software derivation.
+func TestAESDUKPTWorkingKeyAlgorithms(t *testing.T) {
+	tok := hsmtest.Token(t)
+	tests := []struct {
+		name  string
+		bdk   string
+		usage dukpt.KeyUsage
+		alg   dukpt.KeyAlgorithm
+	}{
+		{"aes128_bdk_2tdea_data", bdk128, dukpt.UsageDataBoth, dukpt.Alg2TDEA},
+		{"aes256_bdk_3tdea_pin", bdk256, dukpt.UsagePINEncryption, dukpt.Alg3TDEA},
+		{"aes256_bdk_hmac_mac", bdk256, dukpt.UsageMACBoth, dukpt.AlgHMAC256},
+		{"aes256_bdk_aes192_data", bdk256, dukpt.UsageDataEncrypt, dukpt.AlgAES192},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			label := importBDK(t, tok, tc.bdk)
+			ksn := ksnOf(t, 0x15)
+			ik, err := dukpt.AESInitialKey(unhex(t, tc.bdk), ksn.InitialKeyID())
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := dukpt.AESWorkingKey(ik, ksn, tc.usage, tc.alg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			k, err := tok.AESDUKPTKey(label, ksn, tc.usage, tc.alg)
+			if err != nil {
+				t.Fatalf("derive: %v", err)
+			}
+			defer k.Destroy()
+			var got, exp []byte
+			switch tc.alg {
+			case dukpt.AlgHMAC256:
+				got, err = k.MAC(fixed)
+				m := hmac.New(sha256.New, want)
+				m.Write(fixed)
+				exp = m.Sum(nil)
+			case dukpt.Alg2TDEA, dukpt.Alg3TDEA:
+				got, err = k.Encrypt(nil, fixed[:8])
+				k3 := want
+				if len(k3) == 16 {
+					k3 = append(append([]byte{}, want...), want[:8]...)
+				}
+				c, cerr := des.NewTripleDESCipher(k3)
+				if cerr != nil {
+					t.Fatal(cerr)
+				}
+				exp = make([]byte, 8)
+				c.Encrypt(exp, fixed[:8])
+			default:
+				got, err = k.Encrypt(nil, fixed)
+				exp = aesECB(t, want, fixed)
+			}
+			if err != nil {
+				t.Fatalf("use key: %v", err)
+			}
+			if !bytes.Equal(got, exp) {
+				t.Errorf("token and software %04X keys differ", uint16(tc.alg))
+			}
+		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -556,12 +557,14 @@ func (t *Token) describe(s *session, h pkcs11.ObjectHandle) (KeyInfo, error) {
 
 func boolAttr(b []byte) bool { return len(b) > 0 && b[0] != 0 }
 
-// ulong decodes a CK_ULONG attribute value (native byte order, 8 bytes on
-// 64-bit Unix).
+// ulong decodes a CK_ULONG attribute value, which is in native byte order
+// and 8 bytes on 64-bit Unix, 4 elsewhere.
 func ulong(b []byte) uint {
-	var v uint
-	for i := len(b) - 1; i >= 0; i-- {
-		v = v<<8 | uint(b[i])
+	switch len(b) {
+	case 8:
+		return uint(binary.NativeEndian.Uint64(b))
+	case 4:
+		return uint(binary.NativeEndian.Uint32(b))
 	}
-	return v
+	return ^uint(0) // no valid CK_ULONG: matches no key type or class
 }

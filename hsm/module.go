@@ -40,7 +40,9 @@ func acquireModule(path string) (*module, error) {
 	if ctx == nil {
 		return nil, fmt.Errorf("load PKCS#11 module %s: dlopen failed: %w", path, ErrNotInstalled)
 	}
-	if err := ctx.Initialize(); err != nil && !rvIs(err, pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+	// CKF_OS_LOCKING_OK: sessions are used from many goroutines (OS
+	// threads); without it SoftHSM would switch its internal locks off.
+	if err := ctx.Initialize(pkcs11.InitializeWithFlags(pkcs11.CKF_OS_LOCKING_OK)); err != nil && !rvIs(err, pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
 		ctx.Destroy()
 		return nil, fmt.Errorf("C_Initialize %s (SOFTHSM2_CONF=%q): %w", path, os.Getenv("SOFTHSM2_CONF"), err)
 	}
