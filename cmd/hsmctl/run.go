@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -61,9 +62,9 @@ func commands() []command {
 		{"import", "import a key from clear components, checking each KCV", setupImport},
 		{"list", "list every key: label, kind, length, KCV, sensitive, extractable", setupList},
 		{"inject", "derive a terminal's AES DUKPT initial key and write its key bundle", setupInject},
-		// TODO-TEMP {"derive", "derive a DUKPT working key in the token and print its KCV", setupDerive},
-		// TODO-TEMP {"encrypt-block", "encrypt a card-data block with a terminal key bundle (test tool)", setupEncryptBlock},
-		// TODO-TEMP {"decrypt-block", "decrypt a card-data block in the token; print only the masked PAN", setupDecryptBlock},
+		{"derive", "derive a DUKPT working key in the token and print its KCV", setupDerive},
+		{"encrypt-block", "encrypt a card-data block with a terminal key bundle (test tool)", setupEncryptBlock},
+		{"decrypt-block", "decrypt a card-data block in the token; print only the masked PAN", setupDecryptBlock},
 	}
 }
 
@@ -235,24 +236,22 @@ func parseHex(what, s string, want ...int) ([]byte, error) {
 	if s == "" {
 		return nil, fmt.Errorf("%s: empty: %w", what, errInput)
 	}
+	if len(want) > 0 && !slices.Contains(want, len(s)/2) || len(s)%2 != 0 {
+		digits := make([]string, len(want))
+		for i, n := range want {
+			digits[i] = fmt.Sprint(2 * n)
+		}
+		rule := "an even number"
+		if len(want) > 0 {
+			rule = strings.Join(digits, " or ")
+		}
+		return nil, fmt.Errorf("%s: %d hex digits, want %s: %w", what, len(s), rule, errInput)
+	}
 	b, err := hex.DecodeString(s)
 	if err != nil {
-		return nil, fmt.Errorf("%s: not hexadecimal (%d characters): %w", what, len(s), errInput)
+		return nil, fmt.Errorf("%s: not hexadecimal: %w", what, errInput)
 	}
-	if len(want) == 0 {
-		return b, nil
-	}
-	for _, n := range want {
-		if len(b) == n {
-			return b, nil
-		}
-	}
-	digits := make([]string, len(want))
-	for i, n := range want {
-		digits[i] = fmt.Sprint(2 * n)
-	}
-	clear(b)
-	return nil, fmt.Errorf("%s: %d hex digits, want %s: %w", what, len(s), strings.Join(digits, " or "), errInput)
+	return b, nil
 }
 
 // oneOf parses a name from a fixed table, listing the choices on error.
