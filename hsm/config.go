@@ -10,7 +10,7 @@ import (
 const DefaultModulePath = "/usr/lib/softhsm/libsofthsm2.so"
 
 // DefaultMaxDUKPTDevices is the default bound of the AES DUKPT device cache.
-const DefaultMaxDUKPTDevices = 10000
+const DefaultMaxDUKPTDevices = 4096
 
 // Config selects a token and tunes the connection. The zero value of each
 // optional field means its default, given in the field's comment. A Config
@@ -25,10 +25,11 @@ type Config struct {
 	// PoolSize is the number of sessions kept open; default 2*GOMAXPROCS.
 	// Each operation holds one session for its duration.
 	PoolSize int
-	// MaxDUKPTDevices bounds the AES DUKPT cache (devices, each keeping
-	// its initial key and the intermediate keys of its last counter path
-	// as session objects); default DefaultMaxDUKPTDevices. -1 disables
-	// the cache.
+	// MaxDUKPTDevices bounds the AES DUKPT cache: devices, each keeping
+	// at most 5 session objects in the token (its initial key and the 4
+	// deepest intermediate keys of its last counter path; about 40 KB of
+	// process memory each with SoftHSM 2.6.1, token object memory with a
+	// hardware HSM); default DefaultMaxDUKPTDevices. -1 disables the cache.
 	MaxDUKPTDevices int
 }
 

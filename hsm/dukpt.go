@@ -23,12 +23,12 @@ import (
 // and non-extractable.
 //
 // Cache: per device (BDK label, Initial Key ID) the token keeps the initial
-// key and the chain of intermediate keys of the device's last counter
-// (at most 16, one per one-bit). The next counter shares that chain up to
-// its last bit, so a device whose counter advances by one costs one
-// intermediate and one working-key derivation. Devices are evicted least
-// recently used first beyond Config.MaxDUKPTDevices, destroying their
-// objects. A device entry is checked out by the goroutine using it; a
+// key and the deepest cachedLinks intermediate keys of the device's last
+// counter path. The next counter continues from the link above the last
+// counter's trailing one-bits, so a device whose counter advances by one
+// usually costs one intermediate and one working-key derivation (see
+// cachedLinks). Devices are evicted least recently used first beyond
+// Config.MaxDUKPTDevices, destroying their objects. A device entry is checked out by the goroutine using it; a
 // concurrent request for the same device derives without the cache. No
 // lock is held across a token call.
 
@@ -256,7 +256,22 @@ func derivationData(usage dukpt.KeyUsage, alg dukpt.KeyAlgorithm, ksn dukpt.AESK
 	return append(d1[:], d2[:]...)
 }
 
-// aesKeyTemplate returns the session key to derive for a DUKPT key of alg.
+// cachedLinks is how many intermediate keys of a device's last counter
+// path the cache keeps: the deepest ones. Advancing the counter by one
+// from c continues from the link above c's trailing one-bits, so keeping 4
+// serves 15 of 16 advances with one intermediate derivation; the 16th
+// walks from the cached initial key. SoftHSM 2.6.1 spends about 8 KB of
+// memory per session object, so a device costs at most 5 objects (40 KB).
+const cachedLinks = 4
+
+// onPath reports whether w is one of the intermediate counters on the
+// derivation path of c: c agrees with w on every bit down to w's lowest
+// one-bit.
+func onPath(w, c uint32) bool {
+	return w != 0 && c&^(w&-w-1) == w
+}
+
+// workingKeyTemplate returns the session key to derive for a DUKPT key of alg.
 func workingKeyTemplate(alg dukpt.KeyAlgorithm, usage dukpt.KeyUsage) (sessionKey, error) {
 	var k sessionKey
 	switch alg {
@@ -340,20 +355,28 @@ func (t *Token) derivePath(s *session, bdkLabel string, ksn dukpt.AESKSN, useCac
 			p.owned = append(p.owned, ik)
 		}
 	}
-	// Keep the cached chain's common prefix with this counter's steps.
-	n := 0
-	for n < len(chain) && n < len(steps) && chain[n].w == steps[n] {
-		n++
-	}
+	// chain is the deep end of the device's last counter path (at most
+	// cachedLinks links, shallow to deep). Continue from its deepest link
+	// that is also on this counter's path; links below it are stale.
+	c := ksn.Counter()
+	base, n := p.ik, 0
 	var stale []pkcs11.ObjectHandle
-	for _, l := range chain[n:] {
+	keep := 0
+	for i := len(chain) - 1; i >= 0; i-- {
+		if onPath(chain[i].w, c) {
+			keep = i + 1
+			base = chain[i].h
+			for steps[n] != chain[i].w {
+				n++
+			}
+			n++
+			break
+		}
+	}
+	for _, l := range chain[keep:] {
 		stale = append(stale, l.h)
 	}
-	chain = chain[:n:n]
-	base := p.ik
-	if n > 0 {
-		base = chain[n-1].h
-	}
+	chain = chain[:keep:keep]
 	var derr error
 	for _, w := range steps[n:] {
 		h, err := t.deriveEncryptData(s, pkcs11.CKM_AES_ECB_ENCRYPT_DATA, base,
@@ -367,6 +390,12 @@ func (t *Token) derivePath(s *session, bdkLabel string, ksn dukpt.AESKSN, useCac
 		base = h
 	}
 	if p.dev != nil {
+		if len(chain) > cachedLinks {
+			for _, l := range chain[:len(chain)-cachedLinks] {
+				stale = append(stale, l.h)
+			}
+			chain = append([]link(nil), chain[len(chain)-cachedLinks:]...)
+		}
 		p.dev.chain = chain
 	} else {
 		for _, l := range chain {
