@@ -22,18 +22,10 @@ import (
 	"github.com/posgate/posgate/cloud/ledger"
 	"github.com/posgate/posgate/cloud/store"
 	"github.com/posgate/posgate/p2pe/card"
+	"github.com/posgate/posgate/p2pe/cardblock"
 	"github.com/posgate/posgate/p2pe/fingerprint"
 	"github.com/posgate/posgate/protocol/iso93"
 )
-
-// ClearCard is the clear card data a decrypted card-data block yields.
-//
-// TODO(cardblock): replace with cardblock.ClearData once p2pe/cardblock
-// lands; the tokenvault adapter converts until then.
-type ClearCard struct {
-	PAN    card.PAN
-	Expiry card.Expiry // zero when the block carries none
-}
 
 // CardDecrypter opens a DE 120 encrypted card-data block inside the token
 // and returns the clear card data, the DUKPT device id (the initial key id)
@@ -41,7 +33,7 @@ type ClearCard struct {
 // wrapping ErrMalformedBlock means the block itself is bad (answered 904);
 // any other error is a fault (Authorize returns it).
 type CardDecrypter interface {
-	OpenCardBlock(ctx context.Context, block []byte) (c ClearCard, dukptDeviceID string, counter uint64, err error)
+	OpenCardBlock(ctx context.Context, block []byte) (c cardblock.ClearData, dukptDeviceID string, counter uint64, err error)
 }
 
 // Fingerprinter computes the PAN fingerprint (32 lower-case hex digits)
@@ -331,7 +323,7 @@ func (s *Switch) terminal(ctx context.Context, r Request) (t store.Terminal, ok 
 
 // opened is the outcome of decrypting a request's card block.
 type opened struct {
-	card    ClearCard
+	card    cardblock.ClearData
 	device  string
 	counter uint64
 	// code/reason are set when the block or fingerprint is refused.

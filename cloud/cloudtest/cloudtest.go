@@ -26,6 +26,7 @@ import (
 	"github.com/posgate/posgate/cloud/ledger"
 	"github.com/posgate/posgate/cloud/store"
 	"github.com/posgate/posgate/p2pe/card"
+	"github.com/posgate/posgate/p2pe/cardblock"
 	"github.com/posgate/posgate/p2pe/fingerprint"
 	"github.com/posgate/posgate/protocol/iso93"
 )
@@ -103,38 +104,38 @@ func Block(pan card.PAN, exp card.Expiry, device string, counter uint64) []byte 
 }
 
 // OpenCardBlock implements authz.CardDecrypter.
-func (d *FakeDecrypter) OpenCardBlock(_ context.Context, block []byte) (authz.ClearCard, string, uint64, error) {
+func (d *FakeDecrypter) OpenCardBlock(_ context.Context, block []byte) (cardblock.ClearData, string, uint64, error) {
 	d.Calls.Add(1)
 	if d.Err != nil {
-		return authz.ClearCard{}, "", 0, d.Err
+		return cardblock.ClearData{}, "", 0, d.Err
 	}
 	a := gcm(blockKey)
 	if len(block) < a.NonceSize() {
-		return authz.ClearCard{}, "", 0, fmt.Errorf("fake block of %d bytes: %w", len(block), authz.ErrMalformedBlock)
+		return cardblock.ClearData{}, "", 0, fmt.Errorf("fake block of %d bytes: %w", len(block), authz.ErrMalformedBlock)
 	}
 	pt, err := a.Open(nil, block[:a.NonceSize()], block[a.NonceSize():], nil)
 	if err != nil {
-		return authz.ClearCard{}, "", 0, fmt.Errorf("fake block does not open: %w", authz.ErrMalformedBlock)
+		return cardblock.ClearData{}, "", 0, fmt.Errorf("fake block does not open: %w", authz.ErrMalformedBlock)
 	}
 	parts := strings.Split(string(pt), ";")
 	if len(parts) != 4 {
-		return authz.ClearCard{}, "", 0, fmt.Errorf("fake block plaintext: %w", authz.ErrMalformedBlock)
+		return cardblock.ClearData{}, "", 0, fmt.Errorf("fake block plaintext: %w", authz.ErrMalformedBlock)
 	}
 	pan, err := card.ParsePAN(parts[0])
 	if err != nil {
-		return authz.ClearCard{}, "", 0, fmt.Errorf("fake block PAN: %w", authz.ErrMalformedBlock)
+		return cardblock.ClearData{}, "", 0, fmt.Errorf("fake block PAN: %w", authz.ErrMalformedBlock)
 	}
 	var exp card.Expiry
 	if parts[1] != "" {
 		if exp, err = card.ParseExpiry(parts[1]); err != nil {
-			return authz.ClearCard{}, "", 0, fmt.Errorf("fake block expiry: %w", authz.ErrMalformedBlock)
+			return cardblock.ClearData{}, "", 0, fmt.Errorf("fake block expiry: %w", authz.ErrMalformedBlock)
 		}
 	}
 	ctr, err := strconv.ParseUint(parts[3], 10, 64)
 	if err != nil {
-		return authz.ClearCard{}, "", 0, fmt.Errorf("fake block counter: %w", authz.ErrMalformedBlock)
+		return cardblock.ClearData{}, "", 0, fmt.Errorf("fake block counter: %w", authz.ErrMalformedBlock)
 	}
-	return authz.ClearCard{PAN: pan, Expiry: exp}, parts[2], ctr, nil
+	return cardblock.ClearData{PAN: pan, Expiry: exp}, parts[2], ctr, nil
 }
 
 // World ids registered by NewWorld.
