@@ -146,6 +146,9 @@ func LoadCA(certPEM, keyPEM []byte) (*CA, error) {
 // key in a PKCS#11 token. KeyPEM of such a CA returns ErrNotExportable unless
 // signer is an *ecdsa.PrivateKey.
 func LoadCASigner(certPEM []byte, signer crypto.Signer) (*CA, error) {
+	if signer == nil {
+		return nil, fmt.Errorf("load CA: nil signer: %w", ErrNotCA)
+	}
 	der, err := decodePEM(certPEM, "CERTIFICATE")
 	if err != nil {
 		return nil, fmt.Errorf("load CA certificate: %w", err)
@@ -401,6 +404,9 @@ func ClientTLS(caCertPEM []byte, cert tls.Certificate) (*tls.Config, error) {
 // private key held by signer (for example in a PKCS#11 token). It checks that
 // the certificate's public key is signer's.
 func SignerCertificate(certPEM []byte, signer crypto.Signer) (tls.Certificate, error) {
+	if signer == nil {
+		return tls.Certificate{}, fmt.Errorf("signer certificate: nil signer: %w", ErrKeyType)
+	}
 	der, err := decodePEM(certPEM, "CERTIFICATE")
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("signer certificate: %w", err)

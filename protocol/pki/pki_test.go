@@ -236,6 +236,14 @@ func TestLoadCA(t *testing.T) {
 		})
 	}
 
+	t.Run("nil_signer", func(t *testing.T) {
+		if _, err := pki.LoadCASigner(ca.CertPEM(), nil); !errors.Is(err, pki.ErrNotCA) {
+			t.Fatalf("got %v, want ErrNotCA", err)
+		}
+		if _, err := pki.SignerCertificate(leafCert, nil); !errors.Is(err, pki.ErrKeyType) {
+			t.Fatalf("SignerCertificate: got %v, want ErrKeyType", err)
+		}
+	})
 	t.Run("signer_not_exportable", func(t *testing.T) {
 		// Re-load the CA through an opaque signer, as a token key would be.
 		b, _ := pem.Decode(keyPEM)
