@@ -306,7 +306,7 @@ func intermediateTemplate(alg dukpt.KeyAlgorithm) sessionKey {
 	return sessionKey{keyType: pkcs11.CKK_AES, valueLen: alg.KeyLen(), usage: UseDerive}
 }
 
-// path holds the objects of one derivation: those owned by the request
+// aesPath holds the objects of one derivation: those owned by the request
 // (destroyed at the end) and the cache entry, if any.
 type aesPath struct {
 	dev   *device               // checked-out cache entry, nil when uncached
