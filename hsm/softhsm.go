@@ -25,6 +25,12 @@ const InstallHint = "apt-get install -y softhsm2"
 // reused and its PINs are not checked. It returns the absolute path of the
 // configuration, which the process must pass to UseSoftHSMConf before Open.
 //
+// SoftHSM lists tokens at C_Initialize: a token created here while this
+// process has the module initialised under the same configuration is not
+// visible to Open (ErrTokenNotFound) until every Token has closed and the
+// next Open initialises again. Initialise every token before the first
+// Open.
+//
 // The PINs appear on softhsm2-util's command line, visible to other local
 // users through the process table for the moment it runs: use it for
 // test and demo tokens, not for production HSMs.
