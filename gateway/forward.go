@@ -12,6 +12,7 @@ import (
 
 	"github.com/posgate/posgate/protocol/frame"
 	"github.com/posgate/posgate/protocol/iso93"
+	"github.com/posgate/posgate/protocol/link"
 	"github.com/posgate/posgate/protocol/match"
 )
 
@@ -33,6 +34,9 @@ type Forwarder struct {
 	Timeout time.Duration // per request; zero means 10s
 	Logger  *slog.Logger
 	Metrics *Metrics
+	// Reverser receives requests whose outcome at the center is unknown.
+	// Nil means such requests are only logged.
+	Reverser *Reverser
 
 	inflight match.Table
 }
@@ -70,10 +74,17 @@ func (f *Forwarder) Handle(ctx context.Context, raw []byte) ([]byte, error) {
 	resp, err := f.Uplink.RoundTrip(rctx, raw)
 	if err != nil {
 		// Offline stand-in is not built yet (issue 6): the terminal is told
-		// the issuer could not be reached. A request that may have reached
-		// the center is reported so that it can be reversed.
-		f.Logger.Warn("center unreachable", "mti", h.MTI, "terminal", h.TerminalID, "stan", h.STAN, "reason", err)
-		return f.reply(raw, h, iso93.ActionIssuerTimedOut, start)
+		// the center could not be reached. A request that may have reached
+		// the center is reversed, never left hanging.
+		if errors.Is(err, link.ErrOutcomeUnknown) {
+			f.Logger.Warn("center did not answer in time; reversing", "mti", h.MTI, "terminal", h.TerminalID, "stan", h.STAN, "reason", err)
+			if needsReversal(h.MTI) && f.Reverser != nil {
+				f.Reverser.Enqueue(raw)
+			}
+			return f.reply(raw, h, iso93.ActionIssuerTimedOut, start)
+		}
+		f.Logger.Warn("center unreachable; request not sent", "mti", h.MTI, "terminal", h.TerminalID, "stan", h.STAN, "reason", err)
+		return f.reply(raw, h, iso93.ActionIssuerInoperative, start)
 	}
 	rh, err := iso93.Peek(resp)
 	if err != nil || match.KeyOf(rh) != key {
@@ -91,6 +102,10 @@ func (f *Forwarder) reply(raw []byte, h iso93.Header, code iso93.ActionCode, sta
 	}
 	f.Metrics.observe(h.MTI, string(code), time.Since(start))
 	return resp, nil
+}
+
+func needsReversal(mti string) bool {
+	return mti == iso93.MTIAuthorizationRequest || mti == iso93.MTIFinancialRequest
 }
 
 func mtiOrUnknown(raw []byte) string {

@@ -158,6 +158,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			return err
 		}
 		fwd.Uplink = client
+		fwd.Reverser = &Reverser{Uplink: client, Logger: log.With("component", "reversals")}
 	}
 
 	termL, err := net.Listen("tcp", cfg.Terminals.Listen)
@@ -182,6 +183,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 				cancel(fmt.Errorf("uplink: %w", err))
 			}
 		})
+	}
+	if fwd.Reverser != nil {
+		wg.Go(func() { fwd.Reverser.Run(ctx) })
 	}
 	wg.Go(func() {
 		ts := &TerminalServer{Forwarder: fwd, Logger: log.With("component", "terminals")}

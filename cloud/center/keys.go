@@ -1,0 +1,161 @@
+package center
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/posgate/posgate/hsm"
+)
+
+// Tokener is the part of the token the key bootstrap needs.
+type keyToken interface {
+	HasKey(label string) (bool, error)
+	GenerateAES(label string, bits int, usages ...hsm.Usage) error
+	ImportKeyFromComponents(label string, kind hsm.KeyKind, components [][]byte, kcvs [][]byte, usages ...hsm.Usage) error
+	KCV(label string) (string, error)
+}
+
+// ErrKeyMissing is returned at start when a required key is not in the token
+// and bootstrapping is off.
+var ErrKeyMissing = errors.New("center: key missing from the token")
+
+// OpenToken creates (when cfg.SoftHSMDir is set) and opens the center's
+// token.
+func OpenToken(cfg HSMConfig) (*hsm.Token, error) {
+	if cfg.SoftHSMDir != "-" {
+		conf, err := hsm.InitSoftHSM(cfg.SoftHSMDir, cfg.TokenLabel, cfg.PIN+"-so", cfg.PIN)
+		if err != nil {
+			return nil, fmt.Errorf("prepare SoftHSM token in %s: %w", cfg.SoftHSMDir, err)
+		}
+		if err := hsm.UseSoftHSMConf(conf); err != nil {
+			return nil, err
+		}
+	}
+	tok, err := hsm.Open(hsm.Config{ModulePath: cfg.Module, TokenLabel: cfg.TokenLabel, PIN: cfg.PIN})
+	if err != nil {
+		return nil, fmt.Errorf("open token %q: %w", cfg.TokenLabel, err)
+	}
+	return tok, nil
+}
+
+// FingerprintComponents is the file the bootstrap writes the PAN fingerprint
+// key's components to, for the key-injection step to load into terminals and
+// gateways. It exists only on a demo or first-run center; custodians should
+// take the components into their own custody and delete the file.
+type FingerprintComponents struct {
+	Label      string   `json:"label"`
+	Components []string `json:"components"` // hex
+	KCVs       []string `json:"kcvs"`
+	KCV        string   `json:"kcv"`
+}
+
+// ComponentsPath is where the bootstrap writes the fingerprint components.
+func ComponentsPath(dataDir string) string {
+	return filepath.Join(dataDir, "ceremony", "fingerprint-components.json")
+}
+
+// EnsureKeys checks that the BDK, the vault key and the fingerprint key are in
+// the token and, when bootstrap is true, creates the missing ones: the BDK
+// (AES-128) and the vault key (AES-256) are generated inside the token; the
+// fingerprint key, which terminals must also hold, is assembled in the token
+// from two random components that are written to ComponentsPath (mode 0600)
+// for the key-injection step.
+func EnsureKeys(tok keyToken, keys KeysConfig, dataDir string, log *slog.Logger) error {
+	for _, k := range []struct {
+		label string
+		bits  int
+		usage hsm.Usage
+		what  string
+	}{{keys.BDK, 128, hsm.UsageBDK, "AES-128 BDK"}, {keys.Vault, 256, hsm.UseEncrypt | hsm.UseDecrypt, "AES-256 token-vault key"}} {
+		ok, err := tok.HasKey(k.label)
+		if err != nil {
+			return fmt.Errorf("look up %s %q: %w", k.what, k.label, err)
+		}
+		if ok {
+			continue
+		}
+		if !*keys.Bootstrap {
+			return fmt.Errorf("%s %q: %w", k.what, k.label, ErrKeyMissing)
+		}
+		if err := tok.GenerateAES(k.label, k.bits, k.usage); err != nil {
+			return fmt.Errorf("generate %s %q: %w", k.what, k.label, err)
+		}
+		kcv, _ := tok.KCV(k.label)
+		log.Warn("bootstrap: generated key in the token", "label", k.label, "kind", k.what, "kcv", kcv)
+	}
+	ok, err := tok.HasKey(keys.Fingerprint)
+	if err != nil {
+		return fmt.Errorf("look up fingerprint key %q: %w", keys.Fingerprint, err)
+	}
+	if ok {
+		return nil
+	}
+	if !*keys.Bootstrap {
+		return fmt.Errorf("fingerprint key %q: %w", keys.Fingerprint, ErrKeyMissing)
+	}
+	comps := make([][]byte, 2)
+	for i := range comps {
+		comps[i] = make([]byte, 32)
+		if _, err := rand.Read(comps[i]); err != nil {
+			return fmt.Errorf("fingerprint key component: %w", err)
+		}
+	}
+	if err := tok.ImportKeyFromComponents(keys.Fingerprint, hsm.KindHMAC, comps, nil); err != nil {
+		return fmt.Errorf("import fingerprint key %q: %w", keys.Fingerprint, err)
+	}
+	kcv, err := tok.KCV(keys.Fingerprint)
+	if err != nil {
+		return fmt.Errorf("fingerprint key KCV: %w", err)
+	}
+	out := FingerprintComponents{Label: keys.Fingerprint, KCV: kcv}
+	for _, c := range comps {
+		out.Components = append(out.Components, hex.EncodeToString(c))
+	}
+	path := ComponentsPath(dataDir)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("write fingerprint components: %w", err)
+	}
+	b, _ := json.MarshalIndent(out, "", "  ")
+	if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write fingerprint components: %w", err)
+	}
+	log.Warn("bootstrap: fingerprint key assembled in the token; its components were written for key injection — take them into custody and delete the file",
+		"label", keys.Fingerprint, "kcv", kcv, "file", path)
+	return nil
+}
+
+// LoadFingerprintKey reads the components file written by EnsureKeys and
+// returns the assembled key, for the key-injection step only.
+func LoadFingerprintKey(dataDir string) ([]byte, error) {
+	raw, err := os.ReadFile(ComponentsPath(dataDir))
+	if err != nil {
+		return nil, fmt.Errorf("read fingerprint components: %w", err)
+	}
+	var f FingerprintComponents
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return nil, fmt.Errorf("fingerprint components file: %w", err)
+	}
+	var key []byte
+	for i, h := range f.Components {
+		c, err := hex.DecodeString(h)
+		if err != nil || len(c) != 32 {
+			return nil, fmt.Errorf("fingerprint component %d is not 32 bytes of hex", i+1)
+		}
+		if key == nil {
+			key = make([]byte, 32)
+		}
+		for j := range key {
+			key[j] ^= c[j]
+		}
+	}
+	if key == nil {
+		return nil, errors.New("fingerprint components file holds no component")
+	}
+	return key, nil
+}

@@ -1,0 +1,148 @@
+// Command cardcenter is the cloud center daemon and its operator commands.
+//
+//	cardcenter [--config FILE]                       run the center
+//	cardcenter enrol --gateway-id ID --csr FILE [--out FILE] [--ca-out FILE]
+//	                                                 sign a gateway's link certificate
+//	cardcenter seed-demo [--gateway-id ID] [--terminals N]
+//	                                                 register demo merchant, terminals and deck cards
+//	cardcenter ledger check                          prove every transfer sums to zero and every balance equals its postings
+//
+// Every command takes --config FILE; without it the embedded defaults under
+// ./data/cardcenter apply.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/posgate/posgate/cloud/center"
+	"github.com/posgate/posgate/cloud/ledger"
+	"github.com/posgate/posgate/cmd/internal/daemon"
+	"github.com/posgate/posgate/cmd/internal/demo"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "cardcenter:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	if cmd == "ledger" {
+		if len(args) == 0 || args[0] != "check" {
+			return errors.New("usage: cardcenter ledger check [--config FILE]")
+		}
+		cmd, args = "ledger check", args[1:]
+	}
+	fs := flag.NewFlagSet("cardcenter "+cmd, flag.ContinueOnError)
+	configPath := fs.String("config", "", "YAML configuration file (default: embedded defaults under ./data)")
+	var gatewayID, csrPath, outPath, caOut string
+	var terminals int
+	var asJSON bool
+	switch cmd {
+	case "serve", "ledger check":
+		fs.BoolVar(&asJSON, "json", false, "print the ledger check report as JSON")
+	case "enrol":
+		fs.StringVar(&gatewayID, "gateway-id", "", "the gateway's ID (the CSR's common name)")
+		fs.StringVar(&csrPath, "csr", "", "the gateway's certificate signing request (PEM)")
+		fs.StringVar(&outPath, "out", "", "write the gateway certificate here (default: print it)")
+		fs.StringVar(&caOut, "ca-out", "", "also write the link CA certificate here")
+	case "seed-demo":
+		fs.StringVar(&gatewayID, "gateway-id", "GW000001", "the demo gateway's ID")
+		fs.IntVar(&terminals, "terminals", 4, "demo terminals to register (T0000001, ...)")
+	default:
+		return fmt.Errorf("unknown command %q (commands: enrol, seed-demo, ledger check)", cmd)
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	var cfg center.Config
+	if err := daemon.LoadConfig(*configPath, &cfg); err != nil {
+		return err
+	}
+	log, err := daemon.NewLogger(os.Stderr, cfg.Log.Format, cfg.Log.Level)
+	if err != nil {
+		return err
+	}
+	switch cmd {
+	case "enrol":
+		if gatewayID == "" || csrPath == "" {
+			return errors.New("enrol needs --gateway-id and --csr")
+		}
+		csr, err := os.ReadFile(csrPath)
+		if err != nil {
+			return err
+		}
+		certPEM, caPEM, err := center.Enrol(cfg.DataDir, gatewayID, csr)
+		if err != nil {
+			return err
+		}
+		if caOut != "" {
+			if err := os.WriteFile(caOut, caPEM, 0o644); err != nil {
+				return err
+			}
+		}
+		if outPath == "" {
+			_, err = out.Write(certPEM)
+			return err
+		}
+		if err := os.WriteFile(outPath, certPEM, 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "gateway %s enrolled: certificate written to %s\n", gatewayID, outPath)
+		return nil
+	case "seed-demo":
+		if terminals < 1 || terminals > 9999 {
+			return fmt.Errorf("--terminals %d: must be between 1 and 9999", terminals)
+		}
+		p, err := center.Open(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		defer p.Close()
+		return demo.Seed(ctx, p.Store, p.Vault, gatewayID, terminals, out)
+	case "ledger check":
+		p, err := center.Open(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		defer p.Close()
+		rep, err := ledger.Check(ctx, p.Store)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			b, _ := json.Marshal(rep)
+			fmt.Fprintln(out, string(b))
+		} else {
+			fmt.Fprintln(out, rep)
+		}
+		if !rep.OK() {
+			return errors.New("ledger check failed")
+		}
+		return nil
+	}
+	err = center.Run(ctx, cfg, log)
+	if errors.Is(err, context.Canceled) {
+		log.Info("cardcenter stopped")
+		return nil
+	}
+	return err
+}
