@@ -16,18 +16,41 @@ const (
 // cipherOp runs one single-part encryption or decryption with key label.
 func (t *Token) cipherOp(what, label string, encrypt bool, mech *pkcs11.Mechanism, data []byte) ([]byte, error) {
 	var out []byte
-	err := t.with(func(s *session) error {
-		h, err := t.find(s, label, pkcs11.CKO_SECRET_KEY)
-		if err != nil {
-			return fmt.Errorf("%s: %w", what, err)
-		}
+	err := t.withKey(label, pkcs11.CKO_SECRET_KEY, func(s *session, h pkcs11.ObjectHandle) error {
+		var err error
 		out, err = t.cipherHandle(s, h, encrypt, mech, data)
-		if err != nil {
-			return fmt.Errorf("%s with %q: %w", what, label, err)
-		}
-		return nil
+		return err
 	})
-	return out, err
+	if err != nil {
+		return nil, fmt.Errorf("%s with %q: %w", what, label, err)
+	}
+	return out, nil
+}
+
+// withKey runs f on a borrowed session with the handle of the key of
+// class labelled label. A handle that went stale because another process
+// replaced the key is looked up again once.
+func (t *Token) withKey(label string, class uint, f func(s *session, h pkcs11.ObjectHandle) error) error {
+	return t.with(func(s *session) error {
+		for attempt := 0; ; attempt++ {
+			h, err := t.find(s, label, class)
+			if err != nil {
+				return err
+			}
+			err = f(s, h)
+			if attempt == 0 && staleHandle(err) {
+				t.forget(label)
+				continue
+			}
+			return err
+		}
+	})
+}
+
+// staleHandle reports whether err says an object handle is no longer
+// valid.
+func staleHandle(err error) bool {
+	return rvIs(err, pkcs11.CKR_OBJECT_HANDLE_INVALID) || rvIs(err, pkcs11.CKR_KEY_HANDLE_INVALID)
 }
 
 // cipherHandle runs one single-part encryption or decryption with h.
@@ -125,25 +148,24 @@ func (t *Token) DecryptAESCBC(label string, iv, ciphertext []byte) ([]byte, erro
 // A key must not seal more than 2^32 messages (random-nonce bound).
 func (t *Token) SealGCM(label string, plaintext, aad []byte) ([]byte, error) {
 	var out []byte
-	err := t.with(func(s *session) error {
-		h, err := t.find(s, label, pkcs11.CKO_SECRET_KEY)
-		if err != nil {
-			return fmt.Errorf("AES-GCM seal: %w", err)
-		}
+	err := t.withKey(label, pkcs11.CKO_SECRET_KEY, func(s *session, h pkcs11.ObjectHandle) error {
 		nonce, err := t.ctx.GenerateRandom(s.h, gcmNonceLen)
 		if err != nil {
-			return fmt.Errorf("AES-GCM seal: C_GenerateRandom: %w", err)
+			return fmt.Errorf("C_GenerateRandom: %w", err)
 		}
 		p := pkcs11.NewGCMParams(nonce, aad, gcmTagLen*8)
 		defer p.Free()
 		ct, err := t.cipherHandle(s, h, true, pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, p), plaintext)
 		if err != nil {
-			return fmt.Errorf("AES-GCM seal with %q: %w", label, err)
+			return err
 		}
 		out = append(nonce, ct...)
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, fmt.Errorf("AES-GCM seal with %q: %w", label, err)
+	}
+	return out, nil
 }
 
 // OpenGCM authenticates and decrypts a SealGCM result with aad under
@@ -153,20 +175,17 @@ func (t *Token) OpenGCM(label string, sealed, aad []byte) ([]byte, error) {
 		return nil, fmt.Errorf("AES-GCM open: %d bytes is shorter than nonce and tag: %w", len(sealed), ErrDecrypt)
 	}
 	var out []byte
-	err := t.with(func(s *session) error {
-		h, err := t.find(s, label, pkcs11.CKO_SECRET_KEY)
-		if err != nil {
-			return fmt.Errorf("AES-GCM open: %w", err)
-		}
+	err := t.withKey(label, pkcs11.CKO_SECRET_KEY, func(s *session, h pkcs11.ObjectHandle) error {
 		p := pkcs11.NewGCMParams(bytes.Clone(sealed[:gcmNonceLen]), aad, gcmTagLen*8)
 		defer p.Free()
+		var err error
 		out, err = t.cipherHandle(s, h, false, pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, p), sealed[gcmNonceLen:])
-		if err != nil {
-			return fmt.Errorf("AES-GCM open with %q: %w", label, err)
-		}
-		return nil
+		return err
 	})
-	return out, err
+	if err != nil {
+		return nil, fmt.Errorf("AES-GCM open with %q: %w", label, err)
+	}
+	return out, nil
 }
 
 // sign runs one single-part C_Sign with key h.
@@ -183,18 +202,15 @@ func (t *Token) sign(s *session, h pkcs11.ObjectHandle, mech *pkcs11.Mechanism, 
 
 func (t *Token) signOp(what, label string, class uint, mech *pkcs11.Mechanism, data []byte) ([]byte, error) {
 	var out []byte
-	err := t.with(func(s *session) error {
-		h, err := t.find(s, label, class)
-		if err != nil {
-			return fmt.Errorf("%s: %w", what, err)
-		}
+	err := t.withKey(label, class, func(s *session, h pkcs11.ObjectHandle) error {
+		var err error
 		out, err = t.sign(s, h, mech, data)
-		if err != nil {
-			return fmt.Errorf("%s with %q: %w", what, label, err)
-		}
-		return nil
+		return err
 	})
-	return out, err
+	if err != nil {
+		return nil, fmt.Errorf("%s with %q: %w", what, label, err)
+	}
+	return out, nil
 }
 
 // CMAC returns the 16-byte AES-CMAC (CKM_AES_CMAC) of data under label.

@@ -218,3 +218,42 @@ func TestRandom(t *testing.T) {
 		t.Errorf("Random(0): %v, want ErrInput", err)
 	}
 }
+
+// TestReplacedKeyIsFoundAgain replaces a key through a second Token (as
+// hsmctl would from another process) and checks that the first Token's
+// cached handle is looked up again instead of failing.
+func TestReplacedKeyIsFoundAgain(t *testing.T) {
+	tok := hsmtest.Token(t)
+	other, err := hsm.Open(hsmtest.Config())
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	defer other.Close()
+	label := hsmtest.Label(t, "rot")
+	k1, k2 := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	if err := tok.ImportHMAC(label, k1); err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	mac := func(k []byte) []byte {
+		m := hmac.New(sha256.New, k)
+		m.Write(fixed)
+		return m.Sum(nil)
+	}
+	got, err := tok.HMACSHA256(label, fixed)
+	if err != nil || !hmac.Equal(got, mac(k1)) {
+		t.Fatalf("first key: %v", err)
+	}
+	if err := other.DestroyKey(label); err != nil {
+		t.Fatalf("destroy: %v", err)
+	}
+	if err := other.ImportHMAC(label, k2); err != nil {
+		t.Fatalf("re-import: %v", err)
+	}
+	got, err = tok.HMACSHA256(label, fixed)
+	if err != nil {
+		t.Fatalf("after replacement: %v", err)
+	}
+	if !hmac.Equal(got, mac(k2)) {
+		t.Errorf("after replacement the old key was used")
+	}
+}
