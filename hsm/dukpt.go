@@ -227,7 +227,9 @@ func (t *Token) bdk(s *session, label string) (bdkInfo, error) {
 	// several times dearer than one from a session object. The copy keeps
 	// every attribute (sensitive, non-extractable, derive only) and exists
 	// only in this process's sessions; a module that refuses the copy is
-	// used through the token object.
+	// used through the token object. Consequence: a BDK that another
+	// process destroys or replaces stays in use here until this Token
+	// closes (DestroyKey through this Token drops the copy at once).
 	if cp, err := t.ctx.CopyObject(s.h, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false)}); err == nil {
 		b.h, b.copy = cp, true
 	}
