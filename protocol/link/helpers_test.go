@@ -117,6 +117,8 @@ func (r *logRecorder) text() string {
 	return strings.Join(r.lines, "\n")
 }
 
+func slogOf(r *logRecorder) *slog.Logger { return slog.New(r) }
+
 // logView is a logRecorder with attributes added by Logger.With.
 type logView struct {
 	root  *logRecorder
