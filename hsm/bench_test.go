@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/posgate/posgate/hsm"
 	"github.com/posgate/posgate/hsm/hsmtest"
 	"github.com/posgate/posgate/p2pe/dukpt"
 )
@@ -111,5 +110,3 @@ func BenchmarkSign(b *testing.B) {
 		}
 	}
 }
-
-var _ = hsm.ErrClosed
