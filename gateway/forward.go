@@ -43,19 +43,16 @@ type Forwarder struct {
 
 // Handle processes one terminal request and returns the bytes to answer the
 // terminal with. It returns an error, and no answer, only when no answer can
-// be built (the bytes are not an ISO 8583 message at all); the caller then
-// closes the connection.
+// be built (the bytes are not a readable ISO 8583:1993 message); the caller
+// then closes the connection with a logged reason.
 func (f *Forwarder) Handle(ctx context.Context, raw []byte) ([]byte, error) {
 	start := time.Now()
 	h, err := iso93.Peek(raw)
 	if err != nil {
-		f.Logger.Warn("terminal message refused", "reason", err)
-		resp, rerr := errorReply(raw, iso93.ActionFormatError)
-		if rerr != nil {
-			return nil, fmt.Errorf("unreadable terminal message: %w", err)
-		}
-		f.Metrics.observe(mtiOrUnknown(raw), string(iso93.ActionFormatError), time.Since(start))
-		return resp, nil
+		// Peek walks the same layout as a full unpack: a message it cannot
+		// read has no trace fields to echo, so no answer can be built.
+		f.Metrics.observe(mtiOrUnknown(raw), "closed", time.Since(start))
+		return nil, fmt.Errorf("unreadable terminal message: %w", err)
 	}
 	key := match.KeyOf(h)
 	p, err := f.inflight.Begin(key)
