@@ -80,7 +80,8 @@ type run struct {
 func hsmctl(t *testing.T, args ...string) run {
 	t.Helper()
 	cmd := exec.Command(hsmctlBin, args...)
-	cmd.Env = append(os.Environ(), "HSM_PIN=")
+	// atexit_sleep_ms: a race-built binary otherwise sleeps 1s at exit.
+	cmd.Env = append(os.Environ(), "HSM_PIN=", "GORACE=atexit_sleep_ms=0")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
