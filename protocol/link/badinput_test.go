@@ -229,3 +229,72 @@ func mustFrame(t testing.TB, body []byte) []byte {
 	}
 	return b
 }
+
+// panicControl panics while answering a sign-on.
+type panicControl struct{ *testControl }
+
+func (p panicControl) Reply(req []byte) ([]byte, error) {
+	if bytes.HasPrefix(req, []byte("SO|")) {
+		panic("control bug")
+	}
+	return p.testControl.Reply(req)
+}
+
+func TestControlPanicDropsOnlyTheConnection(t *testing.T) {
+	tests := []struct {
+		name      string
+		control   func(*testControl) link.Control
+		authorize func(context.Context, link.Peer) error
+	}{
+		{"reply_panics", func(c *testControl) link.Control { return panicControl{c} }, nil},
+		{"authorize_panics", func(c *testControl) link.Control { return c }, func(context.Context, link.Peer) error {
+			var p *link.Peer
+			_ = p.GatewayID // nil dereference
+			return nil
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newPKI(t)
+			ctl := newTestControl(t)
+			logs := &logRecorder{}
+			srv := startServer(t, link.ServerConfig{
+				TLS: env.serverTLS, Control: tt.control(ctl), Handler: echoHandler,
+				Authorize: tt.authorize, Logger: slogOf(logs),
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+			defer cancel()
+			conn, err := quic.DialAddr(ctx, srv.addr, env.clientTLS(t, nil, "gw-p"), &quic.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.CloseWithError(0, "")
+			s, err := conn.OpenStreamSync(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := frame.Write(s, []byte("SO|gw-p|000001")); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-conn.Context().Done():
+			case <-ctx.Done():
+				t.Fatal("connection not closed")
+			}
+			var ae *quic.ApplicationError
+			if err := context.Cause(conn.Context()); !errors.As(err, &ae) || ae.ErrorCode != link.CodeControlError {
+				t.Fatalf("closed with %v, want CodeControlError", err)
+			}
+			if !strings.Contains(logs.text(), "link connection panic") {
+				t.Errorf("panic not logged")
+			}
+			// The server is still accepting: a fresh connection gets as far
+			// as the handshake and sign-on again.
+			conn2, err := quic.DialAddr(ctx, srv.addr, env.clientTLS(t, nil, "gw-p"), &quic.Config{})
+			if err != nil {
+				t.Fatalf("server stopped accepting after a panic: %v", err)
+			}
+			conn2.CloseWithError(0, "")
+		})
+	}
+}

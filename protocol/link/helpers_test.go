@@ -296,7 +296,7 @@ func count(evs []link.Event, st link.State) int {
 func downWith(evs []link.Event, target error) int {
 	n := 0
 	for _, e := range evs {
-		if e.State == link.Down && errors.Is(e.Err, target) {
+		if e.State == link.Down && e.Err != nil && (target == errAny || errors.Is(e.Err, target)) {
 			n++
 		}
 	}

@@ -313,6 +313,44 @@ func TestHandshakeRefused(t *testing.T) {
 	}
 }
 
+func TestCenterFromForeignCARefused(t *testing.T) {
+	env := newPKI(t)
+	foreign, err := pki.NewCA("foreign CA", 30*day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := foreign.IssueServer([]string{"127.0.0.1"}, 7*day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The impostor trusts the gateway's CA, so only the gateway's check of
+	// the center's certificate can stop the connection.
+	impostorTLS, err := pki.ServerTLS(env.ca.CertPEM(), certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl := newTestControl(t)
+	srv := startServer(t, link.ServerConfig{TLS: impostorTLS, Control: ctl, Handler: echoHandler})
+	c := startClient(t, testClientConfig(env.clientTLS(t, nil, "gw-1"), ctl, srv.addr))
+	evs := c.events.waitFor(t, "two failed attempts", func(evs []link.Event) bool {
+		return downWith(evs, errAny) >= 2
+	})
+	var lastErr error
+	for _, e := range evs {
+		if e.State == link.Down && e.Err != nil {
+			lastErr = e.Err
+		}
+	}
+	var ve *tls.CertificateVerificationError
+	if count(evs, link.Up) != 0 || ctl.signOns.Load() != 0 || !errors.As(lastErr, &ve) {
+		t.Fatalf("gateway accepted an impostor center: ups %d, sign-ons %d, last error %v",
+			count(evs, link.Up), ctl.signOns.Load(), lastErr)
+	}
+}
+
+// errAny matches any non-nil error in downWith.
+var errAny = errors.New("any")
+
 func TestEchoTimeoutReconnects(t *testing.T) {
 	env := newPKI(t)
 	ctl := newTestControl(t)

@@ -268,14 +268,6 @@ func (s *Server) Serve(ctx context.Context) error {
 // the request streams, until the connection ends or ctx is cancelled.
 func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 	log := s.log.With("remote", conn.RemoteAddr().String())
-	defer func() {
-		// Control.Reply and Authorize see outside input; a panic in them
-		// drops this connection only.
-		if r := recover(); r != nil {
-			log.Error("link connection panic", "panic", panicReason(r))
-			_ = conn.CloseWithError(CodeControlError, "internal error")
-		}
-	}()
 	peer, err := peerOf(conn)
 	if err != nil {
 		log.Warn("link connection refused", "err", err)
@@ -288,6 +280,14 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 	defer cancel()
 	closeCode, closeMsg := CodeShutdown, "center shutting down"
 	defer func() { _ = conn.CloseWithError(closeCode, closeMsg) }()
+	defer func() {
+		// Control.Reply and Authorize see outside input; a panic in them
+		// drops this connection only.
+		if r := recover(); r != nil {
+			log.Error("link connection panic", "panic", panicReason(r))
+			closeCode, closeMsg = CodeControlError, "internal error"
+		}
+	}()
 
 	ctl, err := s.signOn(ctx, conn, peer)
 	if err != nil {
