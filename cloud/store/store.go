@@ -229,6 +229,9 @@ func (s *Store) openSQLite(c Config) error {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 
+	// Readers refuse writes, so a write through View cannot bypass the
+	// single writer.
+	q.Add("_pragma", "query_only(1)")
 	r, err := sql.Open("sqlite", base+"?"+q.Encode())
 	if err != nil {
 		w.Close()

@@ -270,3 +270,15 @@ func TestClosedStoreRefuses(t *testing.T) {
 		t.Fatalf("View after Close = %v, want ErrClosed", err)
 	}
 }
+
+func TestViewRefusesWrites(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		err := st.View(ctx, func(tx *store.Tx) error {
+			return tx.InsertGateway(ctx, store.Gateway{ID: "written-in-view"})
+		})
+		if err == nil {
+			t.Fatal("a write inside View succeeded")
+		}
+	})
+}
