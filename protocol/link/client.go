@@ -456,7 +456,10 @@ func (c *Client) nextSTAN() uint32 {
 // ErrOutcomeUnknown as well as ErrLinkDown, ErrStream or the context error.
 // Neither errors nor logs carry message bytes.
 func (c *Client) RoundTrip(ctx context.Context, req []byte) ([]byte, error) {
-	if len(req) == 0 || len(req) > frame.MaxLen {
+	if len(req) == 0 {
+		return nil, fmt.Errorf("link round trip: %w", frame.ErrEmpty)
+	}
+	if len(req) > frame.MaxLen {
 		return nil, fmt.Errorf("link round trip: request of %d bytes: %w", len(req), frame.ErrTooLong)
 	}
 	c.mu.Lock()

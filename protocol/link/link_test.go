@@ -72,8 +72,11 @@ func TestRoundTrip(t *testing.T) {
 		})
 	}
 	t.Run("empty_request_refused", func(t *testing.T) {
-		if _, err := c.RoundTrip(context.Background(), nil); err == nil {
-			t.Fatal("empty request sent")
+		if _, err := c.RoundTrip(context.Background(), nil); !errors.Is(err, frame.ErrEmpty) {
+			t.Fatalf("empty request: %v", err)
+		}
+		if _, err := c.RoundTrip(context.Background(), make([]byte, frame.MaxLen+1)); !errors.Is(err, frame.ErrTooLong) {
+			t.Fatalf("oversize request: %v", err)
 		}
 	})
 	if n := ctl.signOns.Load(); n != 1 {
