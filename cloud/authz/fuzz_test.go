@@ -53,4 +53,3 @@ func FuzzAuthorize(f *testing.F) {
 		cloudtest.CheckLedger(t, st)
 	})
 }
-
