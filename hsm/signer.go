@@ -94,9 +94,8 @@ func parseECPoint(params, point []byte) (*ecdsa.PublicKey, error) {
 	if len(raw) != 65 || raw[0] != 4 {
 		return nil, fmt.Errorf("EC point of %d bytes is not an uncompressed P-256 point: %w", len(raw), ErrKeyType)
 	}
-	x, y := new(big.Int).SetBytes(raw[1:33]), new(big.Int).SetBytes(raw[33:])
-	pub := &ecdsa.PublicKey{Curve: elliptic.P256(), X: x, Y: y}
-	if _, err := pub.ECDH(); err != nil {
+	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), raw)
+	if err != nil {
 		return nil, fmt.Errorf("EC point not on curve: %w", ErrKeyType)
 	}
 	return pub, nil

@@ -103,10 +103,10 @@ func (c Config) Validate() error {
 	switch c.Driver {
 	case "", string(SQLite), string(Postgres):
 	default:
-		errs = append(errs, fmt.Errorf("Driver %q: must be sqlite or postgres", c.Driver))
+		errs = append(errs, fmt.Errorf("driver %q: must be sqlite or postgres", c.Driver))
 	}
 	if c.Driver == string(Postgres) && c.DSN == "" {
-		errs = append(errs, errors.New("DSN: required when Driver is postgres"))
+		errs = append(errs, errors.New("dsn: required when driver is postgres"))
 	}
 	if c.Driver == string(SQLite) && c.DSN != "" {
 		errs = append(errs, errors.New("DSN: must be empty when Driver is sqlite"))

@@ -11,8 +11,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-
-	"github.com/posgate/posgate/p2pe/dukpt"
 )
 
 // Keys is what the key-injection step loads into a terminal's secure
@@ -101,6 +99,3 @@ func LoadKeys(path string) (Keys, error) {
 	}
 	return k, nil
 }
-
-// firstKSN is the KSN a freshly injected terminal uses first.
-func firstKSN(ikid [8]byte) dukpt.AESKSN { return dukpt.NewAESKSN(ikid, 1) }
