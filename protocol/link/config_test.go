@@ -46,7 +46,7 @@ func TestClientConfigValidate(t *testing.T) {
 			c.BackoffMin, c.BackoffMax = time.Second, time.Millisecond
 		}, []string{"BackoffMin = 1s exceeds BackoffMax = 1ms"}},
 		{"idle_not_above_echo", func(c *link.ClientConfig) {
-			c.IdleTimeout, c.EchoInterval = time.Second, 2*time.Second
+			c.IdleTimeout, c.EchoInterval, c.EchoTimeout = time.Second, 2*time.Second, time.Second
 		}, []string{"IdleTimeout = 1s must exceed EchoInterval = 2s"}},
 		{"max_message", func(c *link.ClientConfig) { c.MaxMessage = 70000 }, []string{"MaxMessage = 70000"}},
 	}
@@ -129,8 +129,9 @@ func TestNetworkCodec(t *testing.T) {
 	env := newPKI(t)
 	var codec iso93.NetworkCodec
 	center := &countingControl{Control: codec}
+	gateway := &countingControl{Control: codec}
 	srv := startServer(t, link.ServerConfig{TLS: env.serverTLS, Control: center, Handler: echoHandler})
-	cfg := testClientConfig(env.clientTLS(t, nil, "gw-iso"), codec, srv.addr)
+	cfg := testClientConfig(env.clientTLS(t, nil, "gw-iso"), gateway, srv.addr)
 	cfg.GatewayID = "gw-iso"
 	cfg.EchoInterval = 50 * time.Millisecond
 	cfg.EchoTimeout = 40 * time.Millisecond
@@ -140,11 +141,12 @@ func TestNetworkCodec(t *testing.T) {
 	if err != nil || string(resp) != "R:1200..." {
 		t.Fatalf("round trip: %q, %v", resp, err)
 	}
-	// Five echoes are answered without the link dropping.
-	eventually(t, "a sign-on and five echoes", func() bool { return center.replies.Load() >= 6 })
-	evs, _ := c.events.snapshot()
-	if count(evs, link.Up) != 1 || c.State() != link.Up {
-		t.Fatalf("link flapped with the ISO codec: %v", evs)
+	// The gateway accepts the center's sign-on and echo replies. (A
+	// starved machine may time an echo out and reconnect; that is not a
+	// codec failure, a refused reply is.)
+	eventually(t, "a sign-on and five accepted echoes", func() bool { return gateway.accepted.Load() >= 6 })
+	if n := gateway.refused.Load(); n != 0 {
+		t.Fatalf("%d control replies refused with the ISO codec", n)
 	}
 }
 
@@ -181,10 +183,21 @@ func TestNoGoroutinesLeft(t *testing.T) {
 	eventually(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }
 
-// countingControl counts the center's control replies.
+// countingControl counts the center's control replies and the gateway's
+// reply checks.
 type countingControl struct {
 	link.Control
-	replies atomic.Int32
+	replies, accepted, refused atomic.Int32
+}
+
+func (c *countingControl) CheckReply(req, resp []byte) error {
+	err := c.Control.CheckReply(req, resp)
+	if err != nil {
+		c.refused.Add(1)
+	} else {
+		c.accepted.Add(1)
+	}
+	return err
 }
 
 func (c *countingControl) Reply(req []byte) ([]byte, error) {

@@ -417,7 +417,14 @@ func TestFailover(t *testing.T) {
 	env := newPKI(t)
 	ctl := newTestControl(t)
 	primary := deadAddr(t)
-	dr := startServer(t, link.ServerConfig{TLS: env.serverTLS, Control: ctl, Handler: echoHandler})
+	var onPrimary, onDR atomic.Int32
+	counting := func(n *atomic.Int32) link.Handler {
+		return link.HandlerFunc(func(ctx context.Context, p link.Peer, req []byte) ([]byte, error) {
+			n.Add(1)
+			return echoHandler(ctx, p, req)
+		})
+	}
+	dr := startServer(t, link.ServerConfig{TLS: env.serverTLS, Control: ctl, Handler: counting(&onDR)})
 	cfg := testClientConfig(env.clientTLS(t, nil, "gw-1"), ctl, primary, dr.addr)
 	cfg.ConnectTimeout = 300 * time.Millisecond
 	c := startClient(t, cfg)
@@ -435,18 +442,23 @@ func TestFailover(t *testing.T) {
 
 	// The primary comes back; the client stays on the working DR site until
 	// that link drops, and then tries the primary first again.
-	back := startServer(t, link.ServerConfig{Addr: primary, TLS: env.serverTLS, Control: ctl, Handler: echoHandler})
-	eventually(t, "a few echoes on DR", func() bool { return ctl.echoes.Load() >= 2 })
-	if c.Addr() != dr.addr || c.State() != link.Up {
-		t.Fatalf("left the working DR link for %q (%v)", c.Addr(), c.State())
+	back := startServer(t, link.ServerConfig{Addr: primary, TLS: env.serverTLS, Control: ctl, Handler: counting(&onPrimary)})
+	for i := range 20 {
+		if _, err := c.RoundTrip(context.Background(), []byte("still DR")); err != nil {
+			t.Fatalf("round trip %d with both sites up: %v", i, err)
+		}
+	}
+	if onPrimary.Load() != 0 || onDR.Load() != 21 || c.Addr() != dr.addr {
+		t.Fatalf("left the working DR link: %d requests on primary, %d on DR, addr %q",
+			onPrimary.Load(), onDR.Load(), c.Addr())
 	}
 	dr.stop(t)
 	c.events.waitFor(t, "up on the primary", func(evs []link.Event) bool {
 		last := evs[len(evs)-1]
 		return count(evs, link.Up) >= 2 && last.State == link.Up && last.Addr == primary
 	})
-	if _, err := c.RoundTrip(context.Background(), []byte("via primary")); err != nil {
-		t.Fatalf("round trip on primary: %v", err)
+	if _, err := c.RoundTrip(context.Background(), []byte("via primary")); err != nil || onPrimary.Load() != 1 {
+		t.Fatalf("round trip on primary: %v (%d requests there)", err, onPrimary.Load())
 	}
 	_ = back
 }
