@@ -320,7 +320,7 @@ func testClientConfig(tlsConf *tls.Config, ctl link.Control, addrs ...string) li
 		// echo must not flap links in tests that are not about echoes.
 		EchoInterval:   5 * time.Second,
 		EchoTimeout:    4 * time.Second,
-		ConnectTimeout: 2 * time.Second,
+		ConnectTimeout: 5 * time.Second,
 		BackoffMin:     20 * time.Millisecond,
 		BackoffMax:     200 * time.Millisecond,
 		Logger:         slog.New(slog.DiscardHandler),

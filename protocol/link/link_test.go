@@ -426,7 +426,7 @@ func TestFailover(t *testing.T) {
 	}
 	dr := startServer(t, link.ServerConfig{TLS: env.serverTLS, Control: ctl, Handler: counting(&onDR)})
 	cfg := testClientConfig(env.clientTLS(t, nil, "gw-1"), ctl, primary, dr.addr)
-	cfg.ConnectTimeout = 300 * time.Millisecond
+	cfg.ConnectTimeout = time.Second // a dead primary costs this much per cycle
 	c := startClient(t, cfg)
 	waitUp(t, c.Client)
 	if c.Addr() != dr.addr {
