@@ -58,7 +58,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Parts, error) {
 		p.Close()
 		return nil, err
 	}
-	p.Vault = &tokenvault.Vault{Token: tok, VaultLabel: cfg.Keys.Vault, FingerprintLabel: cfg.Keys.Fingerprint, BDKLabel: cfg.Keys.BDK}
+	p.Vault = &tokenvault.Vault{Token: tok, VaultLabel: cfg.Keys.Vault, FingerprintLabel: cfg.Keys.Fingerprint, BDKLabel: cfg.Keys.BDK, TDESBDKLabel: cfg.Keys.TDESBDK}
 	st, err := store.Open(ctx, store.Config{Driver: cfg.Store.Driver, Path: cfg.Store.Path, DSN: cfg.Store.DSN})
 	if err != nil {
 		p.Close()

@@ -71,6 +71,11 @@ type HSMConfig struct {
 type KeysConfig struct {
 	// BDK is the AES base derivation key's label. Default "bdk".
 	BDK string `yaml:"bdk"`
+	// TDESBDK is the label of the legacy TDES DUKPT BDK for readers that
+	// still use TDES; it is never bootstrapped (custodians import it with
+	// `hsmctl import --kind tdes-bdk`). Without it TDES blocks are refused.
+	// Default "bdk-tdes".
+	TDESBDK string `yaml:"tdes_bdk"`
 	// Vault is the token-vault key's label. Default "vault".
 	Vault string `yaml:"vault"`
 	// Fingerprint is the PAN fingerprint key's label. Default "fingerprint".
@@ -126,6 +131,9 @@ func (c Config) WithDefaults() Config {
 	if c.Keys.BDK == "" {
 		c.Keys.BDK = "bdk"
 	}
+	if c.Keys.TDESBDK == "" {
+		c.Keys.TDESBDK = "bdk-tdes"
+	}
 	if c.Keys.Vault == "" {
 		c.Keys.Vault = "vault"
 	}
@@ -171,7 +179,7 @@ func (c *Config) Validate() error {
 	default:
 		bad("store.driver", c.Store.Driver, "must be sqlite or postgres")
 	}
-	for _, k := range []struct{ name, val string }{{"keys.bdk", c.Keys.BDK}, {"keys.vault", c.Keys.Vault}, {"keys.fingerprint", c.Keys.Fingerprint}} {
+	for _, k := range []struct{ name, val string }{{"keys.bdk", c.Keys.BDK}, {"keys.tdes_bdk", c.Keys.TDESBDK}, {"keys.vault", c.Keys.Vault}, {"keys.fingerprint", c.Keys.Fingerprint}} {
 		if len(k.val) > 64 {
 			bad(k.name, k.val, "token labels are at most 64 characters")
 		}

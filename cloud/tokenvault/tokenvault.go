@@ -24,6 +24,7 @@ const (
 	DefaultVaultLabel       = "vault"
 	DefaultFingerprintLabel = "fingerprint"
 	DefaultBDKLabel         = "bdk"
+	DefaultTDESBDKLabel     = "bdk-tdes"
 )
 
 // sealAAD binds sealed PANs to their purpose and format version.
@@ -42,6 +43,11 @@ type Vault struct {
 	// BDKLabel names the AES BDK of the terminals' DUKPT keys; "" means
 	// DefaultBDKLabel.
 	BDKLabel string
+	// TDESBDKLabel names the legacy TDES BDK (imported with
+	// hsm.ImportTDESBDK) of readers that still use TDES DUKPT; "" means
+	// DefaultTDESBDKLabel. A center without that key answers TDES blocks as
+	// malformed.
+	TDESBDKLabel string
 }
 
 func or(s, def string) string {
@@ -97,21 +103,26 @@ func (v *Vault) Fingerprint(pan card.PAN) (string, error) {
 	return hex.EncodeToString(mac[:16]), nil
 }
 
-// OpenCardBlock parses a DE 120 block, has the token derive the AES DUKPT
-// data-encryption key (usage 3000, AES-128) of its KSN from the BDK and
-// decrypt the ciphertext (CBC, zero IV), and parses the clear TLV. It
-// returns the card data, the device id (the KSN's Initial Key ID in upper
-// hex) and the transaction counter. A block that does not parse, a TDES
-// block (not served by the center yet), a ciphertext the token rejects or a
-// plaintext that is not card data wraps authz.ErrMalformedBlock; other
-// errors (token unavailable, BDK missing) are faults.
+// OpenCardBlock parses a DE 120 block, has the token decrypt it, and parses
+// the clear TLV. AES blocks (the default): the token derives the AES DUKPT
+// data-encryption key (usage 3000, AES-128) of the KSN from the BDK entirely
+// with C_DeriveKey and decrypts (CBC, zero IV). TDES blocks (legacy readers):
+// the token computes the reader's initial key from the TDES BDK and the
+// data-request variant with the one-way step, as hsm.DecryptTDESDUKPT
+// describes (per-device keys are in process memory for the call; see
+// docs/keys.md). It returns the card data, the device id (the KSN's Initial
+// Key ID in upper hex for AES; the KSN with its counter cleared for TDES) and
+// the transaction counter. A block that does not parse, a ciphertext the
+// token rejects, a TDES block when no TDES BDK exists, or a plaintext that is
+// not card data wraps authz.ErrMalformedBlock; other errors (token
+// unavailable, AES BDK missing) are faults.
 func (v *Vault) OpenCardBlock(_ context.Context, block []byte) (cardblock.ClearData, string, uint64, error) {
 	b, err := cardblock.Parse(block)
 	if err != nil {
 		return cardblock.ClearData{}, "", 0, fmt.Errorf("open card block: %w: %w", authz.ErrMalformedBlock, err)
 	}
-	if b.Algorithm != cardblock.AlgAES {
-		return cardblock.ClearData{}, "", 0, fmt.Errorf("open card block: %s blocks are not served: %w", b.Algorithm, authz.ErrMalformedBlock)
+	if b.Algorithm == cardblock.AlgTDES {
+		return v.openTDES(b)
 	}
 	ksn, err := b.AESKSN()
 	if err != nil {
@@ -132,4 +143,27 @@ func (v *Vault) OpenCardBlock(_ context.Context, block []byte) (cardblock.ClearD
 	}
 	ikid := ksn.InitialKeyID()
 	return cd, fmt.Sprintf("%X", ikid[:]), uint64(ksn.Counter()), nil
+}
+
+// openTDES decrypts a legacy TDES DUKPT block.
+func (v *Vault) openTDES(b cardblock.Block) (cardblock.ClearData, string, uint64, error) {
+	ksn, err := b.TDESKSN()
+	if err != nil {
+		return cardblock.ClearData{}, "", 0, fmt.Errorf("open TDES card block: %w: %w", authz.ErrMalformedBlock, err)
+	}
+	pt, err := v.Token.DecryptTDESDUKPT(or(v.TDESBDKLabel, DefaultTDESBDKLabel), ksn, dukpt.UsageDataEncrypt, make([]byte, 8), b.Ciphertext)
+	switch {
+	case errors.Is(err, hsm.ErrKeyNotFound):
+		return cardblock.ClearData{}, "", 0, fmt.Errorf("open TDES card block: no TDES BDK in the token: %w", authz.ErrMalformedBlock)
+	case errors.Is(err, hsm.ErrDecrypt) || errors.Is(err, hsm.ErrInput):
+		return cardblock.ClearData{}, "", 0, fmt.Errorf("open TDES card block: %w: %w", authz.ErrMalformedBlock, err)
+	case err != nil:
+		return cardblock.ClearData{}, "", 0, fmt.Errorf("open TDES card block: %w", err)
+	}
+	defer clear(pt)
+	cd, err := cardblock.ParsePlaintext(pt)
+	if err != nil {
+		return cardblock.ClearData{}, "", 0, fmt.Errorf("open TDES card block: %w: %w", authz.ErrMalformedBlock, err)
+	}
+	return cd, ksn.Initial().String(), uint64(ksn.Counter()), nil
 }

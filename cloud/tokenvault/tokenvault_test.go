@@ -147,6 +147,51 @@ func TestOpenCardBlock(t *testing.T) {
 	})
 }
 
+// TestOpenTDESCardBlock checks the legacy-reader path: a block a TDES DUKPT
+// reader sealed in software opens through the token's TDES BDK (ANSI
+// X9.24-1 vector BDK and KSN).
+func TestOpenTDESCardBlock(t *testing.T) {
+	v := newVault(t)
+	v.TDESBDKLabel = hsmtest.Label(t, "tdes-bdk")
+	ctx := context.Background()
+	bdk := unhex(t, "0123456789ABCDEFFEDCBA9876543210")
+	ksn, err := dukpt.ParseTDESKSNHex("FFFF9876543210E00008")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ipek, err := dukpt.TDESInitialKey(bdk, ksn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pan, _ := card.ParsePAN("4111111111111111")
+	exp, _ := card.ParseExpiry("3012")
+	b, err := cardblock.SealTDES(ipek, ksn, cardblock.ClearData{PAN: pan, Expiry: exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := b.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := v.OpenCardBlock(ctx, raw); !errors.Is(err, authz.ErrMalformedBlock) {
+		t.Fatalf("without a TDES BDK: err = %v, want ErrMalformedBlock", err)
+	}
+	if err := v.Token.ImportTDESBDK(v.TDESBDKLabel, bdk); err != nil {
+		t.Fatal(err)
+	}
+	cd, device, ctr, err := v.OpenCardBlock(ctx, raw)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	if cd.PAN.Digits() != pan.Digits() || cd.Expiry.String() != "3012" || ctr != 8 || device != "FFFF9876543210E00000" {
+		t.Fatalf("opened %v device %s counter %d", cd, device, ctr)
+	}
+	raw[len(raw)-3] ^= 0x40
+	if _, _, _, err := v.OpenCardBlock(ctx, raw); !errors.Is(err, authz.ErrMalformedBlock) {
+		t.Fatalf("tampered block: err = %v, want ErrMalformedBlock", err)
+	}
+}
+
 // terminalBlock encrypts card data the way a terminal does: software DUKPT
 // from the BDK's initial key for IKID 1234567890123456.
 func terminalBlock(t testing.TB, pan card.PAN, exp card.Expiry, counter uint32) []byte {
