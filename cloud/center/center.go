@@ -97,6 +97,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		TLS:        tlsConf,
 		Handler:    &LinkHandler{Switch: sw, Logger: log.With("component", "link"), Metrics: metrics},
 		Control:    iso93.NetworkCodec{},
+		Authorize:  signOnCheck(p.Store, log),
+		OnPeer:     metrics.linkPeer,
 		MaxStreams: cfg.Link.MaxStreams,
 		Logger:     log.With("component", "link"),
 	})

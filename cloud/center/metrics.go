@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/posgate/posgate/protocol/link"
 )
 
 // Metrics are the center's Prometheus metrics on their own registry. A nil
@@ -13,6 +15,7 @@ type Metrics struct {
 	Registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	gateways prometheus.Gauge
 }
 
 // NewMetrics creates the center metrics on a fresh registry.
@@ -27,7 +30,11 @@ func NewMetrics() *Metrics {
 		Help:    "Time to answer a link request, by request MTI.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
 	}, []string{"mti"})
-	m.Registry.MustRegister(m.requests, m.latency,
+	m.gateways = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "cardcenter_link_gateways",
+		Help: "Gateway connections currently signed on to the link.",
+	})
+	m.Registry.MustRegister(m.requests, m.latency, m.gateways,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -38,4 +45,16 @@ func (m *Metrics) observe(mti, action string, d time.Duration) {
 	}
 	m.requests.WithLabelValues(mti, action).Inc()
 	m.latency.WithLabelValues(mti).Observe(d.Seconds())
+}
+
+// linkPeer records a gateway connection signing on (up) or ending.
+func (m *Metrics) linkPeer(_ link.Peer, up bool) {
+	if m == nil {
+		return
+	}
+	if up {
+		m.gateways.Inc()
+	} else {
+		m.gateways.Dec()
+	}
 }

@@ -43,6 +43,9 @@ type ServerConfig struct {
 	// request, after the TLS identity is known; an error refuses the sign-on
 	// (for example, a gateway that is known but disabled) and is logged.
 	Authorize func(ctx context.Context, p Peer) error
+	// OnPeer, if set, is called with up true when a gateway has signed on,
+	// and with up false when that connection ends. It must not block.
+	OnPeer func(p Peer, up bool)
 	// MaxStreams bounds the concurrent request streams of one connection;
 	// a client that reaches it waits for a stream to finish. Default 256.
 	// The control stream comes on top.
@@ -298,6 +301,10 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 		return
 	}
 	log.Info("link gateway signed on")
+	if s.cfg.OnPeer != nil {
+		s.cfg.OnPeer(peer, true)
+		defer s.cfg.OnPeer(peer, false)
+	}
 
 	var wg sync.WaitGroup
 	defer wg.Wait()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -261,6 +262,17 @@ func TestFirstSaleEndToEnd(t *testing.T) {
 	if !strings.Contains(string(b), `posgate_requests_total{action="000",mti="1200"}`) {
 		t.Errorf("gateway metrics lack approved 1200 sales")
 	}
+	resp, err = http.Get("http://" + sys.centerCfg.HTTP.Listen + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"\ncardcenter_link_gateways 1\n", `cardcenter_requests_total{action="111",mti="1200"} 1`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("center metrics lack %q", want)
+		}
+	}
 
 	sys.stop()
 	st, err := store.Open(context.Background(), store.Config{Driver: "sqlite", Path: sys.centerCfg.Store.Path})
@@ -291,4 +303,96 @@ func assertNoPAN(t *testing.T, logs string) {
 	if len(logs) == 0 {
 		t.Error("no logs captured")
 	}
+}
+
+// TestUnregisteredGatewayRefused enrols a second gateway with the center's
+// CA but never registers it: its certificate is valid, so the handshake
+// succeeds, but the sign-on is refused and audited, and its terminals get
+// 907 from it.
+func TestUnregisteredGatewayRefused(t *testing.T) {
+	sys := startSystem(t)
+	tc := hsmtest.Config()
+	gc := sys.gatewayCfg
+	gc.GatewayID = "GW000099"
+	gc.DataDir = filepath.Join(t.TempDir(), "gw99")
+	gc.Center.Cert, gc.Center.CACert = "", ""
+	gc.HSM = gateway.HSMConfig{SoftHSMDir: "-", TokenLabel: tc.TokenLabel, PIN: tc.PIN, IdentityLabel: hsmtest.Label(t, "gw99-id")}
+	gc.Terminals.Listen = freeAddr(t, "tcp")
+	gc.HTTP.Listen = freeAddr(t, "tcp")
+	if err := gc.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := gateway.OpenToken(gc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csrPath, err := gateway.WriteCSR(gc, tok)
+	tok.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, _ := os.ReadFile(csrPath)
+	certPEM, caPEM, err := center.Enrol(sys.centerCfg.DataDir, gc.GatewayID, csr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(gc.Center.Cert, certPEM, 0o644)
+	os.WriteFile(gc.Center.CACert, caPEM, 0o644)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- gateway.Run(ctx, gc, quietLogger(t)) }()
+	defer func() { cancel(); <-done }()
+
+	st, err := store.Open(ctx, store.Config{Driver: "sqlite", Path: sys.centerCfg.Store.Path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var recs []store.AuditRecord
+		err := st.View(ctx, func(tx *store.Tx) error {
+			var err error
+			recs, err = tx.Audit(ctx, "link.signon_refused", 10)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) > 0 {
+			if recs[0].Actor != "GW000099" {
+				t.Fatalf("audit names %q", recs[0].Actor)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no audit record of the refused sign-on after 20s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	term, err := device.New(device.Keys{TerminalID: "T0000001", IKID: sys.keys.IKID, InitialKey: sys.keys.InitialKey, FingerprintKey: sys.keys.FingerprintKey}, device.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := term.Connect(ctx, gc.Terminals.Listen); err != nil {
+		t.Fatal(err)
+	}
+	defer term.Close()
+	c, _ := deck.Lookup("visa-ok")
+	res, err := term.Sale(ctx, c, 1200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ActionCode != iso93.ActionIssuerInoperative {
+		t.Fatalf("sale through a refused gateway answered %s, want 907", res.ActionCode)
+	}
+}
+
+func quietLogger(t *testing.T) *slog.Logger {
+	l, err := daemon.NewLogger(testWriter{t}, "text", "info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
