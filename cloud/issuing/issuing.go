@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/posgate/posgate/cloud/ledger"
 	"github.com/posgate/posgate/cloud/store"
@@ -155,31 +156,10 @@ type Issued struct {
 }
 
 // IssueCard generates a new, unused, Luhn-valid PAN in the product's BIN
-// range and issues it on the account with the given expiry.
+// range and issues it, active, on the account with the given expiry. It is
+// Issue with zero IssueOptions.
 func (i *Issuer) IssueCard(ctx context.Context, productID, accountID int64, expiry card.Expiry) (Issued, error) {
-	var p store.Product
-	if err := i.Store.View(ctx, func(tx *store.Tx) error {
-		var err error
-		p, err = tx.Product(ctx, productID)
-		return err
-	}); err != nil {
-		return Issued{}, fmt.Errorf("issue card: %w", err)
-	}
-	for range 16 {
-		pan, err := i.generatePAN(p)
-		if err != nil {
-			return Issued{}, fmt.Errorf("issue card on product %d: %w", productID, err)
-		}
-		id, err := i.ImportCard(ctx, productID, accountID, pan, expiry)
-		if errors.Is(err, store.ErrDuplicate) {
-			continue // the PAN exists already: draw another
-		}
-		if err != nil {
-			return Issued{}, fmt.Errorf("issue card: %w", err)
-		}
-		return Issued{ID: id, PAN: pan, Expiry: expiry}, nil
-	}
-	return Issued{}, fmt.Errorf("issue card on product %d: %w", productID, ErrBINExhausted)
+	return i.Issue(ctx, productID, accountID, expiry, IssueOptions{})
 }
 
 func (i *Issuer) generatePAN(p store.Product) (card.PAN, error) {
@@ -214,41 +194,20 @@ func (i *Issuer) generatePAN(p store.Product) (card.PAN, error) {
 	return card.ParsePAN(b.String())
 }
 
-// ImportCard records an existing PAN (a test deck, a migration) as a card of
-// the product on the account and returns its id. The PAN must fall in the
-// product's BIN range and have its length; a PAN already known fails with
-// store.ErrDuplicate.
+// ImportCard records an existing PAN (a test deck, a migration) as an
+// active card of the product on the account and returns its id. The PAN
+// must fall in the product's BIN range and have its length; a PAN already
+// known fails with store.ErrDuplicate.
 func (i *Issuer) ImportCard(ctx context.Context, productID, accountID int64, pan card.PAN, expiry card.Expiry) (int64, error) {
-	if pan.IsZero() || expiry.IsZero() {
-		return 0, fmt.Errorf("import card: PAN and expiry are required: %w", ErrInvalid)
-	}
-	fp, err := i.Vault.Fingerprint(pan)
+	nc, err := i.prepare(pan, expiry)
 	if err != nil {
-		return 0, fmt.Errorf("import card %s: fingerprint: %w", pan.Masked(), err)
+		return 0, fmt.Errorf("import card %s: %w", pan.Masked(), err)
 	}
-	sealed, err := i.Vault.Seal(pan)
-	if err != nil {
-		return 0, fmt.Errorf("import card %s: seal: %w", pan.Masked(), err)
-	}
+	nc.productID, nc.accountID, nc.status = productID, accountID, store.CardActive
 	var id int64
 	err = i.Store.Update(ctx, func(tx *store.Tx) error {
-		p, err := tx.Product(ctx, productID)
-		if err != nil {
-			return err
-		}
-		digits := pan.Digits()
-		if len(digits) != p.PANLength || digits[:len(p.BINLow)] < p.BINLow || digits[:len(p.BINHigh)] > p.BINHigh {
-			return fmt.Errorf("PAN is outside product %d's BIN range or length: %w", p.ID, ErrInvalid)
-		}
-		a, err := tx.Account(ctx, accountID)
-		if err != nil {
-			return err
-		}
-		if a.ProductID != p.ID {
-			return fmt.Errorf("account %d belongs to product %d, not %d: %w", a.ID, a.ProductID, p.ID, ErrInvalid)
-		}
-		id, err = tx.InsertCard(ctx, store.Card{ProductID: p.ID, AccountID: a.ID, Fingerprint: fp, PANSealed: sealed,
-			MaskedPAN: pan.Masked(), Expiry: expiry.String(), Status: store.CardActive})
+		var err error
+		id, err = insertCard(ctx, tx, nc)
 		return err
 	})
 	if err != nil {
@@ -257,17 +216,90 @@ func (i *Issuer) ImportCard(ctx context.Context, productID, accountID int64, pan
 	return id, nil
 }
 
+// newCard is a card about to be inserted: the token work (fingerprint,
+// seal) is done before the store transaction starts.
+type newCard struct {
+	productID, accountID int64
+	pan                  card.PAN
+	fingerprint          string
+	sealed               []byte
+	expiry               card.Expiry
+	status               store.CardStatus
+	info                 store.CardInfo
+	controls             *store.Controls // nil: none stored (defaults)
+}
+
+// prepare fingerprints and seals pan outside any transaction.
+func (i *Issuer) prepare(pan card.PAN, expiry card.Expiry) (newCard, error) {
+	if pan.IsZero() || expiry.IsZero() {
+		return newCard{}, fmt.Errorf("PAN and expiry are required: %w", ErrInvalid)
+	}
+	fp, err := i.Vault.Fingerprint(pan)
+	if err != nil {
+		return newCard{}, fmt.Errorf("fingerprint: %w", err)
+	}
+	sealed, err := i.Vault.Seal(pan)
+	if err != nil {
+		return newCard{}, fmt.Errorf("seal: %w", err)
+	}
+	return newCard{pan: pan, fingerprint: fp, sealed: sealed, expiry: expiry}, nil
+}
+
+// insertCard checks nc against its product and account and inserts it with
+// its info and controls.
+func insertCard(ctx context.Context, tx *store.Tx, nc newCard) (int64, error) {
+	p, err := tx.Product(ctx, nc.productID)
+	if err != nil {
+		return 0, err
+	}
+	digits := nc.pan.Digits()
+	if len(digits) != p.PANLength || digits[:len(p.BINLow)] < p.BINLow || digits[:len(p.BINHigh)] > p.BINHigh {
+		return 0, fmt.Errorf("PAN is outside product %d's BIN range or length: %w", p.ID, ErrInvalid)
+	}
+	a, err := tx.Account(ctx, nc.accountID)
+	if err != nil {
+		return 0, err
+	}
+	if a.ProductID != p.ID {
+		return 0, fmt.Errorf("account %d belongs to product %d, not %d: %w", a.ID, a.ProductID, p.ID, ErrInvalid)
+	}
+	id, err := tx.InsertCard(ctx, store.Card{ProductID: p.ID, AccountID: a.ID, Fingerprint: nc.fingerprint,
+		PANSealed: nc.sealed, MaskedPAN: nc.pan.Masked(), Expiry: nc.expiry.String(), Status: nc.status})
+	if err != nil {
+		return 0, err
+	}
+	if nc.info != (store.CardInfo{}) {
+		if err := tx.SetCardInfo(ctx, id, nc.info); err != nil {
+			return 0, err
+		}
+	}
+	if nc.controls != nil {
+		k := *nc.controls
+		k.CardID = id
+		if err := tx.PutCardControls(ctx, k); err != nil {
+			return 0, err
+		}
+	}
+	return id, nil
+}
+
 // allowed lists the status changes of the card lifecycle.
 var allowed = map[store.CardStatus][]store.CardStatus{
+	store.CardInactive:  {store.CardActive, store.CardLost, store.CardStolen, store.CardClosed},
 	store.CardActive:    {store.CardSuspended, store.CardLost, store.CardStolen, store.CardClosed},
 	store.CardSuspended: {store.CardActive, store.CardLost, store.CardStolen, store.CardClosed},
 	store.CardLost:      {store.CardClosed},
 	store.CardStolen:    {store.CardClosed},
 }
 
-// SetStatus changes a card's status (suspend, resume, lost, stolen, close)
-// and writes an audit record naming the actor. Setting the current status
-// again changes nothing and succeeds.
+// SetStatus changes a card's status (activate, suspend, resume, lost,
+// stolen, close) and writes an audit record naming the actor, in one
+// transaction with its negative-file entry (see docs/issuing.md): a change
+// to suspended, lost, stolen or closed adds the card's fingerprint, a
+// resume (suspended to active) removes it. Activating a card that replaces
+// another closes the replaced card if it is still active or suspended.
+// Setting the current status again changes nothing and succeeds; a change
+// the lifecycle does not allow fails with ErrTransition.
 func (i *Issuer) SetStatus(ctx context.Context, cardID int64, to store.CardStatus, actor string) error {
 	if !to.Valid() {
 		return fmt.Errorf("set card %d status: unknown status %q: %w", cardID, to, ErrInvalid)
@@ -277,27 +309,80 @@ func (i *Issuer) SetStatus(ctx context.Context, cardID int64, to store.CardStatu
 		if err != nil {
 			return err
 		}
-		if c.Status == to {
-			return nil
-		}
-		ok := false
-		for _, s := range allowed[c.Status] {
-			ok = ok || s == to
-		}
-		if !ok {
-			return fmt.Errorf("%s to %s: %w", c.Status, to, ErrTransition)
-		}
-		if err := tx.SetCardStatus(ctx, cardID, to); err != nil {
-			return err
-		}
-		_, err = tx.InsertAudit(ctx, store.AuditRecord{Kind: "card_status", Actor: actor,
-			Detail: fmt.Sprintf("card %d %s: %s -> %s", c.ID, c.MaskedPAN, c.Status, to)})
-		return err
+		return changeStatus(ctx, tx, c, to, actor)
 	})
 	if err != nil {
 		return fmt.Errorf("set card %d status: %w", cardID, err)
 	}
 	return nil
+}
+
+// changeStatus moves c to status to inside tx with its negative-file entry,
+// audit record and, on activation, the closing of the card it replaces.
+func changeStatus(ctx context.Context, tx *store.Tx, c store.Card, to store.CardStatus, actor string) error {
+	if c.Status == to {
+		return nil
+	}
+	ok := false
+	for _, s := range allowed[c.Status] {
+		ok = ok || s == to
+	}
+	if !ok {
+		return fmt.Errorf("%s to %s: %w", c.Status, to, ErrTransition)
+	}
+	if err := tx.SetCardStatus(ctx, c.ID, to); err != nil {
+		return err
+	}
+	if _, err := tx.InsertAudit(ctx, store.AuditRecord{Kind: "card_status", Actor: actor,
+		Detail: fmt.Sprintf("card %d %s: %s -> %s", c.ID, c.MaskedPAN, c.Status, to)}); err != nil {
+		return err
+	}
+	if err := negativeEntry(ctx, tx, c, c.Status, to); err != nil {
+		return err
+	}
+	if c.Status == store.CardInactive && to == store.CardActive {
+		info, err := tx.CardInfo(ctx, c.ID)
+		if err != nil {
+			return err
+		}
+		if info.ReplacesID != 0 {
+			old, err := tx.Card(ctx, info.ReplacesID)
+			if err != nil {
+				return err
+			}
+			if old.Status == store.CardActive || old.Status == store.CardSuspended {
+				return changeStatus(ctx, tx, old, store.CardClosed, actor)
+			}
+		}
+	}
+	return nil
+}
+
+// negativeEntry records the negative-file change of a status change from
+// -> to, if it has one.
+func negativeEntry(ctx context.Context, tx *store.Tx, c store.Card, from, to store.CardStatus) error {
+	e := store.NegativeEntry{Fingerprint: c.Fingerprint, CardID: c.ID, ExpiresAt: entryExpiry(c.Expiry, tx.Now())}
+	switch {
+	case to == store.CardSuspended || to == store.CardLost || to == store.CardStolen || to == store.CardClosed:
+		e.Action, e.Reason = store.NegativeAdd, string(to)
+	case from == store.CardSuspended && to == store.CardActive:
+		e.Action, e.Reason = store.NegativeRemove, "resumed"
+	default:
+		return nil
+	}
+	_, err := tx.AddNegativeEntry(ctx, e)
+	return err
+}
+
+// entryExpiry is when a negative-file entry for a card expiring YYMM may be
+// dropped: the first instant (UTC) after the expiry month. An unreadable
+// expiry keeps the entry ten years from now.
+func entryExpiry(yymm string, now time.Time) time.Time {
+	exp, err := card.ParseExpiry(yymm)
+	if err != nil {
+		return now.AddDate(10, 0, 0)
+	}
+	return time.Date(exp.Year(), exp.Month()+1, 1, 0, 0, 0, 0, time.UTC)
 }
 
 // TopUp credits amount to a prepaid or debit account from the issuer's
