@@ -46,11 +46,20 @@ pids+=($!)
 $BIN/posgate 2> >(sed 's/^/  [posgate] /' >&2) &
 pids+=($!)
 
-# Wait until the gateway reports its link up (bounded).
-for _ in $(seq 1 100); do
-  if curl -sf http://127.0.0.1:8081/metrics 2>/dev/null | grep -q '^posgate_link_up 1'; then break; fi
+# Wait until the gateway reports its link up (bounded; bash's /dev/tcp, so
+# no curl is needed on a fresh machine).
+metrics() {
+  exec 3<>/dev/tcp/127.0.0.1/8081 || return 1
+  printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+  cat <&3
+  exec 3<&-
+}
+up=no
+for _ in $(seq 1 150); do
+  if metrics 2>/dev/null | grep -q '^posgate_link_up 1'; then up=yes; break; fi
   sleep 0.1
 done
+[ "$up" = yes ] || echo "warning: the gateway's link is not up yet; sales may be answered 907" >&2
 
 say "termsim: one sale of JPY 1200 per deck card"
 $BIN/termsim --script demo --amount 1200

@@ -10,7 +10,7 @@ fi
 cmd="apt-get update && apt-get install -y softhsm2 opensc"
 if [[ $(id -u) -eq 0 ]]; then
   echo "softhsm.sh: SoftHSM2 missing; installing: $cmd" >&2
-  apt-get update && apt-get install -y softhsm2 opensc
+  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y softhsm2 opensc
   if [[ -f $module ]] && command -v softhsm2-util >/dev/null 2>&1; then
     exit 0
   fi
