@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/posgate/posgate/cloud/ledger"
+	"github.com/posgate/posgate/cloud/routing"
 	"github.com/posgate/posgate/cloud/store"
 	"github.com/posgate/posgate/p2pe/card"
 	"github.com/posgate/posgate/p2pe/cardblock"
@@ -56,8 +57,13 @@ type OriginalData struct {
 	LocalTime      string
 }
 
-// Request is one request from a gateway, already unpacked and authenticated
-// (GatewayID is the peer's certificate identity).
+// Request is one request from a gateway or a head office, already unpacked
+// and authenticated (GatewayID is the peer's certificate identity).
+//
+// Card data comes either as a DE 120 block (CardBlock, KSN, Fingerprint:
+// the edge path) or in clear (PAN and Expiry: the center-to-center path,
+// whose head offices are PCI scoped); a request with both or neither is
+// refused with 904.
 type Request struct {
 	MTI            string
 	GatewayID      string
@@ -73,6 +79,19 @@ type Request struct {
 	Fingerprint    string
 	FunctionCode   string
 	Original       *OriginalData // reversals and completion advices
+	// PAN and Expiry are clear card data (DE 2, DE 14) of a
+	// center-to-center request; Fingerprint is then computed by the
+	// switch. Expiry may be zero.
+	PAN    card.PAN
+	Expiry card.Expiry
+	// POSDataCode is DE 22, passed on to brand hosts ("" for the
+	// default).
+	POSDataCode string
+	// HeadOfficeID, when set, marks a center-to-center request from that
+	// head office: its terminals are those of merchants whose id or head
+	// office is HeadOfficeID, instead of those behind GatewayID. GatewayID
+	// still names the originator in the records ("c2c:" + HeadOfficeID).
+	HeadOfficeID string
 }
 
 // Response is the center's answer. ApprovalCode is set on approvals only;
@@ -95,6 +114,11 @@ type Switch struct {
 	Vault     Fingerprinter
 	// HoldTTL is how long an 1100's hold lasts; zero means DefaultHoldTTL.
 	HoldTTL time.Duration
+	// Router, when set, routes each card by BIN (docs/switching.md): cards
+	// of the center's products are decided here, cards of a routed BIN go
+	// to their brand host (with stand-in when it does not answer), other
+	// cards are declined 111. Nil decides every card on-us.
+	Router *routing.Router
 }
 
 // Authorize decides r and returns the answer. Its error is non-nil only for
@@ -105,7 +129,8 @@ type Switch struct {
 // card block or fingerprint mismatch; 110 bad amount; 902 unsupported
 // processing code or MTI; 120 terminal unknown or behind another gateway;
 // 913 KSN counter not above the device's highest (replay) or a second
-// completion of one authorization; 111 unknown card; 208 lost; 209 stolen;
+// completion of one authorization; 111 unknown card, or (with a Router) a
+// BIN neither on-us nor routed; 208 lost; 209 stolen;
 // 104 suspended; 125 closed; 101 expired; 119 currency or merchant not
 // allowed for the card; 116 insufficient funds; 914 original not found.
 // Every answer with an idempotency key is recorded; every decline also
@@ -176,6 +201,13 @@ type decideFunc func(ctx context.Context, tx *store.Tx, a *store.Authorization) 
 // record runs decide in one transaction and writes the authorization row it
 // filled in, or returns the recorded answer if the key appeared meanwhile.
 func (s *Switch) record(ctx context.Context, r Request, decide decideFunc) (Response, error) {
+	return s.recordThen(ctx, r, decide, nil)
+}
+
+// recordThen is record with after, when not nil, run in the same
+// transaction once the new row (with its id and RRN) is written; it is not
+// run when the key was already recorded.
+func (s *Switch) recordThen(ctx context.Context, r Request, decide, after decideFunc) (Response, error) {
 	var resp Response
 	err := s.Store.Update(ctx, func(tx *store.Tx) error {
 		if prev, err := tx.AuthorizationByKey(ctx, r.IdempotencyKey); err == nil {
@@ -205,6 +237,11 @@ func (s *Switch) record(ctx context.Context, r Request, decide decideFunc) (Resp
 		a.RRN = fmt.Sprintf("%012d", id%1_000_000_000_000)
 		if err := tx.UpdateAuthorization(ctx, a); err != nil {
 			return err
+		}
+		if after != nil {
+			if err := after(ctx, tx, &a); err != nil {
+				return err
+			}
 		}
 		resp = responseOf(a)
 		return nil
@@ -318,14 +355,27 @@ func (s *Switch) terminal(ctx context.Context, r Request) (t store.Terminal, ok 
 	if err != nil {
 		return store.Terminal{}, false, fmt.Errorf("read terminal: %w", err)
 	}
-	return t, t.GatewayID == r.GatewayID, nil
+	if r.HeadOfficeID == "" {
+		return t, t.GatewayID == r.GatewayID, nil
+	}
+	var m store.Merchant
+	err = s.Store.View(ctx, func(tx *store.Tx) error {
+		var err error
+		m, err = tx.Merchant(ctx, t.MerchantID)
+		return err
+	})
+	if err != nil {
+		return store.Terminal{}, false, fmt.Errorf("read merchant of terminal: %w", err)
+	}
+	return t, m.ID == r.HeadOfficeID || m.HeadOfficeID == r.HeadOfficeID, nil
 }
 
 // opened is the outcome of decrypting a request's card block.
 type opened struct {
 	card    cardblock.ClearData
-	device  string
+	device  string // "" on the clear-PAN path: no device counter
 	counter uint64
+	fp      string // the PAN's fingerprint
 	// code/reason are set when the block or fingerprint is refused.
 	code, reason, kind string
 }
@@ -333,6 +383,16 @@ type opened struct {
 // open decrypts the block and compares fingerprints. Token faults are
 // returned as errors; a bad block or fingerprint is a refusal in o.
 func (s *Switch) open(ctx context.Context, r Request) (o opened, err error) {
+	if !r.PAN.IsZero() {
+		if len(r.CardBlock) != 0 {
+			return opened{code: string(iso93.ActionFormatError), kind: "request_invalid", reason: "clear PAN and card-data block are exclusive"}, nil
+		}
+		fp, err := s.Vault.Fingerprint(r.PAN)
+		if err != nil {
+			return opened{}, fmt.Errorf("fingerprint PAN %s: %w", r.PAN.Masked(), err)
+		}
+		return opened{card: cardblock.ClearData{PAN: r.PAN, Expiry: r.Expiry}, fp: fp}, nil
+	}
 	if len(r.CardBlock) == 0 {
 		return opened{code: string(iso93.ActionFormatError), kind: "request_invalid", reason: "card-data block missing"}, nil
 	}
@@ -346,7 +406,7 @@ func (s *Switch) open(ctx context.Context, r Request) (o opened, err error) {
 	if err != nil {
 		return opened{}, fmt.Errorf("decrypt card block: %w", err)
 	}
-	o = opened{card: c, device: device, counter: counter}
+	o = opened{card: c, device: device, counter: counter, fp: r.Fingerprint}
 	fp, err := s.Vault.Fingerprint(c.PAN)
 	if err != nil {
 		return opened{}, fmt.Errorf("fingerprint PAN %s: %w", c.PAN.Masked(), err)
@@ -392,14 +452,27 @@ func (s *Switch) authorize(ctx context.Context, r Request) (Response, error) {
 	if resp != nil || err != nil {
 		return deref(resp), err
 	}
-	return s.record(ctx, r, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
-		fresh, err := tx.AdvanceDeviceCounter(ctx, o.device, o.counter)
+	if s.Router != nil && o.code == "" {
+		d, err := s.Router.Route(ctx, o.card.PAN)
 		if err != nil {
-			return err
+			return Response{}, fmt.Errorf("authorize %s: %w", r.MTI, err)
 		}
-		if !fresh {
-			return decline(ctx, tx, r, a, string(iso93.ActionDuplicateTransmission), "ksn_replay",
-				"KSN counter "+strconv.FormatUint(o.counter, 10)+" not above the highest accepted from device "+o.device)
+		switch {
+		case d.Routed():
+			return s.forward(ctx, r, term, o, d)
+		case !d.OnUs():
+			return s.record(ctx, r, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
+				if declined, err := advanceCounter(ctx, tx, r, a, o); err != nil || declined {
+					return err
+				}
+				return decline(ctx, tx, r, a, string(iso93.ActionInvalidCardNumber), "no_route",
+					"BIN "+o.card.PAN.BIN()+" is neither on-us nor routed")
+			})
+		}
+	}
+	return s.record(ctx, r, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
+		if declined, err := advanceCounter(ctx, tx, r, a, o); err != nil || declined {
+			return err
 		}
 		if o.code != "" {
 			return decline(ctx, tx, r, a, o.code, o.kind, o.reason)
@@ -435,6 +508,23 @@ func (s *Switch) authorize(ctx context.Context, r Request) (Response, error) {
 	})
 }
 
+// advanceCounter applies the KSN replay rule of a block request (nothing
+// for the clear-PAN path); declined reports a 913.
+func advanceCounter(ctx context.Context, tx *store.Tx, r Request, a *store.Authorization, o opened) (declined bool, err error) {
+	if o.device == "" {
+		return false, nil
+	}
+	fresh, err := tx.AdvanceDeviceCounter(ctx, o.device, o.counter)
+	if err != nil {
+		return false, err
+	}
+	if !fresh {
+		return true, decline(ctx, tx, r, a, string(iso93.ActionDuplicateTransmission), "ksn_replay",
+			"KSN counter "+strconv.FormatUint(o.counter, 10)+" not above the highest accepted from device "+o.device)
+	}
+	return false, nil
+}
+
 func deref(r *Response) Response {
 	if r == nil {
 		return Response{}
@@ -458,7 +548,7 @@ func purchase(ctx context.Context, tx *store.Tx, acct store.Account, term store.
 // status, expiry, currency and the house-card merchant list. declined
 // reports that a was declined (and audited).
 func (s *Switch) checkCard(ctx context.Context, tx *store.Tx, r Request, a *store.Authorization, term store.Terminal, o opened) (store.Card, store.Account, bool, error) {
-	c, err := tx.CardByFingerprint(ctx, r.Fingerprint)
+	c, err := tx.CardByFingerprint(ctx, o.fp)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Card{}, store.Account{}, true, decline(ctx, tx, r, a, string(iso93.ActionInvalidCardNumber), "declined", "no card with this fingerprint")
 	}

@@ -92,7 +92,7 @@ func (s *Switch) reverse(ctx context.Context, r Request) (Response, error) {
 		return s.declineWith(ctx, r, nil, string(iso93.ActionNotPermittedToTerminal), "terminal_refused",
 			"terminal unknown or not registered behind this gateway")
 	}
-	return s.record(ctx, r, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
+	resp, err := s.record(ctx, r, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
 		orig, ok, err := findOriginal(ctx, tx, r)
 		if err != nil {
 			return err
@@ -107,6 +107,9 @@ func (s *Switch) reverse(ctx context.Context, r Request) (Response, error) {
 		a.ActionCode, a.Status = string(iso93.ActionReversalAccepted), store.AuthAnswered
 		switch orig.Status {
 		case store.AuthHeld:
+			if orig.HoldID == 0 {
+				break // a brand-host authorization: the issuer holds the funds
+			}
 			err := ledger.Release(ctx, tx, orig.HoldID)
 			if errors.Is(err, ledger.ErrHoldNotOpen) {
 				// Released by expiry meanwhile: nothing left to undo.
@@ -126,8 +129,15 @@ func (s *Switch) reverse(ctx context.Context, r Request) (Response, error) {
 			return audit(ctx, tx, r, "reversal_noop", "original "+strconv.FormatInt(orig.ID, 10)+" is "+string(orig.Status))
 		}
 		orig.Status = store.AuthReversed
-		return tx.UpdateAuthorization(ctx, orig)
+		if err := tx.UpdateAuthorization(ctx, orig); err != nil {
+			return err
+		}
+		return s.reverseAtHost(ctx, tx, orig)
 	})
+	if err == nil && s.Router != nil {
+		s.Router.Kick()
+	}
+	return resp, err
 }
 
 // advice applies a 1220/1221: with original data it completes that
@@ -147,8 +157,10 @@ func (s *Switch) advice(ctx context.Context, r Request) (Response, error) {
 	}
 	return s.record(ctx, r, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
 		// Keep the device's highest counter current; an older one is fine here.
-		if _, err := tx.AdvanceDeviceCounter(ctx, o.device, o.counter); err != nil {
-			return err
+		if o.device != "" {
+			if _, err := tx.AdvanceDeviceCounter(ctx, o.device, o.counter); err != nil {
+				return err
+			}
 		}
 		if o.code != "" {
 			return decline(ctx, tx, r, a, o.code, o.kind, o.reason)
@@ -213,7 +225,27 @@ func (s *Switch) complete(ctx context.Context, r Request) (Response, error) {
 			return decline(ctx, tx, r, a, string(iso93.ActionNotPermittedToCardholder), "advice_declined",
 				"completion currency differs from the original's")
 		}
-		t, err := ledger.Capture(ctx, tx, orig.HoldID, r.Amount, clearing, ledger.KindPurchase)
+		var t int64
+		if orig.HoldID == 0 {
+			// A brand-host authorization: the issuer holds the funds; the
+			// purchase is posted from the host's settlement account.
+			ra, err := tx.RoutedAuthorization(ctx, orig.ID)
+			if err != nil {
+				return err
+			}
+			brand, err := brandSettlement(ctx, tx, ra.Host, r.Currency)
+			if err != nil {
+				return err
+			}
+			t, err = ledger.Post(ctx, tx, ledger.KindPurchase,
+				store.Posting{AccountID: brand, Amount: -r.Amount, Currency: r.Currency},
+				store.Posting{AccountID: clearing, Amount: r.Amount, Currency: r.Currency})
+			if err != nil {
+				return err
+			}
+		} else {
+			t, err = ledger.Capture(ctx, tx, orig.HoldID, r.Amount, clearing, ledger.KindPurchase)
+		}
 		switch {
 		case errors.Is(err, ledger.ErrInsufficientFunds):
 			return decline(ctx, tx, r, a, string(iso93.ActionInsufficientFunds), "advice_declined",

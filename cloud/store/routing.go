@@ -58,6 +58,9 @@ const (
 	OutboxPending OutboxState = "pending"
 	OutboxDone    OutboxState = "done"   // the host answered
 	OutboxFailed  OutboxState = "failed" // attempts exhausted; an operator must act
+	// OutboxCancelled marks a message that was queued as a safeguard and
+	// turned out not to be needed (the host answered in time).
+	OutboxCancelled OutboxState = "cancelled"
 )
 
 // OutboxMessage is a reversal or advice owed to a brand host. Message is
@@ -365,6 +368,19 @@ func (tx *Tx) SetOutboxState(ctx context.Context, id int64, state OutboxState, r
 	}
 	if n == 0 {
 		return fmt.Errorf("set outbox message %d: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// RescheduleOutbox sets when a pending message is next due.
+func (tx *Tx) RescheduleOutbox(ctx context.Context, id int64, next time.Time) error {
+	n, err := tx.exec(ctx, "UPDATE host_outbox SET next_at = ?, updated_at = ? WHERE id = ? AND state = 'pending'",
+		micros(next), micros(tx.now), id)
+	if err != nil {
+		return fmt.Errorf("reschedule outbox message %d: %w", id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("reschedule outbox message %d: %w", id, ErrNotFound)
 	}
 	return nil
 }

@@ -34,7 +34,7 @@ CREATE TABLE host_outbox (
     kind             TEXT NOT NULL CHECK (kind IN ('reversal', 'advice')),
     message          BLOB NOT NULL,
     pan_sealed       BLOB,
-    state            TEXT NOT NULL CHECK (state IN ('pending', 'done', 'failed')),
+    state            TEXT NOT NULL CHECK (state IN ('pending', 'done', 'failed', 'cancelled')),
     attempts         INTEGER NOT NULL DEFAULT 0,
     next_at          INTEGER NOT NULL,
     last_result      TEXT NOT NULL DEFAULT '',
