@@ -190,4 +190,3 @@ func errorClass(err error) string {
 	}
 	return "error"
 }
-
