@@ -2,17 +2,22 @@ package center
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/posgate/posgate/cloud/authz"
+	"github.com/posgate/posgate/cloud/c2c"
+	"github.com/posgate/posgate/cloud/routing"
 	"github.com/posgate/posgate/cloud/store"
 	"github.com/posgate/posgate/cloud/tokenvault"
 	"github.com/posgate/posgate/hsm"
@@ -91,7 +96,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fmt.Errorf("link TLS: %w", err)
 	}
 	metrics := NewMetrics()
-	sw := &authz.Switch{Store: p.Store, Decrypter: p.Vault, Vault: p.Vault}
+	router, err := newRouter(ctx, cfg, p, log.With("component", "routing"))
+	if err != nil {
+		return err
+	}
+	defer router.close()
+	sw := &authz.Switch{Store: p.Store, Decrypter: p.Vault, Vault: p.Vault, Router: router.Router}
 	srv, err := link.NewServer(link.ServerConfig{
 		Addr:       cfg.Link.Listen,
 		TLS:        tlsConf,
@@ -112,6 +122,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("http listener: %w", err)
 	}
+	var c2cSrv *c2c.Server
+	if cfg.C2C.Listen != "" {
+		if c2cSrv, err = newC2C(cfg.C2C, sw, p.Store, log.With("component", "c2c")); err != nil {
+			return err
+		}
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
@@ -129,6 +145,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			cancel(fmt.Errorf("http: %w", err))
 		}
 	})
+	wg.Go(func() { router.Run(ctx) })
+	if c2cSrv != nil {
+		wg.Go(func() {
+			if err := c2cSrv.Serve(ctx); ctx.Err() == nil {
+				cancel(fmt.Errorf("c2c: %w", err))
+			}
+		})
+		log.Info("center-to-center port listening", "addr", c2cSrv.Addr().String(), "tls", cfg.C2C.TLS)
+	}
 	log.Info("cardcenter running", "link", srv.Addr().String(), "http", httpL.Addr().String(), "store", cfg.Store.Driver)
 	<-ctx.Done()
 	shut, done := context.WithTimeout(context.Background(), 10*time.Second)
@@ -136,4 +161,103 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	hs.Shutdown(shut)
 	wg.Wait()
 	return context.Cause(ctx)
+}
+
+// centerRouter is the switching part of a running center: the router and
+// its brand-host clients, which close must close.
+type centerRouter struct {
+	*routing.Router
+}
+
+func (r centerRouter) close() {
+	for _, c := range r.Hosts {
+		c.Close()
+	}
+}
+
+// newRouter builds the brand-host clients and the router and seeds the
+// configured BIN routes into the store (existing ones are kept).
+func newRouter(ctx context.Context, cfg Config, p *Parts, log *slog.Logger) (centerRouter, error) {
+	sw := cfg.Switching
+	hosts := map[string]*routing.Client{}
+	for _, h := range sw.BrandHosts {
+		hc := routing.HostConfig{Name: h.Name, Addr: h.Address, Timeout: time.Duration(h.Timeout)}
+		if h.TLS {
+			tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: h.ServerName}
+			if h.CAFile != "" {
+				pool, err := loadPool(h.CAFile)
+				if err != nil {
+					return centerRouter{}, fmt.Errorf("brand host %s: %w", h.Name, err)
+				}
+				tc.RootCAs = pool
+			}
+			hc.TLS = tc
+		}
+		hosts[h.Name] = routing.NewClient(hc, log)
+	}
+	r := centerRouter{&routing.Router{Store: p.Store, Hosts: hosts, Sealer: p.Vault, Logger: log,
+		AcquirerID: sw.AcquirerID, RetryInterval: time.Duration(sw.RetryInterval), MaxAttempts: sw.MaxAttempts}}
+	err := p.Store.Update(ctx, func(tx *store.Tx) error {
+		have, err := tx.BINRoutes(ctx)
+		if err != nil {
+			return err
+		}
+	next:
+		for _, rc := range sw.Routes {
+			for _, h := range have {
+				if h.BINLow == rc.BINLow && h.BINHigh == rc.BINHigh && h.PANLength == rc.PANLength {
+					continue next // kept as stored: the store is the authority
+				}
+			}
+			if _, err := tx.InsertBINRoute(ctx, store.BINRoute{BINLow: rc.BINLow, BINHigh: rc.BINHigh, PANLength: rc.PANLength,
+				Destination: rc.Destination, StandInTxnLimit: rc.StandInTxnLimit, StandInDailyLimit: rc.StandInDailyLimit}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		r.close()
+		return centerRouter{}, fmt.Errorf("seed BIN routes: %w", err)
+	}
+	return r, nil
+}
+
+func loadPool(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read CA bundle: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("CA bundle %s holds no PEM certificate", file)
+	}
+	return pool, nil
+}
+
+// newC2C opens the center-to-center port.
+func newC2C(cc C2CConfig, sw *authz.Switch, st *store.Store, log *slog.Logger) (*c2c.Server, error) {
+	cfg := c2c.Config{Addr: cc.Listen, Switch: sw, Store: st, Logger: log, MaxInFlight: cc.MaxInFlight}
+	if cc.TLS {
+		cert, err := tls.LoadX509KeyPair(cc.CertFile, cc.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("c2c TLS key pair: %w", err)
+		}
+		pool, err := loadPool(cc.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("c2c client CA: %w", err)
+		}
+		cfg.TLS = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert},
+			ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
+	} else {
+		cfg.AllowList = map[string]string{}
+		for _, a := range cc.Allow {
+			cfg.AllowList[a.Address] = a.HeadOffice
+		}
+	}
+	srv, err := c2c.Listen(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("c2c listener: %w", err)
+	}
+	return srv, nil
 }

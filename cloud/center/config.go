@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
+	"time"
 )
 
 // Config is the cardcenter daemon's configuration. The zero value of every
@@ -23,6 +25,99 @@ type Config struct {
 	HSM   HSMConfig   `yaml:"hsm"`
 	Keys  KeysConfig  `yaml:"keys"`
 	Log   LogConfig   `yaml:"log"`
+
+	// C2C is the center-to-center ISO 8583 TCP port.
+	C2C C2CConfig `yaml:"c2c"`
+	// Switching configures BIN routing to brand hosts.
+	Switching SwitchingConfig `yaml:"switching"`
+}
+
+// C2CConfig configures the center-to-center port (docs/switching.md).
+type C2CConfig struct {
+	// Listen is the TCP address of the port. Default "" (port off).
+	Listen string `yaml:"listen"`
+	// TLS turns on TLS with client certificates: the certificate's common
+	// name is the head-office id. Default false (plain TCP, allow-list).
+	TLS bool `yaml:"tls"`
+	// CertFile and KeyFile are the port's PEM certificate and key;
+	// required with TLS.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ClientCAFile is the PEM bundle head-office client certificates must
+	// chain to; required with TLS.
+	ClientCAFile string `yaml:"client_ca_file"`
+	// Allow maps plain-TCP peers to head offices; required without TLS.
+	Allow []C2CAllow `yaml:"allow"`
+	// MaxInFlight bounds concurrent requests per connection. Default 64.
+	MaxInFlight int `yaml:"max_in_flight"`
+}
+
+// C2CAllow admits one plain-TCP peer address as a head office.
+type C2CAllow struct {
+	// Address is the peer's IP address.
+	Address string `yaml:"address"`
+	// HeadOffice is the merchant id of the head office.
+	HeadOffice string `yaml:"head_office"`
+}
+
+// SwitchingConfig configures BIN routing and the brand hosts.
+type SwitchingConfig struct {
+	// AcquirerID is DE 32 on messages to brand hosts (up to 11 digits).
+	// Default "99999".
+	AcquirerID string `yaml:"acquirer_id"`
+	// BrandHosts are the external hosts BIN routes may name.
+	BrandHosts []BrandHostConfig `yaml:"brand_hosts"`
+	// Routes are BIN routes added to the store at start when missing
+	// (routes may also be added through the store). Default none.
+	Routes []RouteConfig `yaml:"routes"`
+	// RetryInterval is the pause between repeats of an unanswered 1421 or
+	// 1221. Default "10s".
+	RetryInterval Duration `yaml:"retry_interval"`
+	// MaxAttempts bounds the sends of one reversal or advice. Default 10.
+	MaxAttempts int `yaml:"max_attempts"`
+}
+
+// BrandHostConfig is one brand host.
+type BrandHostConfig struct {
+	// Name is what routes use as destination; not "on-us".
+	Name string `yaml:"name"`
+	// Address is host:port.
+	Address string `yaml:"address"`
+	// Timeout bounds the wait for an answer. Default "5s".
+	Timeout Duration `yaml:"timeout"`
+	// TLS turns on TLS to the host (production needs it: the link
+	// carries clear PANs). Default false.
+	TLS bool `yaml:"tls"`
+	// CAFile is the PEM bundle the host's certificate must chain to; empty
+	// uses the system roots.
+	CAFile string `yaml:"ca_file"`
+	// ServerName overrides the name checked in the host's certificate.
+	ServerName string `yaml:"server_name"`
+}
+
+// RouteConfig is one BIN route (see store.BINRoute).
+type RouteConfig struct {
+	BINLow      string `yaml:"bin_low"`
+	BINHigh     string `yaml:"bin_high"`
+	PANLength   int    `yaml:"pan_length"`
+	Destination string `yaml:"destination"`
+	// StandInTxnLimit and StandInDailyLimit are in minor units; zero
+	// means no stand-in (declined 911/907 when the host does not answer).
+	StandInTxnLimit   int64 `yaml:"standin_txn_limit"`
+	StandInDailyLimit int64 `yaml:"standin_daily_limit"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("5s").
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", b, err)
+	}
+	*d = Duration(v)
+	return nil
 }
 
 // LinkConfig configures the QUIC link server gateways connect to.
@@ -150,6 +245,25 @@ func (c Config) WithDefaults() Config {
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
+	if c.C2C.MaxInFlight == 0 {
+		c.C2C.MaxInFlight = 64
+	}
+	if c.Switching.AcquirerID == "" {
+		c.Switching.AcquirerID = "99999"
+	}
+	if c.Switching.RetryInterval == 0 {
+		c.Switching.RetryInterval = Duration(10 * time.Second)
+	}
+	if c.Switching.MaxAttempts == 0 {
+		c.Switching.MaxAttempts = 10
+	}
+	hosts := slices.Clone(c.Switching.BrandHosts)
+	for i := range hosts {
+		if hosts[i].Timeout == 0 {
+			hosts[i].Timeout = Duration(5 * time.Second)
+		}
+	}
+	c.Switching.BrandHosts = hosts
 	return c
 }
 
@@ -184,6 +298,7 @@ func (c *Config) Validate() error {
 			bad(k.name, k.val, "token labels are at most 64 characters")
 		}
 	}
+	c.validateSwitching(bad)
 	switch c.Log.Format {
 	case "text", "json":
 	default:
@@ -195,4 +310,91 @@ func (c *Config) Validate() error {
 		bad("log.level", c.Log.Level, "must be debug, info, warn or error")
 	}
 	return errors.Join(errs...)
+}
+
+func digitsOnly(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// validateSwitching checks the c2c and switching keys.
+func (c *Config) validateSwitching(bad func(key string, val any, rule string)) {
+	cc := c.C2C
+	if cc.Listen != "" {
+		if _, _, err := net.SplitHostPort(cc.Listen); err != nil {
+			bad("c2c.listen", cc.Listen, "must be host:port")
+		}
+		if cc.TLS {
+			for _, k := range []struct{ name, val string }{{"c2c.cert_file", cc.CertFile}, {"c2c.key_file", cc.KeyFile}, {"c2c.client_ca_file", cc.ClientCAFile}} {
+				if k.val == "" {
+					bad(k.name, k.val, "is required when c2c.tls is true")
+				}
+			}
+		} else if len(cc.Allow) == 0 {
+			bad("c2c.allow", "[]", "needs at least one entry when c2c.tls is false")
+		}
+	}
+	for i, a := range cc.Allow {
+		if net.ParseIP(a.Address) == nil {
+			bad(fmt.Sprintf("c2c.allow[%d].address", i), a.Address, "must be an IP address")
+		}
+		if a.HeadOffice == "" || len(a.HeadOffice) > 32 {
+			bad(fmt.Sprintf("c2c.allow[%d].head_office", i), a.HeadOffice, "must be 1 to 32 characters")
+		}
+	}
+	if cc.MaxInFlight < 1 || cc.MaxInFlight > 4096 {
+		bad("c2c.max_in_flight", cc.MaxInFlight, "must be between 1 and 4096")
+	}
+	sw := c.Switching
+	if !digitsOnly(sw.AcquirerID) || len(sw.AcquirerID) > 11 {
+		bad("switching.acquirer_id", sw.AcquirerID, "must be 1 to 11 digits")
+	}
+	if sw.RetryInterval < 0 {
+		bad("switching.retry_interval", time.Duration(sw.RetryInterval), "must not be negative")
+	}
+	if sw.MaxAttempts < 1 || sw.MaxAttempts > 1000 {
+		bad("switching.max_attempts", sw.MaxAttempts, "must be between 1 and 1000")
+	}
+	names := map[string]bool{}
+	for i, h := range sw.BrandHosts {
+		key := fmt.Sprintf("switching.brand_hosts[%d]", i)
+		switch {
+		case h.Name == "" || len(h.Name) > 32 || h.Name == "on-us":
+			bad(key+".name", h.Name, "must be 1 to 32 characters and not on-us")
+		case names[h.Name]:
+			bad(key+".name", h.Name, "must be unique")
+		}
+		names[h.Name] = true
+		if _, _, err := net.SplitHostPort(h.Address); err != nil {
+			bad(key+".address", h.Address, "must be host:port")
+		}
+		if h.Timeout <= 0 || time.Duration(h.Timeout) > 5*time.Minute {
+			bad(key+".timeout", time.Duration(h.Timeout), "must be above 0 and at most 5m")
+		}
+		if !h.TLS && (h.CAFile != "" || h.ServerName != "") {
+			bad(key+".ca_file", h.CAFile, "ca_file and server_name need tls: true")
+		}
+	}
+	for i, r := range sw.Routes {
+		key := fmt.Sprintf("switching.routes[%d]", i)
+		if len(r.BINLow) < 6 || len(r.BINLow) > 11 || !digitsOnly(r.BINLow) {
+			bad(key+".bin_low", r.BINLow, "must be 6 to 11 digits")
+		}
+		if len(r.BINHigh) != len(r.BINLow) || !digitsOnly(r.BINHigh) || r.BINHigh < r.BINLow {
+			bad(key+".bin_high", r.BINHigh, "must be digits of bin_low's length, not below bin_low")
+		}
+		if r.PANLength < 12 || r.PANLength > 19 || r.PANLength <= len(r.BINLow) {
+			bad(key+".pan_length", r.PANLength, "must be 12 to 19 and longer than the BIN")
+		}
+		if r.Destination != "on-us" && !names[r.Destination] {
+			bad(key+".destination", r.Destination, "must be on-us or the name of a brand host")
+		}
+		if r.StandInTxnLimit < 0 || r.StandInDailyLimit < 0 {
+			bad(key+".standin_txn_limit", r.StandInTxnLimit, "stand-in limits must not be negative")
+		}
+	}
 }
