@@ -122,7 +122,10 @@ func (c *Client) connect(ctx context.Context) (*connection.Connection, error) {
 		}),
 	}
 	if c.cfg.TLS != nil {
-		opts = append(opts, connection.SetTLSConfig(func(t *tls.Config) { *t = *c.cfg.TLS.Clone() }))
+		opts = append(opts, connection.SetTLSConfig(func(t *tls.Config) {
+			src := c.cfg.TLS
+			t.RootCAs, t.Certificates, t.ServerName, t.MinVersion = src.RootCAs, src.Certificates, src.ServerName, src.MinVersion
+		}))
 	}
 	conn, err := connection.New(c.cfg.Addr, HostSpec, readLength, writeLength, opts...)
 	if err != nil {
