@@ -195,7 +195,7 @@ func Parse(b []byte) (Chunk, error) {
 		return c, fmt.Errorf("parse chunk: no %s header: %w", magic, ErrMalformed)
 	}
 	var want [4]byte
-	if !lowerHex(b[len(magic)+1:head-1]) {
+	if !lowerHex(b[len(magic)+1 : head-1]) {
 		return c, fmt.Errorf("parse chunk: checksum is not 8 lower-case hex digits: %w", ErrMalformed)
 	}
 	if _, err := hex.Decode(want[:], b[len(magic)+1:head-1]); err != nil {
