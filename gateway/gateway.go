@@ -35,18 +35,9 @@ func CSRPath(cfg Config) string { return filepath.Join(cfg.DataDir, "link", "gat
 // token, and makes sure the link identity key exists in it.
 func OpenToken(cfg Config) (*hsm.Token, error) {
 	h := cfg.HSM
-	if h.SoftHSMDir != "-" {
-		conf, err := hsm.InitSoftHSM(h.SoftHSMDir, h.TokenLabel, h.PIN+"-so", h.PIN)
-		if err != nil {
-			return nil, fmt.Errorf("prepare SoftHSM token in %s: %w", h.SoftHSMDir, err)
-		}
-		if err := hsm.UseSoftHSMConf(conf); err != nil {
-			return nil, err
-		}
-	}
-	tok, err := hsm.Open(hsm.Config{ModulePath: h.Module, TokenLabel: h.TokenLabel, PIN: h.PIN})
+	tok, err := hsm.OpenSoftHSMDir(h.SoftHSMDir, hsm.Config{ModulePath: h.Module, TokenLabel: h.TokenLabel, PIN: h.PIN})
 	if err != nil {
-		return nil, fmt.Errorf("open token %q: %w", h.TokenLabel, err)
+		return nil, err
 	}
 	ok, err := tok.HasKey(h.IdentityLabel)
 	if err == nil && !ok {

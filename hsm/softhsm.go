@@ -127,3 +127,26 @@ func UseSoftHSMConf(path string) error {
 	}
 	return nil
 }
+
+// OpenSoftHSMDir opens the token cfg names after, when dir is neither empty
+// nor "-", creating (or reusing) a SoftHSM2 token with that label in dir and
+// pointing the process at its configuration. The SO PIN of a token it
+// creates is cfg.PIN + "-so" (demo and first-run tokens only; initialise
+// production tokens with the HSM's own tools). Daemons use it so that their
+// embedded defaults need no set-up step.
+func OpenSoftHSMDir(dir string, cfg Config) (*Token, error) {
+	if dir != "" && dir != "-" {
+		conf, err := InitSoftHSM(dir, cfg.TokenLabel, cfg.PIN+"-so", cfg.PIN)
+		if err != nil {
+			return nil, fmt.Errorf("prepare SoftHSM token in %s: %w", dir, err)
+		}
+		if err := UseSoftHSMConf(conf); err != nil {
+			return nil, err
+		}
+	}
+	tok, err := Open(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open token %q: %w", cfg.TokenLabel, err)
+	}
+	return tok, nil
+}

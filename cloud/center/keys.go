@@ -28,20 +28,7 @@ var ErrKeyMissing = errors.New("center: key missing from the token")
 // OpenToken creates (when cfg.SoftHSMDir is set) and opens the center's
 // token.
 func OpenToken(cfg HSMConfig) (*hsm.Token, error) {
-	if cfg.SoftHSMDir != "-" {
-		conf, err := hsm.InitSoftHSM(cfg.SoftHSMDir, cfg.TokenLabel, cfg.PIN+"-so", cfg.PIN)
-		if err != nil {
-			return nil, fmt.Errorf("prepare SoftHSM token in %s: %w", cfg.SoftHSMDir, err)
-		}
-		if err := hsm.UseSoftHSMConf(conf); err != nil {
-			return nil, err
-		}
-	}
-	tok, err := hsm.Open(hsm.Config{ModulePath: cfg.Module, TokenLabel: cfg.TokenLabel, PIN: cfg.PIN})
-	if err != nil {
-		return nil, fmt.Errorf("open token %q: %w", cfg.TokenLabel, err)
-	}
-	return tok, nil
+	return hsm.OpenSoftHSMDir(cfg.SoftHSMDir, hsm.Config{ModulePath: cfg.Module, TokenLabel: cfg.TokenLabel, PIN: cfg.PIN})
 }
 
 // FingerprintComponents is the file the bootstrap writes the PAN fingerprint
