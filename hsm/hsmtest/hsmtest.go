@@ -102,7 +102,11 @@ func Label(t testing.TB, prefix string) string {
 // directory, and exits with the tests' status. Call it from TestMain:
 //
 //	func TestMain(m *testing.M) { hsmtest.Main(m) }
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run runs the tests and removes the token directory, like Main, but returns
+// the exit code instead of exiting, for a TestMain with cleanup of its own.
+func Run(m *testing.M) int {
 	code := m.Run()
 	if tok != nil {
 		if err := tok.Close(); err != nil {
@@ -112,5 +116,5 @@ func Main(m *testing.M) {
 	if dir != "" {
 		_ = os.RemoveAll(dir)
 	}
-	os.Exit(code)
+	return code
 }

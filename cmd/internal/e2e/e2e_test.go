@@ -27,7 +27,13 @@ import (
 	"github.com/posgate/posgate/protocol/iso93"
 )
 
-func TestMain(m *testing.M) { hsmtest.Main(m) }
+func TestMain(m *testing.M) {
+	code := hsmtest.Run(m)
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
 
 // freeAddr returns a loopback address with a port that was free a moment
 // ago, for daemons whose config names their listen address.

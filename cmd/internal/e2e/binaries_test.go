@@ -1,0 +1,186 @@
+package e2e_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/posgate/posgate/firmware-sim/deck"
+)
+
+// binDir holds the binaries built once per test process.
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+func binaries(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "posgate-e2e-bin-")
+		if buildErr != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", binDir+"/", "github.com/posgate/posgate/cmd/...")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binDir
+}
+
+// run runs a binary to completion in dir and returns its stdout.
+func run(t *testing.T, dir, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binaries(t), name), args...)
+	cmd.Dir = dir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\nstdout:\n%s\nstderr:\n%s", name, strings.Join(args, " "), err, stdout.String(), stderr.String())
+	}
+	return stdout.String()
+}
+
+// daemon is a started daemon process whose stderr is collected.
+type daemonProc struct {
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	done chan error
+}
+
+func start(t *testing.T, dir, name string, args ...string) *daemonProc {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binaries(t), name), args...)
+	cmd.Dir = dir
+	d := &daemonProc{cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = d.logs, d.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-d.done
+	})
+	return d
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (d *daemonProc) stop(t *testing.T) {
+	t.Helper()
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-d.done:
+		d.done <- err // for the cleanup
+		if err != nil {
+			t.Errorf("%s exited with %v\n%s", filepath.Base(d.cmd.Path), err, d.logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("%s did not stop within 30s of SIGTERM", filepath.Base(d.cmd.Path))
+	}
+}
+
+func waitMetric(t *testing.T, addr, line string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(b), "\n"+line+"\n") {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metric %q not seen at %s within 30s", line, addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestBinariesDemoPath runs the documented operator path with the real
+// binaries and config files: seed, key injection, enrolment, both daemons,
+// termsim, graceful shutdown, and the ledger check.
+func TestBinariesDemoPath(t *testing.T) {
+	dir := t.TempDir()
+	linkAddr, centerHTTP := freeAddr(t, "udp"), freeAddr(t, "tcp")
+	termAddr, gwHTTP := freeAddr(t, "tcp"), freeAddr(t, "tcp")
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	write("center.yaml", fmt.Sprintf("data_dir: ./center\nlink:\n  listen: %s\nhttp:\n  listen: %s\n", linkAddr, centerHTTP))
+	write("gateway.yaml", fmt.Sprintf("data_dir: ./gateway\ncenter:\n  addrs: [%s]\nterminals:\n  listen: %s\nhttp:\n  listen: %s\n", linkAddr, termAddr, gwHTTP))
+
+	run(t, dir, "cardcenter", "seed-demo", "--config", "center.yaml", "--terminals", "2")
+	for i := 1; i <= 2; i++ {
+		out := run(t, dir, "hsmctl", "inject", "--format", "json", "--softhsm-dir", "center/hsm", "--token", "cardcenter", "--bdk", "bdk",
+			"--terminal-id", fmt.Sprintf("T%07d", i), "--ikid", fmt.Sprintf("00000001%08d", i),
+			"--fingerprint-components", "center/ceremony/fingerprint-components.json",
+			"--out", fmt.Sprintf("termsim/T%07d.json", i))
+		var inj map[string]any
+		if err := json.Unmarshal([]byte(out), &inj); err != nil {
+			t.Fatalf("hsmctl inject --format json: %v: %s", err, out)
+		}
+	}
+	csr := strings.TrimSpace(run(t, dir, "posgate", "csr", "--config", "gateway.yaml"))
+	run(t, dir, "cardcenter", "enrol", "--config", "center.yaml", "--gateway-id", "GW000001", "--csr", csr,
+		"--out", "gateway/link/gateway.crt", "--ca-out", "gateway/link/ca.crt")
+
+	center := start(t, dir, "cardcenter", "--config", "center.yaml")
+	gw := start(t, dir, "posgate", "--config", "gateway.yaml")
+	waitMetric(t, gwHTTP, "posgate_link_up 1")
+	waitMetric(t, centerHTTP, "cardcenter_link_gateways 1")
+
+	out := run(t, dir, "termsim", "--gateway", termAddr, "--keys", "termsim", "--script", "demo", "--amount", "1200")
+	sc := bufio.NewScanner(strings.NewReader(out))
+	var last string
+	for sc.Scan() {
+		last = sc.Text()
+	}
+	var sum struct {
+		Sales      int            `json:"sales"`
+		Errors     int            `json:"errors"`
+		Unexpected int            `json:"unexpected"`
+		ByOutcome  map[string]int `json:"by_outcome"`
+	}
+	if err := json.Unmarshal([]byte(last), &sum); err != nil {
+		t.Fatalf("termsim's last line is not its JSON summary: %v: %q", err, last)
+	}
+	if sum.Sales != len(deck.Cards()) || sum.Errors != 0 || sum.Unexpected != 0 || sum.ByOutcome["000"] == 0 {
+		t.Fatalf("termsim summary %+v", sum)
+	}
+
+	gw.stop(t)
+	center.stop(t)
+	if r := run(t, dir, "cardcenter", "ledger", "check", "--config", "center.yaml"); !strings.Contains(r, "OK") {
+		t.Fatalf("ledger check: %s", r)
+	}
+	all := center.logs.String() + gw.logs.String() + out
+	for _, c := range deck.Cards() {
+		if strings.Contains(all, c.PAN) {
+			t.Errorf("a daemon's output or termsim's carries the clear PAN of deck card %s", c.Name)
+		}
+	}
+}
