@@ -392,3 +392,26 @@ func Template(tag Tag, children ...TLV) TLV {
 	}
 	return TLV{Tag: tag, Children: children}
 }
+
+// ReadTag reads the tag at the start of b and returns it with its encoded
+// length, under Decode's rules. It is for formats that reuse BER tags
+// without values, such as data object lists.
+func ReadTag(b []byte) (Tag, int, error) {
+	n, err := readTag(b)
+	if err != nil {
+		return 0, 0, err
+	}
+	var t Tag
+	for _, x := range b[:n] {
+		t = t<<8 | Tag(x)
+	}
+	return t, n, nil
+}
+
+// ReadLength reads a BER length at the start of b under Decode's rules
+// (shortest form, at most 83 xx xx xx) and returns it with the number of
+// bytes it took.
+func ReadLength(b []byte) (l, n int, err error) { return readLen(b) }
+
+// AppendLength appends the shortest BER encoding of l (0..MaxLen) to b.
+func AppendLength(b []byte, l int) []byte { return appendLen(b, l) }
