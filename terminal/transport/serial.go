@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/tarm/serial"
@@ -15,7 +16,8 @@ import (
 // (0, io.EOF) after ReadTimeout; serialPort turns those timeouts into a
 // retry, which is what lets Close end a blocked Read. A hung-up tty (USB
 // adapter unplugged, pty master closed) also reads (0, io.EOF), but at
-// once: two immediate empty reads in a row are reported as ErrHangup.
+// once: two immediate empty reads in a row are reported as ErrHangup, and
+// so is EIO from a read or write.
 type serialPort struct {
 	p       *serial.Port
 	path    string
@@ -67,8 +69,12 @@ func (s *serialPort) Read(b []byte) (int, error) {
 		if s.closed.Load() {
 			return 0, fmt.Errorf("read %s: %w", s.path, ErrClosed)
 		}
+		if errors.Is(err, syscall.EIO) {
+			// The other side is gone (pty master closed, device reset).
+			return 0, fmt.Errorf("%w: %w", ErrHangup, err)
+		}
 		if err != nil && !errors.Is(err, io.EOF) {
-			return 0, fmt.Errorf("read %s: %w", s.path, err)
+			return 0, err // an *os.PathError naming the device
 		}
 		if time.Since(start) < s.timeout/2 {
 			if quick++; quick >= 2 {
@@ -86,8 +92,11 @@ func (s *serialPort) Write(b []byte) (int, error) {
 		return 0, fmt.Errorf("write %s: %w", s.path, ErrClosed)
 	}
 	n, err := s.p.Write(b)
+	if errors.Is(err, syscall.EIO) {
+		return n, fmt.Errorf("%w: %w", ErrHangup, err)
+	}
 	if err != nil {
-		return n, fmt.Errorf("write %s: %w", s.path, err)
+		return n, err // an *os.PathError naming the device
 	}
 	return n, nil
 }
