@@ -243,7 +243,7 @@ func OpenContext(ctx context.Context, c DeviceConfig) (io.ReadWriteCloser, error
 		}
 		return conn, nil
 	default:
-		l, err := Listen(ctx, d)
+		l, err := Listen(ctx, c)
 		if err != nil {
 			return nil, err
 		}
