@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/posgate/posgate/cloud/api"
 	"github.com/posgate/posgate/cloud/authz"
 	"github.com/posgate/posgate/cloud/c2c"
 	"github.com/posgate/posgate/cloud/routing"
@@ -128,8 +129,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			return err
 		}
 	}
+	apiH, err := apiHandler(p, log.With("component", "api"))
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+	mux.Handle(api.Prefix+"/", apiH)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 
 	ctx, cancel := context.WithCancelCause(ctx)

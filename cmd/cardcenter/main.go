@@ -6,6 +6,8 @@
 //	cardcenter seed-demo [--gateway-id ID] [--terminals N]
 //	                                                 register demo merchant, terminals and deck cards
 //	cardcenter ledger check                          prove every transfer sums to zero and every balance equals its postings
+//	cardcenter api-key --role admin|head_office [--merchant ID]
+//	                                                 create a REST API key; it is printed once
 //
 // Every command takes --config FILE; without it the embedded defaults under
 // ./data/cardcenter apply.
@@ -22,8 +24,10 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/posgate/posgate/cloud/api"
 	"github.com/posgate/posgate/cloud/center"
 	"github.com/posgate/posgate/cloud/ledger"
+	"github.com/posgate/posgate/cloud/store"
 	"github.com/posgate/posgate/cmd/internal/daemon"
 	"github.com/posgate/posgate/cmd/internal/demo"
 )
@@ -53,6 +57,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	var gatewayID, csrPath, outPath, caOut string
 	var terminals int
 	var asJSON bool
+	var role, merchant string
 	switch cmd {
 	case "serve", "ledger check":
 		fs.BoolVar(&asJSON, "json", false, "print the ledger check report as JSON")
@@ -64,8 +69,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	case "seed-demo":
 		fs.StringVar(&gatewayID, "gateway-id", "GW000001", "the demo gateway's ID")
 		fs.IntVar(&terminals, "terminals", 4, "demo terminals to register (T0000001, ...)")
+	case "api-key":
+		fs.StringVar(&role, "role", "", "admin or head_office")
+		fs.StringVar(&merchant, "merchant", "", "the merchant a head-office key is scoped to")
 	default:
-		return fmt.Errorf("unknown command %q (commands: enrol, seed-demo, ledger check)", cmd)
+		return fmt.Errorf("unknown command %q (commands: enrol, seed-demo, ledger check, api-key)", cmd)
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -118,6 +126,22 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 		defer p.Close()
 		return demo.Seed(ctx, p.Store, p.Vault, gatewayID, terminals, out)
+	case "api-key":
+		r := store.APIRole(role)
+		if r != store.RoleAdmin && r != store.RoleHeadOffice {
+			return fmt.Errorf("--role %q: want %s or %s", role, store.RoleAdmin, store.RoleHeadOffice)
+		}
+		p, err := center.Open(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		defer p.Close()
+		key, err := api.CreateKey(ctx, p.Store, r, merchant)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(out, key)
+		return nil
 	case "ledger check":
 		p, err := center.Open(ctx, cfg, log)
 		if err != nil {

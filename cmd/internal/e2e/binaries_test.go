@@ -148,6 +148,7 @@ func TestBinariesDemoPath(t *testing.T) {
 	run(t, dir, "cardcenter", "enrol", "--config", "center.yaml", "--gateway-id", "GW000001", "--csr", csr,
 		"--out", "gateway/link/gateway.crt", "--ca-out", "gateway/link/ca.crt")
 
+	apiKey := strings.TrimSpace(run(t, dir, "cardcenter", "api-key", "--config", "center.yaml", "--role", "admin"))
 	center := start(t, dir, "cardcenter", "--config", "center.yaml")
 	gw := start(t, dir, "posgate", "--config", "gateway.yaml")
 	waitMetric(t, gwHTTP, "posgate_link_up 1")
@@ -170,6 +171,25 @@ func TestBinariesDemoPath(t *testing.T) {
 	}
 	if sum.Sales != len(deck.Cards()) || sum.Errors != 0 || sum.Unexpected != 0 || sum.ByOutcome["000"] == 0 {
 		t.Fatalf("termsim summary %+v", sum)
+	}
+
+	// The head office's REST API sees the sales, masked.
+	req, _ := http.NewRequest("GET", "http://"+centerHTTP+"/api/v1/transactions?terminal=T0000001", nil)
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "000") {
+		t.Fatalf("GET /api/v1/transactions: %d %s", resp.StatusCode, body)
+	}
+	out += string(body)
+	req, _ = http.NewRequest("GET", "http://"+centerHTTP+"/api/v1/transactions", nil)
+	req.Header.Set("Authorization", "Bearer pgk_not-a-key")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a bad API key got %v, %v", resp.Status, err)
 	}
 
 	gw.stop(t)
