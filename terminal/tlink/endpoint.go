@@ -372,8 +372,11 @@ func (e *Endpoint) deliver(m Message) bool {
 			}
 		}
 		e.waiters = slices.Delete(e.waiters, i, i+1)
-		e.mu.Unlock()
+		// Under the lock, so that a Request withdrawing its waiter either
+		// still finds it here or finds m in its channel (buffered 1, sent
+		// to once: this never blocks).
 		w.ch <- m
+		e.mu.Unlock()
 		return true
 	}
 	e.mu.Unlock()
