@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/posgate/posgate/cloud/controls"
 	"github.com/posgate/posgate/cloud/ledger"
 	"github.com/posgate/posgate/cloud/routing"
 	"github.com/posgate/posgate/cloud/store"
@@ -569,13 +570,18 @@ func (s *Switch) checkCard(ctx context.Context, tx *store.Tx, r Request, a *stor
 		return no(iso93.ActionRestrictedCard, "suspended")
 	case store.CardClosed:
 		return no(iso93.ActionCardNotEffective, "closed")
+	case store.CardInactive:
+		return no(iso93.ActionCardNotEffective, "not activated")
 	}
 	when := txnTime(r, tx.Now())
 	exp, err := card.ParseExpiry(c.Expiry)
 	if err != nil || exp.Expired(when) || (!o.card.Expiry.IsZero() && o.card.Expiry.Expired(when)) {
 		return no(iso93.ActionExpiredCard, "expired")
 	}
-	acct, err := tx.Account(ctx, c.AccountID)
+	// Lock the account row before the cardholder controls read today's
+	// total, so concurrent authorizations on one card cannot both pass the
+	// daily limit (controls.Check's locking contract).
+	acct, err := tx.LockAccount(ctx, c.AccountID)
 	if err != nil {
 		return c, store.Account{}, false, err
 	}
@@ -590,6 +596,14 @@ func (s *Switch) checkCard(ctx context.Context, tx *store.Tx, r Request, a *stor
 		if !ok {
 			return no(iso93.ActionNotPermittedToCardholder, "house card not accepted at merchant "+term.MerchantID)
 		}
+	}
+	code, reason, err := controls.Check(ctx, tx, c, controls.Txn{Amount: r.Amount, Currency: r.Currency, MCC: term.MCC,
+		MerchantID: term.MerchantID, ECommerce: controls.ECommerce(r.POSDataCode)})
+	if err != nil {
+		return c, store.Account{}, false, err
+	}
+	if code != "" {
+		return no(code, "cardholder control: "+reason)
 	}
 	return c, acct, false, nil
 }

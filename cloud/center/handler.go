@@ -106,6 +106,7 @@ func requestFrom(mti, gatewayID string, t iso93.Trace, p iso93.Payment, c iso93.
 		LocalTime:      t.LocalTime,
 		IdempotencyKey: t.IdempotencyKey,
 		FunctionCode:   t.FunctionCode,
+		POSDataCode:    p.POSDataCode,
 		KSN:            c.KSN,
 		CardBlock:      c.CardData,
 		Fingerprint:    c.Fingerprint,
