@@ -219,4 +219,3 @@ func TestFullDisk(t *testing.T) {
 	}
 	t.Logf("%d approvals before the file-size limit was hit", len(oks))
 }
-
