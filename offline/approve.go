@@ -77,6 +77,13 @@ func aad(idem string) []byte { return append([]byte("posgate/offline/saf/v1\x00"
 // overrun a limit together. A declined sale is not stored. On an error
 // nothing was stored and the terminal must not be told "approved".
 func (s *Store) Approve(sale Sale) (Decision, error) {
+	s.c.expect()
+	expected := true
+	defer func() {
+		if expected {
+			s.c.cancel()
+		}
+	}()
 	if n := len(sale.IdempotencyKey); n == 0 || n > 64 {
 		return Decision{}, fmt.Errorf("approve offline: idempotency key of %d characters: %w", n, ErrInvalidRequest)
 	}
@@ -99,10 +106,11 @@ func (s *Store) Approve(sale Sale) (Decision, error) {
 	pol := s.policy.Load()
 	now := s.now()
 	var d Decision
-	err = s.c.do(func(tx *bolt.Tx) error {
+	expected = false // submit takes the announcement over
+	err = s.c.submit(func(tx *bolt.Tx) error {
 		d = Decision{}
 		return s.approve(tx, pol, now, sale, fp[:], sealed, &d)
-	})
+	}, true)
 	if err != nil {
 		return Decision{}, fmt.Errorf("approve offline: %w", err)
 	}

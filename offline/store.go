@@ -105,6 +105,10 @@ type Config struct {
 	OpenTimeout time.Duration
 	// MaxBatch caps how many writes share one transaction; default 512.
 	MaxBatch int
+	// Linger is the longest a forming batch waits for approvals already
+	// in progress (being sealed) before it commits; default 2ms. A batch
+	// never waits when no approval is in progress. Negative: never wait.
+	Linger time.Duration
 }
 
 // Validate reports every bad key.
@@ -168,7 +172,12 @@ type Store struct {
 // Open opens or creates the store at cfg.Path. A file of another schema
 // version is refused with a *SchemaError and left untouched; a bbolt file
 // without the offline layout with ErrNotStore.
-func Open(cfg Config) (*Store, error) {
+func Open(cfg Config) (*Store, error) { return open(cfg, false) }
+
+// open opens the store; boltBatch makes writes go through bbolt's own
+// db.Batch instead of the committer (kept only to compare them in
+// benchmarks).
+func open(cfg Config, boltBatch bool) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -180,6 +189,9 @@ func Open(cfg Config) (*Store, error) {
 	}
 	if cfg.MaxBatch == 0 {
 		cfg.MaxBatch = 512
+	}
+	if cfg.Linger == 0 {
+		cfg.Linger = 2 * time.Millisecond
 	}
 	db, err := bolt.Open(cfg.Path, 0o600, &bolt.Options{
 		Timeout:        cfg.OpenTimeout,
@@ -196,7 +208,8 @@ func Open(cfg Config) (*Store, error) {
 	s := &Store{db: db, seal: cfg.Sealer, now: cfg.Now}
 	p := cfg.Policy
 	s.policy.Store(&p)
-	s.c = newCommitter(db, cfg.MaxBatch)
+	s.c = newCommitter(db, cfg.MaxBatch, cfg.Linger)
+	s.c.boltBatch = boltBatch
 	return s, nil
 }
 
