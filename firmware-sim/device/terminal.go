@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/posgate/posgate/p2pe/cardblock"
 	"github.com/posgate/posgate/p2pe/dukpt"
 	"github.com/posgate/posgate/p2pe/fingerprint"
+	"github.com/posgate/posgate/p2pe/pinblock"
 	"github.com/posgate/posgate/protocol/frame"
 	"github.com/posgate/posgate/protocol/iso93"
 )
@@ -33,10 +35,16 @@ type Terminal struct {
 	statePath  string
 	now        func() time.Time
 
-	mu      sync.Mutex
-	conn    net.Conn
-	counter uint32 // last DUKPT counter used
-	stan    uint32 // last STAN used
+	mu   sync.Mutex // guards conn; held for a whole direct-mode Sale
+	conn net.Conn
+
+	// smu guards the non-volatile state below. It is held while the state
+	// file is rewritten: the counter must be on disk before its key is
+	// used, and two writes must not land out of order.
+	smu     sync.Mutex
+	counter uint32          // last DUKPT counter used
+	stan    uint32          // last STAN used
+	last    json.RawMessage // the firmware's last-transaction record, opaque here
 }
 
 // Options configures a Terminal. Zero values take the defaults named.
@@ -57,12 +65,14 @@ type Options struct {
 
 // state is the persisted counter file.
 type state struct {
-	Counter uint32 `json:"dukpt_counter"`
-	STAN    uint32 `json:"stan"`
+	Counter uint32          `json:"dukpt_counter"`
+	STAN    uint32          `json:"stan"`
+	Last    json.RawMessage `json:"last_txn,omitempty"`
 }
 
-// New returns a terminal holding keys, restoring its counters from
-// opts.StatePath when that file exists.
+// New returns a terminal holding keys, restoring its counters (and the
+// last-transaction record, see SaveLast) from opts.StatePath when that file
+// exists.
 func New(keys Keys, opts Options) (*Terminal, error) {
 	if err := keys.Validate(); err != nil {
 		return nil, err
@@ -88,7 +98,7 @@ func New(keys Keys, opts Options) (*Terminal, error) {
 			if err := json.Unmarshal(raw, &s); err != nil {
 				return nil, fmt.Errorf("terminal state %s: %w", t.statePath, err)
 			}
-			t.counter, t.stan = s.Counter, s.STAN
+			t.counter, t.stan, t.last = s.Counter, s.STAN, s.Last
 		case !errors.Is(err, os.ErrNotExist):
 			return nil, fmt.Errorf("terminal state: %w", err)
 		}
@@ -134,6 +144,9 @@ type Result struct {
 	ApprovalCode string
 	MaskedPAN    string
 	KSN          string
+	RRN          string    // DE 37 of the answer, when the host gave one
+	Entry        EntryMode // how the card was read
+	PINEntered   bool      // a PIN block was sent
 	Latency      time.Duration
 }
 
@@ -143,27 +156,91 @@ func (r Result) Approved() bool { return r.ActionCode == iso93.ActionApproved }
 // next advances the DUKPT counter and STAN and persists them before the keys
 // are used, so a crash never leads to a reused key.
 func (t *Terminal) next() (dukpt.AESKSN, string, error) {
+	t.smu.Lock()
+	defer t.smu.Unlock()
 	c, err := dukpt.NextAESCounter(t.counter)
 	if err != nil {
 		return dukpt.AESKSN{}, "", fmt.Errorf("terminal %s: %w", t.ID(), err)
 	}
 	stan := t.stan%iso93.MaxSTAN + 1
-	if t.statePath != "" {
-		b, _ := json.Marshal(state{Counter: c, STAN: stan})
-		if err := os.MkdirAll(filepath.Dir(t.statePath), 0o700); err != nil {
-			return dukpt.AESKSN{}, "", fmt.Errorf("terminal state: %w", err)
-		}
-		tmp := t.statePath + ".tmp"
-		if err := os.WriteFile(tmp, b, 0o600); err != nil {
-			return dukpt.AESKSN{}, "", fmt.Errorf("terminal state: %w", err)
-		}
-		if err := os.Rename(tmp, t.statePath); err != nil {
-			return dukpt.AESKSN{}, "", fmt.Errorf("terminal state: %w", err)
-		}
+	if err := t.persist(state{Counter: c, STAN: stan, Last: t.last}); err != nil {
+		return dukpt.AESKSN{}, "", err
 	}
 	t.counter, t.stan = c, stan
 	return dukpt.NewAESKSN(t.keys.IKID, c), fmt.Sprintf("%06d", stan), nil
 }
+
+// persist writes s to the state file atomically (write, fsync, rename).
+// The caller holds smu.
+func (t *Terminal) persist(s state) error {
+	if t.statePath == "" {
+		return nil
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("terminal state: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(t.statePath), 0o700); err != nil {
+		return fmt.Errorf("terminal state: %w", err)
+	}
+	tmp := t.statePath + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("terminal state: %w", err)
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("terminal state: %w", err)
+	}
+	if err := os.Rename(tmp, t.statePath); err != nil {
+		return fmt.Errorf("terminal state: %w", err)
+	}
+	return nil
+}
+
+// SaveLast stores rec, the firmware's record of its last transaction, in
+// the terminal's non-volatile state beside the DUKPT counter, so a restarted
+// terminal still knows it. rec must be valid JSON and must not carry card
+// data. It is safe for concurrent use.
+func (t *Terminal) SaveLast(rec json.RawMessage) error {
+	if !json.Valid(rec) {
+		return fmt.Errorf("terminal %s: save last transaction: record is not JSON", t.ID())
+	}
+	t.smu.Lock()
+	defer t.smu.Unlock()
+	rec = slices.Clone(rec)
+	if err := t.persist(state{Counter: t.counter, STAN: t.stan, Last: rec}); err != nil {
+		return fmt.Errorf("terminal %s: save last transaction: %w", t.ID(), err)
+	}
+	t.last = rec
+	return nil
+}
+
+// Last returns the record last stored by SaveLast (also before a restart,
+// when StatePath is set), or nil when there is none. The caller may keep it.
+func (t *Terminal) Last() json.RawMessage {
+	t.smu.Lock()
+	defer t.smu.Unlock()
+	return slices.Clone(t.last)
+}
+
+// Counter returns the DUKPT counter and the KSN of the last transaction key
+// used (counter 0: none used yet). It is safe for concurrent use.
+func (t *Terminal) Counter() (uint32, dukpt.AESKSN) {
+	t.smu.Lock()
+	defer t.smu.Unlock()
+	return t.counter, dukpt.NewAESKSN(t.keys.IKID, t.counter)
+}
+
+// Keys returns the terminal's key bundle. The caller must not print or log
+// its secret fields.
+func (t *Terminal) Keys() Keys { return t.keys }
 
 // Sale reads c at the simulated read head, encrypts it, sends a 1200
 // financial request for amount (minor units) and waits for the answer.
@@ -173,7 +250,7 @@ func (t *Terminal) Sale(ctx context.Context, c deck.Card, amount int64) (Result,
 	if t.conn == nil {
 		return Result{}, fmt.Errorf("terminal %s: not connected", t.ID())
 	}
-	req, res, err := t.buildSale(c, amount)
+	req, res, err := t.BuildFinancial(Financial{Read: Read{Card: c}, Amount: amount})
 	if err != nil {
 		return Result{}, err
 	}
@@ -193,19 +270,136 @@ func (t *Terminal) Sale(ctx context.Context, c deck.Card, amount int64) (Result,
 		return Result{}, fmt.Errorf("terminal %s: read answer: %w", t.ID(), err)
 	}
 	res.Latency = t.now().Sub(start)
-	var resp iso93.FinancialResponse
-	if err := iso93.UnpackInto(raw, &resp); err != nil {
-		return Result{}, fmt.Errorf("terminal %s: answer: %w", t.ID(), err)
+	if err := t.CompleteResult(raw, &res); err != nil {
+		return Result{}, err
 	}
-	if resp.STAN != res.STAN || resp.TerminalID != t.ID() {
-		return Result{}, fmt.Errorf("terminal %s: answer for STAN %s, sent %s", t.ID(), resp.STAN, res.STAN)
-	}
-	res.ActionCode = resp.ActionCode
-	res.ApprovalCode = resp.ApprovalCode
 	return res, nil
 }
 
-func (t *Terminal) buildSale(c deck.Card, amount int64) ([]byte, Result, error) {
+// CompleteResult checks that raw is the 1210 answering the request res was
+// built for (same STAN and terminal ID) and fills res's ActionCode and
+// ApprovalCode from it. The error names the mismatch, never card data.
+func (t *Terminal) CompleteResult(raw []byte, res *Result) error {
+	var resp iso93.FinancialResponse
+	if err := iso93.UnpackInto(raw, &resp); err != nil {
+		return fmt.Errorf("terminal %s: answer: %w", t.ID(), err)
+	}
+	if resp.STAN != res.STAN || resp.TerminalID != t.ID() {
+		return fmt.Errorf("terminal %s: answer for STAN %s, sent %s", t.ID(), resp.STAN, res.STAN)
+	}
+	res.ActionCode = resp.ActionCode
+	res.ApprovalCode = resp.ApprovalCode
+	res.RRN = resp.RRN
+	return nil
+}
+
+// EntryMode is how a card was presented at the read head.
+type EntryMode uint8
+
+// Entry modes. The zero value means EntryChip in a Read.
+const (
+	EntryMagstripe   EntryMode = iota + 1 // swiped
+	EntryChip                             // inserted, contact EMV
+	EntryContactless                      // tapped
+)
+
+// String returns "magstripe", "chip" or "contactless".
+func (m EntryMode) String() string {
+	switch m {
+	case EntryMagstripe:
+		return "magstripe"
+	case EntryChip:
+		return "chip"
+	case EntryContactless:
+		return "contactless"
+	}
+	return fmt.Sprintf("entry(%d)", uint8(m))
+}
+
+// ParseEntryMode parses the String form of an entry mode.
+func ParseEntryMode(s string) (EntryMode, error) {
+	for _, m := range []EntryMode{EntryMagstripe, EntryChip, EntryContactless} {
+		if m.String() == s {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("entry mode %q: want magstripe, chip or contactless", s)
+}
+
+// posDataCode returns DE 22 for a card read in mode m: positions 1-6 say
+// chip-capable, PIN-capable, attended, cardholder and card present;
+// position 7 is the input mode (2 magstripe, 5 chip, A contactless);
+// position 8 the cardholder verification (1 PIN, 5 signature/none).
+func posDataCode(m EntryMode, pin bool) string {
+	in := byte('5')
+	switch m {
+	case EntryMagstripe:
+		in = '2'
+	case EntryContactless:
+		in = 'A'
+	}
+	cvm := byte('5')
+	if pin {
+		cvm = '1'
+	}
+	return "510101" + string([]byte{in, cvm}) + "3001"
+}
+
+// Read is one card presentation at the simulated read head.
+type Read struct {
+	Card  deck.Card
+	Entry EntryMode // zero means EntryChip
+	// PIN is what the cardholder keyed on the PIN pad, empty when no PIN
+	// was taken. It is encrypted at once into an ISO 9564 format 4 block
+	// under the DUKPT PIN key (DE 125) and never stored.
+	PIN string
+}
+
+// Financial describes one financial request for BuildFinancial.
+type Financial struct {
+	Read Read
+	// ProcessingCode is DE 3. Default iso93.ProcessingPurchase.
+	ProcessingCode string
+	// Amount in minor units, > 0.
+	Amount int64
+	// Currency is the ISO 4217 numeric code. Default the terminal's.
+	Currency string
+}
+
+// BuildFinancial reads f.Read at the simulated read head: it advances and
+// persists the DUKPT counter and STAN, encrypts the card data into the
+// card-data block (DE 120) and, when f.Read.PIN is set, the PIN into a
+// format 4 block under the DUKPT PIN key of the same KSN (DE 125), and
+// returns the packed 1200 with its Result (ActionCode still empty; see
+// CompleteResult). It does no network I/O and is safe for concurrent use.
+func (t *Terminal) BuildFinancial(f Financial) ([]byte, Result, error) {
+	return t.buildSale(f)
+}
+
+func (t *Terminal) buildSale(f Financial) ([]byte, Result, error) {
+	c, amount := f.Read.Card, f.Amount
+	if amount < 1 {
+		return nil, Result{}, fmt.Errorf("terminal %s: amount %d: must be positive", t.ID(), amount)
+	}
+	entry := f.Read.Entry
+	if entry == 0 {
+		entry = EntryChip
+	}
+	proc := f.ProcessingCode
+	if proc == "" {
+		proc = iso93.ProcessingPurchase
+	}
+	cur := f.Currency
+	if cur == "" {
+		cur = t.currency
+	}
+	var pin pinblock.PIN
+	if f.Read.PIN != "" {
+		var err error
+		if pin, err = pinblock.ParsePIN(f.Read.PIN); err != nil {
+			return nil, Result{}, fmt.Errorf("read PIN pad: %w", err)
+		}
+	}
 	pan, err := card.ParsePAN(c.PAN)
 	if err != nil {
 		return nil, Result{}, fmt.Errorf("read card: %w", err)
@@ -214,9 +408,9 @@ func (t *Terminal) buildSale(c deck.Card, amount int64) ([]byte, Result, error) 
 	if err != nil {
 		return nil, Result{}, fmt.Errorf("read card expiry: %w", err)
 	}
-	clear := cardblock.ClearData{PAN: pan, Expiry: exp, ServiceCode: c.ServiceCode}
+	cd := cardblock.ClearData{PAN: pan, Expiry: exp, ServiceCode: c.ServiceCode}
 	if c.SecurityCode != "" {
-		if clear.SecurityCode, err = card.ParseSecurityCode(c.SecurityCode); err != nil {
+		if cd.SecurityCode, err = card.ParseSecurityCode(c.SecurityCode); err != nil {
 			return nil, Result{}, fmt.Errorf("read card security code: %w", err)
 		}
 	}
@@ -224,7 +418,7 @@ func (t *Terminal) buildSale(c deck.Card, amount int64) ([]byte, Result, error) 
 	if err != nil {
 		return nil, Result{}, err
 	}
-	blk, err := cardblock.SealAES(t.keys.InitialKey, ksn, clear)
+	blk, err := cardblock.SealAES(t.keys.InitialKey, ksn, cd)
 	if err != nil {
 		return nil, Result{}, fmt.Errorf("encrypt card data: %w", err)
 	}
@@ -235,6 +429,18 @@ func (t *Terminal) buildSale(c deck.Card, amount int64) ([]byte, Result, error) 
 	fp, err := fingerprint.Compute(t.keys.FingerprintKey, pan)
 	if err != nil {
 		return nil, Result{}, fmt.Errorf("fingerprint: %w", err)
+	}
+	var pinBlk []byte
+	if f.Read.PIN != "" {
+		pk, err := dukpt.AESWorkingKey(t.keys.InitialKey, ksn, dukpt.UsagePINEncryption, dukpt.AlgAES128)
+		if err != nil {
+			return nil, Result{}, fmt.Errorf("derive DUKPT PIN key: %w", err)
+		}
+		pinBlk, err = pinblock.EncryptFormat4(pk, pin, pan.Digits(), nil)
+		clear(pk)
+		if err != nil {
+			return nil, Result{}, fmt.Errorf("encrypt PIN block: %w", err)
+		}
 	}
 	now := t.now()
 	var nonce [4]byte
@@ -251,21 +457,22 @@ func (t *Terminal) buildSale(c deck.Card, amount int64) ([]byte, Result, error) 
 			IdempotencyKey:   t.ID() + "-" + ksn.String() + "-" + hex.EncodeToString(nonce[:]),
 		},
 		Payment: iso93.Payment{
-			ProcessingCode: iso93.ProcessingPurchase,
+			ProcessingCode: proc,
 			Amount:         amount,
-			POSDataCode:    "510101513001",
-			Currency:       t.currency,
+			POSDataCode:    posDataCode(entry, f.Read.PIN != ""),
+			Currency:       cur,
 		},
 		Card: iso93.Card{
 			CardData:    blkBytes,
 			KSN:         ksn[:],
 			Fingerprint: fp,
 			MaskedPAN:   pan.Masked(),
+			PINBlock:    pinBlk,
 		},
 	}
 	raw, err := iso93.Pack(&req, iso93.MTIFinancialRequest)
 	if err != nil {
 		return nil, Result{}, fmt.Errorf("pack 1200: %w", err)
 	}
-	return raw, Result{STAN: stan, MaskedPAN: pan.Masked(), KSN: ksn.String()}, nil
+	return raw, Result{STAN: stan, MaskedPAN: pan.Masked(), KSN: ksn.String(), Entry: entry, PINEntered: f.Read.PIN != ""}, nil
 }
