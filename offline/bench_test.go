@@ -113,41 +113,57 @@ func BenchmarkApprove(b *testing.B) {
 	}
 }
 
-// BenchmarkForward measures forwarding (Next, MarkSent, MarkAnswered per
-// record, one forwarder as in the gateway) while 16 terminals keep
-// approving in the background.
+// BenchmarkForward measures forwarding while 16 terminals keep approving
+// in the background. One forwarder takes window records with Next, marks
+// them sent in one call, and their answers arrive concurrently (as 1230s
+// on separate streams would), each recorded with MarkAnswered.
 func BenchmarkForward(b *testing.B) {
+	for _, window := range []int{1, 32} {
+		b.Run(fmt.Sprintf("window=%d", window), func(b *testing.B) { benchForward(b, window) })
+	}
+}
+
+func benchForward(b *testing.B, window int) {
 	st := benchStore(b, false)
 	q := st.Queue()
 	// A backlog to forward, as after a long outage.
 	p := newPool(st, 64, "backlog-")
-	for i := range 20000 {
-		p.work <- i
-		if i >= 63 {
+	const backlog = 20000
+	inFlight := 0
+	for i := range backlog {
+		if inFlight == 64 {
 			if err := <-p.done; err != nil {
 				b.Fatal(err)
 			}
+			inFlight--
 		}
+		p.work <- i
+		inFlight++
 	}
-	for range 64 {
-		<-p.done
+	for ; inFlight > 0; inFlight-- {
+		if err := <-p.done; err != nil {
+			b.Fatal(err)
+		}
 	}
 	p.stop()
 
 	bg := newPool(st, 16, "live-")
-	var stopBG atomic.Bool
-	var bgWG sync.WaitGroup
+	stopFeed := make(chan struct{})
+	var feeder, consumer sync.WaitGroup
 	var live atomic.Int64
-	bgWG.Go(func() { // feeds the background terminals until stopped
-		for i := 1_000_000; !stopBG.Load(); i++ {
-			bg.work <- i
+	feeder.Go(func() { // feeds the background terminals until stopped
+		for i := 1_000_000; ; i++ {
+			select {
+			case bg.work <- i:
+			case <-stopFeed:
+				return
+			}
 		}
 	})
-	bgWG.Go(func() {
+	consumer.Go(func() {
 		for err := range bg.done {
 			if err != nil {
 				b.Error(err)
-				return
 			}
 			live.Add(1)
 		}
@@ -156,30 +172,38 @@ func BenchmarkForward(b *testing.B) {
 	forwarded := 0
 	start := time.Now()
 	for b.Loop() {
-		recs, err := q.Next(1)
+		recs, err := q.Next(window)
 		if err != nil {
 			b.Fatal(err)
 		}
 		if len(recs) == 0 {
 			b.Fatal("queue ran dry; enlarge the backlog")
 		}
-		if err := q.MarkSent(recs[0].ID); err != nil {
+		ids := make([]uint64, len(recs))
+		for i, r := range recs {
+			ids[i] = r.ID
+		}
+		if err := q.MarkSent(ids...); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := q.MarkAnswered(recs[0].ID, "000"); err != nil {
-			b.Fatal(err)
+		var answers sync.WaitGroup
+		for _, id := range ids {
+			answers.Go(func() {
+				if _, err := q.MarkAnswered(id, "000"); err != nil {
+					b.Error(err)
+				}
+			})
 		}
-		forwarded++
+		answers.Wait()
+		forwarded += len(ids)
 	}
 	el := time.Since(start).Seconds()
 	b.StopTimer()
-	stopBG.Store(true)
-	// Drain: the feeder may be blocked handing one more sale over.
-	go func() {
-		for range bg.work {
-		}
-	}()
-	bgWG.Wait()
+	close(stopFeed)
+	feeder.Wait()
+	bg.stop()
+	close(bg.done)
+	consumer.Wait()
 	b.ReportMetric(float64(forwarded)/el, "forwarded/s")
 	b.ReportMetric(float64(live.Load())/el, "approvals/s")
 }

@@ -283,22 +283,28 @@ func (s *Store) openRecord(r rawRec) (Record, error) {
 	return rec, nil
 }
 
-// MarkSent records, durably, that the record is about to be sent (call it
-// before sending): from then on it goes as a 1221 repeat. It fails with
+// MarkSent records, durably, that the records are about to be sent (call
+// it before sending): from then on each goes as a 1221 repeat. Several ids
+// share one transaction; if any fails, none is marked. It fails with
 // ErrAnswered for an answered record, ErrExpired for an expired one and
 // ErrNotFound for an unknown id.
-func (q *Queue) MarkSent(id uint64) error {
+func (q *Queue) MarkSent(ids ...uint64) error {
 	err := q.s.c.do(func(tx *bolt.Tx) error {
-		k := u64(id)
-		sr, err := outstanding(tx, k)
-		if err != nil {
-			return err
+		for _, id := range ids {
+			k := u64(id)
+			sr, err := outstanding(tx, k)
+			if err != nil {
+				return fmt.Errorf("record %d: %w", id, err)
+			}
+			sr.attempts++
+			if err := q.s.move(tx, k, &sr, StateSent); err != nil {
+				return err
+			}
 		}
-		sr.attempts++
-		return q.s.move(tx, k, &sr, StateSent)
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("mark record %d sent: %w", id, err)
+		return fmt.Errorf("mark records sent: %w", err)
 	}
 	return nil
 }
