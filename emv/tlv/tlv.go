@@ -208,7 +208,12 @@ func (d *decoder) list(off, end, depth int) ([]TLV, error) {
 	if depth > MaxDepth {
 		return nil, &Error{Offset: off, Err: ErrTooDeep}
 	}
+	// An object takes at least 2 bytes and EMV values average a few more:
+	// one allocation for a typical DE 55 instead of a doubling series.
 	var out []TLV
+	if n := (end - off) / 6; n > 0 {
+		out = make([]TLV, 0, min(n+1, 64))
+	}
 	for off < end {
 		if d.padding && d.data[off] == 0x00 {
 			off++
