@@ -42,20 +42,29 @@ var (
 	ErrData = errors.New("card: terminal data does not match the data object list")
 )
 
-// DefaultCDOL1 is the card's CDOL1: 9F02 9F03 9F1A 95 5F2A 9A 9C 9F37.
-var DefaultCDOL1 = dol.DOL{{Tag: tags.AmountAuthorised, Len: 6}, {Tag: tags.AmountOther, Len: 6}, {Tag: tags.TerminalCountryCode, Len: 2}, {Tag: tags.TVR, Len: 5}, {Tag: tags.TransactionCurrencyCode, Len: 2}, {Tag: tags.TransactionDate, Len: 3}, {Tag: tags.TransactionType, Len: 1}, {Tag: tags.UnpredictableNumber, Len: 4}}
+// DefaultCDOL1 returns the card's CDOL1: 9F02 9F03 9F1A 95 5F2A 9A 9C 9F37.
+func DefaultCDOL1() dol.DOL { return append(dol.DOL(nil), defaultCDOL1...) }
 
-// DefaultCDOL2 is the card's CDOL2: 8A 95 9F37 (ARC, TVR, unpredictable
+var defaultCDOL1 = dol.DOL{{Tag: tags.AmountAuthorised, Len: 6}, {Tag: tags.AmountOther, Len: 6}, {Tag: tags.TerminalCountryCode, Len: 2}, {Tag: tags.TVR, Len: 5}, {Tag: tags.TransactionCurrencyCode, Len: 2}, {Tag: tags.TransactionDate, Len: 3}, {Tag: tags.TransactionType, Len: 1}, {Tag: tags.UnpredictableNumber, Len: 4}}
+
+// DefaultCDOL2 returns the card's CDOL2: 8A 95 9F37 (ARC, TVR, unpredictable
 // number); the issuer authentication data comes with EXTERNAL
 // AUTHENTICATE, here the second GenerateAC call's argument.
-var DefaultCDOL2 = dol.DOL{{Tag: tags.AuthorisationResponseCode, Len: 2}, {Tag: tags.TVR, Len: 5}, {Tag: tags.UnpredictableNumber, Len: 4}}
+func DefaultCDOL2() dol.DOL { return append(dol.DOL(nil), defaultCDOL2...) }
 
-// DefaultPDOL is the contactless card's PDOL: TTQ then the CDOL1 elements.
-var DefaultPDOL = append(dol.DOL{{Tag: tags.TTQ, Len: 4}}, DefaultCDOL1...)
+var defaultCDOL2 = dol.DOL{{Tag: tags.AuthorisationResponseCode, Len: 2}, {Tag: tags.TVR, Len: 5}, {Tag: tags.UnpredictableNumber, Len: 4}}
 
-// IssuerApplicationData is the card's 9F10: length 06, derivation key
-// index 01, cryptogram version 0A, card verification results 03A00000.
-var IssuerApplicationData = []byte{0x06, 0x01, 0x0A, 0x03, 0xA0, 0x00, 0x00}
+// DefaultPDOL returns the contactless card's PDOL: TTQ then the CDOL1 elements.
+func DefaultPDOL() dol.DOL { return append(dol.DOL(nil), defaultPDOL...) }
+
+var defaultPDOL = append(dol.DOL{{Tag: tags.TTQ, Len: 4}}, defaultCDOL1...)
+
+// IssuerApplicationData returns the card's 9F10: length 06, derivation
+// key index 01, cryptogram version 0A, card verification results
+// 03A00000. The slice is a copy.
+func IssuerApplicationData() []byte { return append([]byte(nil), issuerApplicationData...) }
+
+var issuerApplicationData = []byte{0x06, 0x01, 0x0A, 0x03, 0xA0, 0x00, 0x00}
 
 // Config personalises a card.
 type Config struct {
@@ -151,8 +160,8 @@ func (c *Card) Records() []tlv.TLV {
 		tlv.New(tags.Track2Equivalent, trimF(t2)),
 		tlv.New(tags.AIP, c.aip[:]),
 		tlv.New(tags.AUC, []byte{0xFF, 0x00}),
-		tlv.New(tags.CDOL1, DefaultCDOL1.Encode()),
-		tlv.New(tags.CDOL2, DefaultCDOL2.Encode()),
+		tlv.New(tags.CDOL1, defaultCDOL1.Encode()),
+		tlv.New(tags.CDOL2, defaultCDOL2.Encode()),
 		tlv.New(tags.CVMList, emv.CVMList{Rules: []emv.CVMRule{
 			{Method: emv.CVMOnlinePIN, ApplyNext: true, Condition: 0x03},
 			{Method: emv.CVMSignature, ApplyNext: true, Condition: 0x03},
@@ -215,7 +224,7 @@ func (r Response) TLVs() []tlv.TLV {
 // (AAC stays AAC), answers a TC request with an ARQC unless
 // Config.Offline, and remembers an ARQC for the second GENERATE AC.
 func (c *Card) GenerateAC(want emv.CryptogramType, cdol1Data []byte) (Response, error) {
-	return c.generate(want, DefaultCDOL1, cdol1Data)
+	return c.generate(want, defaultCDOL1, cdol1Data)
 }
 
 // Tap is the contactless variant: one GET PROCESSING OPTIONS with the
@@ -224,15 +233,15 @@ func (c *Card) GenerateAC(want emv.CryptogramType, cdol1Data []byte) (Response, 
 // for online) and the ATC in the same exchange. There is no second
 // GENERATE AC on contactless: an ARPC, if any, is for the next tap.
 func (c *Card) Tap(pdolData []byte) (Response, error) {
-	ttq, ok := DefaultPDOL.Lookup(pdolData, tags.TTQ)
+	ttq, ok := defaultPDOL.Lookup(pdolData, tags.TTQ)
 	if !ok {
-		return Response{}, fmt.Errorf("tap: %d bytes of PDOL data, want %d: %w", len(pdolData), DefaultPDOL.DataLen(), ErrData)
+		return Response{}, fmt.Errorf("tap: %d bytes of PDOL data, want %d: %w", len(pdolData), defaultPDOL.DataLen(), ErrData)
 	}
 	want := emv.TC
 	if ttq[1]&0x80 != 0 { // TTQ byte 2 bit 8: online cryptogram required
 		want = emv.ARQC
 	}
-	r, err := c.generate(want, DefaultPDOL, pdolData)
+	r, err := c.generate(want, defaultPDOL, pdolData)
 	c.mu.Lock()
 	c.pending = nil // contactless has no second GENERATE AC
 	c.mu.Unlock()
@@ -265,7 +274,7 @@ func (c *Card) generate(want emv.CryptogramType, d dol.DOL, data []byte) (Respon
 	if typ == emv.ARQC {
 		c.pending = &pending{atc: c.atc, arqc: ac, r: cryptogram.ACSessionR(c.atc), data: acData}
 	}
-	return Response{CID: emv.CID(typ), ATC: c.atc, Cryptogram: ac, IAD: IssuerApplicationData}, nil
+	return Response{CID: emv.CID(typ), ATC: c.atc, Cryptogram: ac, IAD: IssuerApplicationData()}, nil
 }
 
 // acData builds the values of de55.ACDataTags from the terminal's DOL
@@ -279,8 +288,9 @@ func (c *Card) acData(d dol.DOL, data []byte, atc uint16) []byte {
 	}
 	v[tags.AIP] = c.aip[:]
 	v[tags.ATC] = []byte{byte(atc >> 8), byte(atc)}
-	ac := make(dol.DOL, 0, len(de55.ACDataTags))
-	for _, t := range de55.ACDataTags {
+	acTags := de55.ACDataTags()
+	ac := make(dol.DOL, 0, len(acTags))
+	for _, t := range acTags {
 		i, _ := tags.Lookup(t)
 		ac = append(ac, dol.Entry{Tag: t, Len: i.Max})
 	}
@@ -307,8 +317,8 @@ func (c *Card) mac(atc uint16, data []byte) ([8]byte, error) {
 // then sets TVRIssuerAuthenticationFailed); the response is valid either
 // way. The ATC does not change.
 func (c *Card) CompleteOnline(issuerAuthData []byte, approved bool, cdol2Data []byte) (Response, error) {
-	if len(cdol2Data) != DefaultCDOL2.DataLen() {
-		return Response{}, fmt.Errorf("second GENERATE AC: %d bytes of data, want %d: %w", len(cdol2Data), DefaultCDOL2.DataLen(), ErrData)
+	if len(cdol2Data) != defaultCDOL2.DataLen() {
+		return Response{}, fmt.Errorf("second GENERATE AC: %d bytes of data, want %d: %w", len(cdol2Data), defaultCDOL2.DataLen(), ErrData)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -351,7 +361,7 @@ func (c *Card) CompleteOnline(issuerAuthData []byte, approved bool, cdol2Data []
 	if err != nil {
 		return Response{}, fmt.Errorf("second GENERATE AC: %w", err)
 	}
-	r := Response{CID: emv.CID(typ), ATC: p.atc, Cryptogram: ac, IAD: IssuerApplicationData}
+	r := Response{CID: emv.CID(typ), ATC: p.atc, Cryptogram: ac, IAD: IssuerApplicationData()}
 	if authErr != nil {
 		return r, fmt.Errorf("second GENERATE AC: issuer authentication failed: %w", authErr)
 	}

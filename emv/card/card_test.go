@@ -118,7 +118,7 @@ func TestContactFlowSoftware(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newCard(t, card.Config{ATC: 0x10, ARPCWithSessionKey: tc.sessionK})
 			term := terminal(t, "BBA4CD5B")
-			data, _ := card.DefaultCDOL1.Build(term)
+			data, _ := card.DefaultCDOL1().Build(term)
 			r, err := c.GenerateAC(emv.TC, data)
 			if err != nil {
 				t.Fatalf("first GENERATE AC: %v", err)
@@ -148,7 +148,7 @@ func TestContactFlowSoftware(t *testing.T) {
 			if tc.tamper {
 				arpc[0] ^= 1
 			}
-			cdol2, _ := card.DefaultCDOL2.Build(dol.Values{tags.AuthorisationResponseCode: arc[:], tags.TVR: unhex(t, "0000048000"), tags.UnpredictableNumber: unhex(t, "01020304")})
+			cdol2, _ := card.DefaultCDOL2().Build(dol.Values{tags.AuthorisationResponseCode: arc[:], tags.TVR: unhex(t, "0000048000"), tags.UnpredictableNumber: unhex(t, "01020304")})
 			r2, err := c.CompleteOnline(de55.IssuerAuthDataMethod1(arpc, arc), tc.approved, cdol2)
 			if !errors.Is(err, tc.wantError) || (tc.wantError == nil && err != nil) {
 				t.Fatalf("second GENERATE AC: %v, want %v", err, tc.wantError)
@@ -200,7 +200,7 @@ func TestContactFlowToken(t *testing.T) {
 	}
 	for i, un := range []string{"11111111", "22222222"} {
 		term := terminal(t, un)
-		data, _ := card.DefaultCDOL1.Build(term)
+		data, _ := card.DefaultCDOL1().Build(term)
 		r, err := c.GenerateAC(emv.ARQC, data)
 		if err != nil {
 			t.Fatalf("GENERATE AC %d: %v", i, err)
@@ -217,7 +217,7 @@ func TestContactFlowToken(t *testing.T) {
 		if err != nil {
 			t.Fatalf("parse response: %v", err)
 		}
-		cdol2, _ := card.DefaultCDOL2.Build(dol.Values{tags.AuthorisationResponseCode: []byte("00")})
+		cdol2, _ := card.DefaultCDOL2().Build(dol.Values{tags.AuthorisationResponseCode: []byte("00")})
 		r2, err := c.CompleteOnline(resp.IssuerAuthData, true, cdol2)
 		if err != nil || r2.CID.Type() != emv.TC {
 			t.Fatalf("second GENERATE AC %d: %v, %v", i, r2.CID.Flags(), err)
@@ -251,7 +251,7 @@ func TestContactless(t *testing.T) {
 			c := newCard(t, card.Config{Offline: tc.offline})
 			term := terminal(t, "CAFEBABE")
 			term[tags.TTQ] = unhex(t, tc.ttq)
-			data, _ := card.DefaultPDOL.Build(term)
+			data, _ := card.DefaultPDOL().Build(term)
 			r, err := c.Tap(data)
 			if err != nil {
 				t.Fatalf("tap: %v", err)
@@ -268,7 +268,7 @@ func TestContactless(t *testing.T) {
 			if err := cryptogram.VerifyAC(sk, req.ACData(), r.Cryptogram); err != nil {
 				t.Fatalf("issuer verify of the tap cryptogram: %v", err)
 			}
-			if _, err := c.CompleteOnline(make([]byte, 10), true, make([]byte, card.DefaultCDOL2.DataLen())); !errors.Is(err, card.ErrSequence) {
+			if _, err := c.CompleteOnline(make([]byte, 10), true, make([]byte, card.DefaultCDOL2().DataLen())); !errors.Is(err, card.ErrSequence) {
 				t.Fatalf("second GENERATE AC after a tap: %v, want ErrSequence", err)
 			}
 		})
@@ -277,7 +277,7 @@ func TestContactless(t *testing.T) {
 
 func TestCardErrors(t *testing.T) {
 	c := newCard(t, card.Config{ATC: 0xFFFE})
-	data := make([]byte, card.DefaultCDOL1.DataLen())
+	data := make([]byte, card.DefaultCDOL1().DataLen())
 	if _, err := c.GenerateAC(emv.AAC, data[:5]); !errors.Is(err, card.ErrData) {
 		t.Fatalf("short CDOL1 data: %v", err)
 	}

@@ -39,9 +39,9 @@ var (
 	ErrForbidden = errors.New("de55: tag not allowed in this message")
 )
 
-// RequestTags are the tags Build writes, in this order, when present.
-// The first len(RequiredRequestTags) are required.
-var RequestTags = []tlv.Tag{
+// requestTags are the tags Build writes, in this order, when present;
+// the first 12 are required.
+var requestTags = []tlv.Tag{
 	tags.ApplicationCryptogram, tags.CID, tags.IssuerApplicationData, tags.UnpredictableNumber,
 	tags.ATC, tags.TVR, tags.TransactionDate, tags.TransactionType, tags.AmountAuthorised,
 	tags.TransactionCurrencyCode, tags.AIP, tags.TerminalCountryCode,
@@ -51,14 +51,25 @@ var RequestTags = []tlv.Tag{
 	tags.PANSequenceNumber, tags.TTQ, tags.CTQ, tags.FormFactorIndicator, tags.TransactionCategoryCode,
 }
 
-// RequiredRequestTags are the tags every ARQC request must carry.
-var RequiredRequestTags = RequestTags[:12]
+const nRequired = 12
 
-// ACDataTags are the data elements, in order, whose concatenated values the
-// application cryptogram covers in posgate's card profile: the data EMV
-// Book 2 section 8.1.1 recommends as the minimum (the common CDOL1 of
-// 9F02 9F03 9F1A 95 5F2A 9A 9C 9F37, then AIP and ATC).
-var ACDataTags = []tlv.Tag{
+// RequestTags returns the tags Build writes, in the order it writes them
+// when present. The first len(RequiredRequestTags()) are required. The
+// slice is a copy.
+func RequestTags() []tlv.Tag { return append([]tlv.Tag(nil), requestTags...) }
+
+// RequiredRequestTags returns the tags every ARQC request must carry. The
+// slice is a copy.
+func RequiredRequestTags() []tlv.Tag { return append([]tlv.Tag(nil), requestTags[:nRequired]...) }
+
+// ACDataTags returns the data elements, in order, whose concatenated
+// values the application cryptogram covers in posgate's card profile: the
+// data EMV Book 2 section 8.1.1 recommends as the minimum (the common
+// CDOL1 of 9F02 9F03 9F1A 95 5F2A 9A 9C 9F37, then AIP and ATC). The
+// slice is a copy.
+func ACDataTags() []tlv.Tag { return append([]tlv.Tag(nil), acDataTags...) }
+
+var acDataTags = []tlv.Tag{
 	tags.AmountAuthorised, tags.AmountOther, tags.TerminalCountryCode, tags.TVR,
 	tags.TransactionCurrencyCode, tags.TransactionDate, tags.TransactionType, tags.UnpredictableNumber,
 	tags.AIP, tags.ATC,
@@ -70,8 +81,8 @@ var ACDataTags = []tlv.Tag{
 // data among them), a value that fails tags.Check, and a result longer
 // than MaxLen (ErrTooLong). Errors name tags, never values.
 func Build(values dol.Values) ([]byte, error) {
-	allowed := make(map[tlv.Tag]bool, len(RequestTags))
-	for _, t := range RequestTags {
+	allowed := make(map[tlv.Tag]bool, len(requestTags))
+	for _, t := range requestTags {
 		allowed[t] = true
 	}
 	for t := range values {
@@ -80,10 +91,10 @@ func Build(values dol.Values) ([]byte, error) {
 		}
 	}
 	list := make([]tlv.TLV, 0, len(values))
-	for i, t := range RequestTags {
+	for i, t := range requestTags {
 		v, ok := values[t]
 		if !ok {
-			if i < len(RequiredRequestTags) {
+			if i < nRequired {
 				return nil, fmt.Errorf("build DE 55: tag %s: %w", t, ErrMissing)
 			}
 			continue
@@ -130,7 +141,7 @@ func ParseRequest(b []byte) (Request, error) {
 			return Request{}, fmt.Errorf("parse DE 55: %w", err)
 		}
 	}
-	for _, t := range RequiredRequestTags {
+	for _, t := range requestTags[:nRequired] {
 		if _, ok := tlv.Find(list, t); !ok {
 			return Request{}, fmt.Errorf("parse DE 55: tag %s: %w", t, ErrMissing)
 		}
@@ -189,8 +200,8 @@ func (r Request) PSN() byte {
 // of ACDataTags. A missing optional tag among them (9F03) counts as its
 // DOL zero fill.
 func (r Request) ACData() []byte {
-	d := make(dol.DOL, 0, len(ACDataTags))
-	for _, t := range ACDataTags {
+	d := make(dol.DOL, 0, len(acDataTags))
+	for _, t := range acDataTags {
 		i, _ := tags.Lookup(t)
 		d = append(d, dol.Entry{Tag: t, Len: i.Max})
 	}
