@@ -3,7 +3,7 @@
 //	cardcenter [--config FILE]                       run the center
 //	cardcenter enrol --gateway-id ID --csr FILE [--out FILE] [--ca-out FILE]
 //	                                                 sign a gateway's link certificate
-//	cardcenter seed-demo [--gateway-id ID] [--terminals N]
+//	cardcenter seed-demo [--gateway-id ID] [--first-terminal K] [--terminals N]
 //	                                                 register demo merchant, terminals and deck cards
 //	cardcenter ledger check                          prove every transfer sums to zero and every balance equals its postings
 //	cardcenter api-key --role admin|head_office [--merchant ID]
@@ -55,7 +55,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("cardcenter "+cmd, flag.ContinueOnError)
 	configPath := fs.String("config", "", "YAML configuration file (default: embedded defaults under ./data)")
 	var gatewayID, csrPath, outPath, caOut string
-	var terminals int
+	var terminals, firstTerminal int
 	var asJSON bool
 	var role, merchant string
 	switch cmd {
@@ -68,7 +68,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		fs.StringVar(&caOut, "ca-out", "", "also write the link CA certificate here")
 	case "seed-demo":
 		fs.StringVar(&gatewayID, "gateway-id", "GW000001", "the demo gateway's ID")
-		fs.IntVar(&terminals, "terminals", 4, "demo terminals to register (T0000001, ...)")
+		fs.IntVar(&terminals, "terminals", 4, "demo terminals to register behind the gateway")
+		fs.IntVar(&firstTerminal, "first-terminal", 1, "number of the first of them (1 is T0000001)")
 	case "api-key":
 		fs.StringVar(&role, "role", "", "admin or head_office")
 		fs.StringVar(&merchant, "merchant", "", "the merchant a head-office key is scoped to")
@@ -117,15 +118,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "gateway %s enrolled: certificate written to %s\n", gatewayID, outPath)
 		return nil
 	case "seed-demo":
-		if terminals < 1 || terminals > 9999 {
-			return fmt.Errorf("--terminals %d: must be between 1 and 9999", terminals)
+		if terminals < 1 || firstTerminal < 1 || firstTerminal+terminals-1 > 9999999 {
+			return fmt.Errorf("--first-terminal %d --terminals %d: terminals are numbered 1 to 9999999", firstTerminal, terminals)
 		}
 		p, err := center.Open(ctx, cfg, log)
 		if err != nil {
 			return err
 		}
 		defer p.Close()
-		return demo.Seed(ctx, p.Store, p.Vault, gatewayID, terminals, out)
+		return demo.Seed(ctx, p.Store, p.Vault, gatewayID, firstTerminal, terminals, out)
 	case "api-key":
 		r := store.APIRole(role)
 		if r != store.RoleAdmin && r != store.RoleHeadOffice {

@@ -28,37 +28,66 @@ const (
 // TerminalID returns the i-th demo terminal ID (1-based): T0000001, ...
 func TerminalID(i int) string { return fmt.Sprintf("T%07d", i) }
 
-// Seed registers the demo gateway, merchant and terminals and issues every
-// deck card marked Issued. A center that already knows the gateway is left
-// as it is.
-func Seed(ctx context.Context, st *store.Store, vault issuing.Vault, gatewayID string, terminals int, out io.Writer) error {
+// Seed registers the demo gateway, merchant and terminals first..first+n-1
+// behind it, and issues every deck card marked Issued. Every step is
+// idempotent: what exists already (a gateway, the merchant, a terminal, a
+// card with the same PAN fingerprint) is left as it is, so Seed can run again
+// and can add a second gateway with terminals of its own.
+func Seed(ctx context.Context, st *store.Store, vault issuing.Vault, gatewayID string, first, n int, out io.Writer) error {
 	acq := &acquiring.Acquirer{Store: st}
-	if err := acq.RegisterGateway(ctx, gatewayID); err != nil {
-		if errors.Is(err, store.ErrDuplicate) {
-			fmt.Fprintf(out, "gateway %s already registered: demo data left as it is\n", gatewayID)
-			return nil
-		}
+	exists := func(err error) bool { return errors.Is(err, store.ErrDuplicate) }
+	if err := acq.RegisterGateway(ctx, gatewayID); err != nil && !exists(err) {
 		return fmt.Errorf("register gateway: %w", err)
 	}
-	if err := acq.CreateMerchant(ctx, MerchantID, "Demo Store Shibuya", ""); err != nil {
+	if err := acq.CreateMerchant(ctx, MerchantID, "Demo Store Shibuya", ""); err != nil && !exists(err) {
 		return fmt.Errorf("create merchant: %w", err)
 	}
-	for i := 1; i <= terminals; i++ {
-		if err := acq.RegisterTerminal(ctx, TerminalID(i), MerchantID, gatewayID, MCC, Currency); err != nil {
+	for i := first; i < first+n; i++ {
+		if err := acq.RegisterTerminal(ctx, TerminalID(i), MerchantID, gatewayID, MCC, Currency); err != nil && !exists(err) {
 			return fmt.Errorf("register terminal: %w", err)
 		}
 	}
 	iss := &issuing.Issuer{Store: st, Vault: vault}
+	issued := 0
 	for _, c := range deck.Cards() {
 		if !c.Issued {
+			continue
+		}
+		known, err := cardKnown(ctx, st, vault, c)
+		if err != nil {
+			return fmt.Errorf("look up deck card %s: %w", c.Name, err)
+		}
+		if known {
 			continue
 		}
 		if err := issueDeckCard(ctx, iss, c); err != nil {
 			return fmt.Errorf("issue deck card %s: %w", c.Name, err)
 		}
+		issued++
 	}
-	fmt.Fprintf(out, "seeded gateway %s, merchant %s, %d terminals, deck cards\n", gatewayID, MerchantID, terminals)
+	fmt.Fprintf(out, "seeded gateway %s, merchant %s, terminals %s..%s, %d new deck cards\n",
+		gatewayID, MerchantID, TerminalID(first), TerminalID(first+n-1), issued)
 	return nil
+}
+
+// cardKnown reports whether the center already has the deck card.
+func cardKnown(ctx context.Context, st *store.Store, vault issuing.Vault, c deck.Card) (bool, error) {
+	pan, err := c.ParsedPAN()
+	if err != nil {
+		return false, err
+	}
+	fp, err := vault.Fingerprint(pan)
+	if err != nil {
+		return false, err
+	}
+	err = st.View(ctx, func(tx *store.Tx) error {
+		_, err := tx.CardByFingerprint(ctx, fp)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 func issueDeckCard(ctx context.Context, iss *issuing.Issuer, c deck.Card) error {

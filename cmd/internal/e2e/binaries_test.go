@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posgate/posgate/cloud/store/storetest"
 	"github.com/posgate/posgate/firmware-sim/deck"
 )
 
@@ -202,5 +203,118 @@ func TestBinariesDemoPath(t *testing.T) {
 		if strings.Contains(all, c.PAN) {
 			t.Errorf("a daemon's output or termsim's carries the clear PAN of deck card %s", c.Name)
 		}
+	}
+}
+
+// termsimSummary is the last line termsim prints.
+type termsimSummary struct {
+	Sales      int            `json:"sales"`
+	Errors     int            `json:"errors"`
+	Unexpected int            `json:"unexpected"`
+	ByOutcome  map[string]int `json:"by_outcome"`
+}
+
+func lastLineSummary(t *testing.T, out string) termsimSummary {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var sum termsimSummary
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil {
+		t.Fatalf("termsim's last line is not its JSON summary: %v", err)
+	}
+	return sum
+}
+
+// TestTwoCentersOnOnePostgres runs two cardcenter processes on one
+// PostgreSQL database (sharing the token directory, as two nodes share an
+// HSM), each serving its own gateway and terminals at the same time, then
+// proves the ledger.
+func TestTwoCentersOnOnePostgres(t *testing.T) {
+	dsn := storetest.NewSchema(t)
+	dir := t.TempDir()
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type node struct{ link, http, term, gwHTTP string }
+	nodes := []node{
+		{freeAddr(t, "udp"), freeAddr(t, "tcp"), freeAddr(t, "tcp"), freeAddr(t, "tcp")},
+		{freeAddr(t, "udp"), freeAddr(t, "tcp"), freeAddr(t, "tcp"), freeAddr(t, "tcp")},
+	}
+	for i, n := range nodes {
+		write(fmt.Sprintf("center%d.yaml", i+1), fmt.Sprintf("data_dir: ./center\nlink:\n  listen: %s\nhttp:\n  listen: %s\nstore:\n  driver: postgres\n  dsn: %q\n", n.link, n.http, dsn))
+		write(fmt.Sprintf("gw%d.yaml", i+1), fmt.Sprintf("data_dir: ./gw%d\ngateway_id: GW00000%d\ncenter:\n  addrs: [%s]\nterminals:\n  listen: %s\nhttp:\n  listen: %s\n", i+1, i+1, n.link, n.term, n.gwHTTP))
+	}
+	for g := 1; g <= 2; g++ {
+		run(t, dir, "cardcenter", "seed-demo", "--config", "center1.yaml", "--gateway-id", fmt.Sprintf("GW00000%d", g),
+			"--first-terminal", fmt.Sprint(2*g-1), "--terminals", "2")
+		for i := 2*g - 1; i <= 2*g; i++ {
+			run(t, dir, "hsmctl", "inject", "--softhsm-dir", "center/hsm", "--token", "cardcenter", "--bdk", "bdk",
+				"--terminal-id", fmt.Sprintf("T%07d", i), "--ikid", fmt.Sprintf("00000001%08d", i),
+				"--fingerprint-components", "center/ceremony/fingerprint-components.json",
+				"--out", fmt.Sprintf("termsim%d/T%07d.json", g, i))
+		}
+		gwCfg := fmt.Sprintf("gw%d.yaml", g)
+		csr := strings.TrimSpace(run(t, dir, "posgate", "csr", "--config", gwCfg))
+		run(t, dir, "cardcenter", "enrol", "--config", "center1.yaml", "--gateway-id", fmt.Sprintf("GW00000%d", g), "--csr", csr,
+			"--out", fmt.Sprintf("gw%d/link/gateway.crt", g), "--ca-out", fmt.Sprintf("gw%d/link/ca.crt", g))
+	}
+	var procs []*daemonProc
+	for i := range nodes {
+		procs = append(procs, start(t, dir, "cardcenter", "--config", fmt.Sprintf("center%d.yaml", i+1)))
+	}
+	for i := range nodes {
+		procs = append(procs, start(t, dir, "posgate", "--config", fmt.Sprintf("gw%d.yaml", i+1)))
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, p := range procs {
+				t.Logf("%s %v:\n%s", filepath.Base(p.cmd.Path), p.cmd.Args[1:], p.logs.String())
+			}
+		}
+	})
+	for _, n := range nodes {
+		waitMetric(t, n.gwHTTP, "posgate_link_up 1")
+	}
+
+	outs := make([]string, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Go(func() {
+			cmd := exec.Command(filepath.Join(binaries(t), "termsim"), "--gateway", n.term, "--keys", fmt.Sprintf("termsim%d", i+1),
+				"--script", "load", "--sales", "40", "--amount", "700")
+			cmd.Dir = dir
+			b, err := cmd.Output()
+			if err != nil {
+				t.Errorf("termsim against gateway %d: %v\n%s", i+1, err, b)
+			}
+			outs[i] = string(b)
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	for i, n := range nodes {
+		sum := lastLineSummary(t, outs[i])
+		if sum.Sales != 80 || sum.Errors != 0 || sum.ByOutcome["000"] == 0 {
+			t.Errorf("gateway %d: termsim summary %+v", i+1, sum)
+		}
+		// Both centers served at once: each counted approved sales.
+		resp, err := http.Get("http://" + n.http + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), `cardcenter_requests_total{action="000",mti="1200"}`) {
+			t.Errorf("center %d approved nothing", i+1)
+		}
+	}
+	for i := len(procs) - 1; i >= 0; i-- {
+		procs[i].stop(t)
+	}
+	if r := run(t, dir, "cardcenter", "ledger", "check", "--config", "center2.yaml"); !strings.Contains(r, "OK") {
+		t.Fatalf("ledger check: %s", r)
 	}
 }

@@ -133,7 +133,7 @@ func startSystem(t *testing.T) *system {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := demo.Seed(ctx, parts.Store, parts.Vault, gc.GatewayID, 1, io.Discard); err != nil {
+	if err := demo.Seed(ctx, parts.Store, parts.Vault, gc.GatewayID, 1, 1, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	// Key injection for terminal T0000001.
