@@ -106,7 +106,7 @@ type Server struct {
 func Listen(cfg Config) (*Server, error) {
 	var errs []error
 	if cfg.Switch == nil {
-		errs = append(errs, errors.New("Switch is required"))
+		errs = append(errs, errors.New("c2c config: Switch is required"))
 	}
 	if cfg.TLS != nil && cfg.TLS.ClientAuth != tls.RequireAndVerifyClientCert {
 		errs = append(errs, errors.New("TLS must require and verify client certificates"))

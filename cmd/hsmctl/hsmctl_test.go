@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -39,7 +38,8 @@ func buildAndRun(m *testing.M) int {
 	hsmctlBin = filepath.Join(dir, "hsmctl")
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		fmt.Fprintln(os.Stderr, "hsmctl tests: the go command is not on PATH:", err)
+		os.Exit(1)
 	}
 	args := []string{"build", "-o", hsmctlBin}
 	if raceEnabled {

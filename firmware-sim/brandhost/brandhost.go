@@ -242,7 +242,7 @@ func (s *Server) handle(raw []byte) ([]byte, error) {
 	s.mu.Unlock()
 
 	action := iso93.ActionApproved
-	answer := mode == ModeAnswer
+	var answer bool
 	switch mti {
 	case iso93.MTIAuthorizationRequest, iso93.MTIFinancialRequest:
 		answer = mode == ModeAnswer
