@@ -95,6 +95,10 @@ type Config struct {
 	// Clock returns the current time; nil means time.Now. Tx.Now reads it
 	// once per transaction.
 	Clock func() time.Time
+	// MaxBatch bounds SQLite group commit: the most Update calls committed
+	// together in one transaction (one fsync); zero means DefaultMaxBatch,
+	// 1 commits every Update alone. Ignored on PostgreSQL.
+	MaxBatch int
 }
 
 // Validate reports every bad field of c, or nil.
@@ -120,6 +124,9 @@ func (c Config) Validate() error {
 	if c.MaxRetries < 0 {
 		errs = append(errs, fmt.Errorf("MaxRetries %d: must be >= 0", c.MaxRetries))
 	}
+	if c.MaxBatch < 0 {
+		errs = append(errs, fmt.Errorf("MaxBatch %d: must be >= 0", c.MaxBatch))
+	}
 	if c.DSN != "" {
 		if u, err := url.Parse(c.DSN); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 			// The DSN may hold a password: never echo it.
@@ -138,8 +145,11 @@ func (c Config) Validate() error {
 type Store struct {
 	dialect    Dialect
 	write      *sql.DB // SQLite: the one writer connection
-	read       *sql.DB // SQLite: the reader pool
-	pg         *pgPool // PostgreSQL
+	writer     *groupWriter
+	wstmts     *stmtCache // SQLite: prepared statements of the writer
+	rstmts     *stmtCache // SQLite: prepared statements of the readers
+	read       *sql.DB    // SQLite: the reader pool
+	pg         *pgPool    // PostgreSQL
 	maxRetries int
 	clock      func() time.Time
 	closed     chan struct{}
@@ -244,6 +254,13 @@ func (s *Store) openSQLite(c Config) error {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	s.write, s.read = w, r
+	s.wstmts, s.rstmts = newStmtCache(w), newStmtCache(r)
+	mb := c.MaxBatch
+	if mb == 0 {
+		mb = DefaultMaxBatch
+	}
+	s.writer = newGroupWriter(s, w, mb)
+	go s.writer.run()
 	return nil
 }
 
@@ -251,8 +268,9 @@ func (s *Store) openSQLite(c Config) error {
 func (s *Store) Dialect() Dialect { return s.dialect }
 
 // Close closes the database. Transactions in progress finish first (their
-// connections are released when they end). Close is safe to call more than
-// once.
+// connections are released when they end; on SQLite the batch being
+// committed is finished and Update calls still queued get ErrClosed). Close
+// is safe to call more than once.
 func (s *Store) Close() error {
 	select {
 	case <-s.closed:
@@ -267,11 +285,26 @@ func (s *Store) closeDBs() error {
 	if s.pg != nil {
 		return s.pg.close()
 	}
-	return errors.Join(s.write.Close(), s.read.Close())
+	if s.writer != nil {
+		select {
+		case <-s.closed:
+		default:
+			close(s.closed) // Open failed after starting the writer
+		}
+		<-s.writer.exited
+	}
+	return errors.Join(s.wstmts.close(), s.rstmts.close(), s.write.Close(), s.read.Close())
 }
 
 // Update runs fn in a read-write transaction and commits it if fn returns
-// nil; otherwise it rolls back and returns fn's error. When the database
+// nil; otherwise it rolls back and returns fn's error. Update returns nil
+// only once fn's writes are durable (committed; on SQLite fsynced).
+//
+// On SQLite, Update calls that arrive while the writer is busy are group
+// committed: each fn runs in its own savepoint of one shared transaction
+// and one COMMIT makes them all durable (see Config.MaxBatch). fn's failure
+// rolls back only its own savepoint. fn then sees the writes of the Update
+// calls committed with it as if they had committed before it. When the database
 // reports a serialisation failure, a deadlock or a busy file, Update rolls
 // back and runs fn again (up to Config.MaxRetries times), so fn must have no
 // effects outside tx and must not keep tx after it returns. fn must not call
@@ -307,29 +340,21 @@ func (s *Store) run(ctx context.Context, readOnly bool, fn func(tx *Tx) error) e
 }
 
 func (s *Store) runSQLite(ctx context.Context, readOnly bool, fn func(tx *Tx) error) (err error) {
-	db := s.write
-	if readOnly {
-		db = s.read
+	if !readOnly {
+		// The writer pool begins IMMEDIATE (see openSQLite); the group
+		// writer owns it.
+		return s.writer.submit(ctx, fn)
 	}
-	// modernc.org/sqlite rejects isolation levels; the writer pool begins
-	// IMMEDIATE (see openSQLite).
-	stx, err := db.BeginTx(ctx, nil)
+	stx, err := s.read.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", classify(err))
 	}
-	tx := &Tx{q: sqlQuerier{stx}, s: s, now: s.clock().UTC()}
-	if err := fn(tx); err != nil {
+	defer func() {
 		_ = stx.Rollback()
-		return err
-	}
-	if readOnly {
-		_ = stx.Rollback()
-		return nil
-	}
-	if err := stx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", classify(err))
-	}
-	return nil
+		s.rstmts.fill(context.WithoutCancel(ctx))
+	}()
+	tx := &Tx{q: sqlQuerier{tx: stx, cache: s.rstmts}, s: s, now: s.clock().UTC()}
+	return fn(tx)
 }
 
 func (s *Store) runPG(ctx context.Context, readOnly bool, fn func(tx *Tx) error) error {
