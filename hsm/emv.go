@@ -362,20 +362,34 @@ func (e *EMVIssuer) deriveSession(s *session, mk pkcs11.ObjectHandle, r [8]byte,
 // mac computes ISO 9797-1 MAC algorithm 3 with padding method 2 of data
 // under the session key sk in two token operations (see the file notes).
 func (e *EMVIssuer) mac(s *session, sk sessionKeys, data []byte) ([8]byte, error) {
+	return e.t.retailMAC(s, sk.left, sk.full, cryptogram.Pad2(data))
+}
+
+// retailMAC computes ISO 9797-1 MAC algorithm 3 of p, already padded to a
+// whole number of 8-byte blocks, under the DES2 key full (KL||KR) whose
+// left half is also in the token as left (a DES2 object KL||KL, which
+// computes single DES under KL): CKM_DES3_CBC under left (zero IV) over
+// every block but the last, then CKM_DES3_ECB under full over the last
+// block XOR that chaining value. SoftHSM has neither a retail-MAC
+// mechanism nor single DES, hence the two objects. Shared by the EMV
+// cryptograms and the card verification values (cvv.go).
+func (t *Token) retailMAC(s *session, left, full pkcs11.ObjectHandle, p []byte) ([8]byte, error) {
 	var out [8]byte
-	p := cryptogram.Pad2(data)
+	if len(p) == 0 || len(p)%8 != 0 {
+		return out, fmt.Errorf("MAC input of %d bytes: %w", len(p), ErrInput)
+	}
 	last := p[len(p)-8:]
 	var x [8]byte
 	copy(x[:], last)
 	if len(p) > 8 {
-		c, err := e.t.cipherHandle(s, sk.left, true, pkcs11.NewMechanism(pkcs11.CKM_DES3_CBC, make([]byte, 8)), p[:len(p)-8])
+		c, err := t.cipherHandle(s, left, true, pkcs11.NewMechanism(pkcs11.CKM_DES3_CBC, make([]byte, 8)), p[:len(p)-8])
 		if err != nil {
 			return out, fmt.Errorf("MAC chaining: %w", err)
 		}
 		subtle.XORBytes(x[:], x[:], c[len(c)-8:])
 		clear(c)
 	}
-	c, err := e.t.cipherHandle(s, sk.full, true, pkcs11.NewMechanism(pkcs11.CKM_DES3_ECB, nil), x[:])
+	c, err := t.cipherHandle(s, full, true, pkcs11.NewMechanism(pkcs11.CKM_DES3_ECB, nil), x[:])
 	clear(x[:])
 	if err != nil {
 		return out, fmt.Errorf("MAC final block: %w", err)
