@@ -148,6 +148,13 @@ type Result struct {
 	Entry        EntryMode // how the card was read
 	PINEntered   bool      // a PIN block was sent
 	Latency      time.Duration
+
+	// What a reversal of the request needs (see BuildReversal).
+	ProcessingCode string // DE 3
+	Amount         int64  // DE 4
+	Currency       string // DE 49
+	LocalTime      string // DE 12 of the request
+	Fingerprint    string // DE 122
 }
 
 // Approved reports whether the sale was approved.
@@ -474,5 +481,63 @@ func (t *Terminal) buildSale(f Financial) ([]byte, Result, error) {
 	if err != nil {
 		return nil, Result{}, fmt.Errorf("pack 1200: %w", err)
 	}
-	return raw, Result{STAN: stan, MaskedPAN: pan.Masked(), KSN: ksn.String(), Entry: entry, PINEntered: f.Read.PIN != ""}, nil
+	return raw, Result{STAN: stan, MaskedPAN: pan.Masked(), KSN: ksn.String(), Entry: entry, PINEntered: f.Read.PIN != "",
+		ProcessingCode: proc, Amount: amount, Currency: cur, LocalTime: req.LocalTime, Fingerprint: fp}, nil
+}
+
+// nextSTAN advances and persists the STAN alone (messages without card
+// data use no DUKPT key).
+func (t *Terminal) nextSTAN() (string, error) {
+	t.smu.Lock()
+	defer t.smu.Unlock()
+	stan := t.stan%iso93.MaxSTAN + 1
+	if err := t.persist(state{Counter: t.counter, STAN: stan, Last: t.last}); err != nil {
+		return "", err
+	}
+	t.stan = stan
+	return fmt.Sprintf("%06d", stan), nil
+}
+
+// BuildReversal returns a packed 1420 reversal advice of the request orig
+// was built for (by BuildFinancial), with reason code reason
+// (iso93.ReasonTimeoutReversal, iso93.ReasonCustomerCancel). It carries
+// no card data beyond the fingerprint and masked PAN, takes a new STAN and
+// an idempotency key derived from the original, so a repeat is
+// deduplicated by the center. Safe for concurrent use.
+func (t *Terminal) BuildReversal(orig Result, reason string) ([]byte, error) {
+	stan, err := t.nextSTAN()
+	if err != nil {
+		return nil, fmt.Errorf("terminal %s: reversal: %w", t.ID(), err)
+	}
+	od, err := iso93.OriginalData{MTI: iso93.MTIFinancialRequest, STAN: orig.STAN, LocalTime: orig.LocalTime, AcquirerID: t.acquirerID}.Encode()
+	if err != nil {
+		return nil, fmt.Errorf("terminal %s: reversal of STAN %s: %w", t.ID(), orig.STAN, err)
+	}
+	now := t.now()
+	rev := iso93.Reversal{
+		Trace: iso93.Trace{
+			TransmissionTime: now.UTC().Format("0102150405"),
+			STAN:             stan,
+			LocalTime:        now.Format("060102150405"),
+			FunctionCode:     iso93.FunctionFullReversal,
+			ReasonCode:       reason,
+			AcquirerID:       t.acquirerID,
+			TerminalID:       t.ID(),
+			MerchantID:       t.merchantID,
+			IdempotencyKey:   t.ID() + "-rev-" + orig.STAN + "-" + orig.LocalTime,
+		},
+		Payment: iso93.Payment{
+			ProcessingCode: orig.ProcessingCode,
+			Amount:         orig.Amount,
+			Currency:       orig.Currency,
+		},
+		OriginalData: od,
+		Fingerprint:  orig.Fingerprint,
+		MaskedPAN:    orig.MaskedPAN,
+	}
+	raw, err := iso93.Pack(&rev, iso93.MTIReversal)
+	if err != nil {
+		return nil, fmt.Errorf("terminal %s: pack 1420: %w", t.ID(), err)
+	}
+	return raw, nil
 }

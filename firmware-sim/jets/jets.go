@@ -1,0 +1,860 @@
+// Package jets is the firmware of the simulated JET-S-class payment
+// terminal on the terminal link (package tlink): given a byte stream to the
+// gateway — the device side of a pty, or TCP — it answers status, key status
+// and last-transaction queries, shows display text, prints, takes firmware
+// images chunk by chunk (package fwimage) and runs card transactions when
+// the gateway commands them: it "reads" a deck card (magstripe, chip or
+// contactless), simulates PIN entry where the card needs it, encrypts the
+// card data and PIN at the read head under DUKPT (package device), sends the
+// ISO 8583:1993 request as a financial-request frame, waits for the
+// financial response, prints a receipt with the masked PAN and answers
+// txn-result. Its last transaction survives restarts, stored beside the
+// DUKPT counter.
+//
+// docs/termsim.md describes what the firmware answers.
+package jets
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/posgate/posgate/firmware-sim/deck"
+	"github.com/posgate/posgate/firmware-sim/device"
+	"github.com/posgate/posgate/firmware-sim/fwimage"
+	"github.com/posgate/posgate/protocol/iso93"
+	"github.com/posgate/posgate/terminal/tlink"
+	"github.com/posgate/posgate/terminal/transport"
+)
+
+// Defaults.
+const (
+	DefaultModel       = "JET-S-SIM"
+	DefaultHostTimeout = 20 * time.Second
+	DefaultCVMLimit    = 10000
+	DefaultPIN         = "1234"
+	// maxReceipts is how many printed receipts Receipts keeps.
+	maxReceipts = 32
+)
+
+// DefaultFactoryVersion is the firmware version a terminal reports before
+// any image was installed.
+var DefaultFactoryVersion = fwimage.Version{Major: 1}
+
+// Sentinel errors.
+var (
+	// ErrConfig is wrapped by every Config error.
+	ErrConfig = errors.New("jets: invalid config")
+	// ErrNoCard means the Picker had no card to present.
+	ErrNoCard = errors.New("jets: no card presented")
+)
+
+// Picker decides which card the "cardholder" presents for a transaction
+// command, and how (entry mode, PIN typed if one is asked for). It may
+// block — a cardholder taking time — and must return ctx's error when ctx
+// ends (the command was cancelled). Implementations must be safe for
+// concurrent use when one Picker serves several terminals.
+type Picker interface {
+	Pick(ctx context.Context, kind tlink.Kind, cmd tlink.TxnCommand) (device.Read, error)
+}
+
+// PickerFunc adapts a function to Picker.
+type PickerFunc func(ctx context.Context, kind tlink.Kind, cmd tlink.TxnCommand) (device.Read, error)
+
+// Pick calls f.
+func (f PickerFunc) Pick(ctx context.Context, kind tlink.Kind, cmd tlink.TxnCommand) (device.Read, error) {
+	return f(ctx, kind, cmd)
+}
+
+// Cycle returns a Picker that presents reads in turn, starting again after
+// the last. It is safe for concurrent use.
+func Cycle(reads ...device.Read) Picker {
+	var (
+		mu sync.Mutex
+		i  int
+	)
+	return PickerFunc(func(ctx context.Context, _ tlink.Kind, _ tlink.TxnCommand) (device.Read, error) {
+		if len(reads) == 0 {
+			return device.Read{}, ErrNoCard
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		r := reads[i%len(reads)]
+		i++
+		return r, ctx.Err()
+	})
+}
+
+// ByRef returns a Picker that lets the command's ref name the card: a ref
+// ending in "@CARD" or "@CARD:ENTRY" (for example "S17@visa-ok:contactless")
+// presents deck card CARD with that entry mode (default chip); any other
+// ref is left to fallback. It is the scripted farm's way for a POS test to
+// choose a card through the gateway. Safe for concurrent use if fallback is.
+func ByRef(fallback Picker) Picker {
+	return PickerFunc(func(ctx context.Context, k tlink.Kind, cmd tlink.TxnCommand) (device.Read, error) {
+		i := strings.LastIndexByte(cmd.Ref, '@')
+		if i < 0 {
+			if fallback == nil {
+				return device.Read{}, ErrNoCard
+			}
+			return fallback.Pick(ctx, k, cmd)
+		}
+		name, mode, _ := strings.Cut(cmd.Ref[i+1:], ":")
+		c, err := deck.Lookup(name)
+		if err != nil {
+			return device.Read{}, fmt.Errorf("card named by ref: %w: %w", err, ErrNoCard)
+		}
+		r := device.Read{Card: c, Entry: device.EntryChip}
+		if mode != "" {
+			if r.Entry, err = device.ParseEntryMode(mode); err != nil {
+				return device.Read{}, fmt.Errorf("card named by ref: %w: %w", err, ErrNoCard)
+			}
+		}
+		return r, ctx.Err()
+	})
+}
+
+// Report is what the firmware tells Config.OnResult after each transaction
+// command: no card data beyond the masked PAN.
+type Report struct {
+	Kind      tlink.Kind
+	Result    tlink.TxnResult
+	MaskedPAN string // empty when no card was read
+	Entry     device.EntryMode
+	// Latency is from the command's arrival to its result being ready.
+	Latency time.Duration
+	// HostLatency is from sending the financial request to its response
+	// (zero when none was sent or none came).
+	HostLatency time.Duration
+	Err         error // why the outcome is failed, when it is
+}
+
+// Config configures a Firmware. Zero fields take the defaults named.
+type Config struct {
+	// Terminal is the secure side: the injected keys, the DUKPT counter,
+	// STAN and the non-volatile last-transaction record. Nil means no keys
+	// were injected: status answers state error and every transaction
+	// command fails.
+	Terminal *device.Terminal
+	// Model is reported in status. Default DefaultModel.
+	Model string
+	// Serial is reported in status. Default the terminal ID.
+	Serial string
+	// VendorKey verifies firmware images. Nil: every image is refused.
+	VendorKey ed25519.PublicKey
+	// FirmwareDir keeps received and installed images; required with
+	// VendorKey.
+	FirmwareDir string
+	// FactoryVersion is the version before any install. Default 1.0.0.
+	FactoryVersion fwimage.Version
+	// Picker presents cards. Default ByRef(Cycle(visa-ok by chip)).
+	Picker Picker
+	// PIN is what the simulated cardholder types when a PIN is asked for
+	// and the Picker's Read has none. Default DefaultPIN.
+	PIN string
+	// CVMLimit: a contactless transaction above it (minor units) asks for
+	// a PIN. Default DefaultCVMLimit. Chip always asks; magstripe never
+	// (signature).
+	CVMLimit int64
+	// HostTimeout bounds the wait for the financial response after the
+	// request was acknowledged; after it the terminal reverses (1420).
+	// Default DefaultHostTimeout.
+	HostTimeout time.Duration
+	// Link configures the tlink endpoint.
+	Link tlink.Config
+	// Logger receives display text, receipts (masked PAN only) and events.
+	// Nil discards them.
+	Logger *slog.Logger
+	// OnResult, when set, is called when a transaction command's result
+	// is ready, just before the txn-result is sent.
+	OnResult func(Report)
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// lastRecord is the persisted last transaction.
+type lastRecord struct {
+	Command  uint8  `json:"command"`
+	Ref      string `json:"ref"`
+	Amount   uint64 `json:"amount,omitempty"`
+	Currency string `json:"currency,omitempty"`
+	Outcome  uint8  `json:"outcome"`
+	Action   string `json:"action_code,omitempty"`
+	Approval string `json:"approval_code,omitempty"`
+	STAN     string `json:"stan,omitempty"`
+	RRN      string `json:"rrn,omitempty"`
+	Time     string `json:"time,omitempty"`
+	// Reversal is set while a financial request was sent whose answer is
+	// unknown; it holds what BuildReversal needs (no card data).
+	Reversal *device.Result `json:"reversal,omitempty"`
+}
+
+func (r *lastRecord) result() tlink.TxnResult {
+	return tlink.TxnResult{Ref: r.Ref, Amount: r.Amount, Currency: r.Currency, Outcome: tlink.Outcome(r.Outcome),
+		ActionCode: r.Action, ApprovalCode: r.Approval, STAN: r.STAN, RRN: r.RRN, Time: r.Time}
+}
+
+// Firmware is one simulated terminal's firmware. It serves one link at a
+// time (Serve); a restarted link (a new Serve) keeps the terminal's state.
+// Its accessors are safe for concurrent use with Serve.
+type Firmware struct {
+	cfg Config
+	log *slog.Logger
+	upd *fwimage.Updater
+
+	mu       sync.Mutex
+	state    tlink.DeviceState
+	display  string
+	receipts []string
+	last     *lastRecord
+	cur      *txn // transaction in progress
+	serving  bool
+	fin      map[string]chan []byte // financial requests awaiting a response, by STAN
+}
+
+type txn struct {
+	ref    string
+	cancel context.CancelFunc
+}
+
+// New returns the firmware for cfg, restoring the last transaction from
+// the terminal's state and opening the firmware directory. A last
+// transaction left pending by a crash is turned into failed; if its
+// financial request had been sent, the next Serve sends its reversal first.
+func New(cfg Config) (*Firmware, error) {
+	if cfg.Model == "" {
+		cfg.Model = DefaultModel
+	}
+	if cfg.Serial == "" && cfg.Terminal != nil {
+		cfg.Serial = cfg.Terminal.ID()
+	}
+	if cfg.Serial == "" {
+		cfg.Serial = "UNINJECTED"
+	}
+	if cfg.FactoryVersion == (fwimage.Version{}) {
+		cfg.FactoryVersion = DefaultFactoryVersion
+	}
+	if cfg.Picker == nil {
+		c, _ := deck.Lookup("visa-ok")
+		cfg.Picker = ByRef(Cycle(device.Read{Card: c, Entry: device.EntryChip}))
+	}
+	if cfg.PIN == "" {
+		cfg.PIN = DefaultPIN
+	}
+	if cfg.CVMLimit == 0 {
+		cfg.CVMLimit = DefaultCVMLimit
+	}
+	if cfg.HostTimeout == 0 {
+		cfg.HostTimeout = DefaultHostTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.HostTimeout < 0 || cfg.CVMLimit < 0 {
+		return nil, fmt.Errorf("host timeout %v and CVM limit %d must not be negative: %w", cfg.HostTimeout, cfg.CVMLimit, ErrConfig)
+	}
+	if err := cfg.Link.Validate(); err != nil {
+		return nil, fmt.Errorf("link config: %w: %w", err, ErrConfig)
+	}
+	f := &Firmware{cfg: cfg, log: cfg.Logger, state: tlink.StateIdle, fin: map[string]chan []byte{}}
+	if f.log == nil {
+		f.log = slog.New(slog.DiscardHandler)
+	}
+	f.log = f.log.With("terminal", cfg.Serial)
+	if cfg.VendorKey != nil {
+		if cfg.FirmwareDir == "" {
+			return nil, fmt.Errorf("a vendor key needs a firmware directory: %w", ErrConfig)
+		}
+		u, err := fwimage.OpenUpdater(cfg.FirmwareDir, cfg.VendorKey, cfg.FactoryVersion)
+		if err != nil {
+			return nil, err
+		}
+		f.upd = u
+	}
+	if cfg.Terminal == nil {
+		f.state = tlink.StateError
+		return f, nil
+	}
+	if raw := cfg.Terminal.Last(); raw != nil {
+		var r lastRecord
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return nil, fmt.Errorf("terminal %s: last transaction record: %w", cfg.Serial, err)
+		}
+		if tlink.Outcome(r.Outcome) == tlink.OutcomePending {
+			r.Outcome = uint8(tlink.OutcomeFailed)
+			if err := f.saveLast(&r); err != nil {
+				return nil, err
+			}
+		}
+		f.last = &r
+	}
+	return f, nil
+}
+
+// Version returns the installed firmware version.
+func (f *Firmware) Version() fwimage.Version {
+	if f.upd != nil {
+		return f.upd.Installed()
+	}
+	return f.cfg.FactoryVersion
+}
+
+// Display returns the text the gateway last put on the display.
+func (f *Firmware) Display() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.display
+}
+
+// Receipts returns the most recent printed receipts, oldest first.
+func (f *Firmware) Receipts() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.receipts...)
+}
+
+// State returns the device state reported in status.
+func (f *Firmware) State() tlink.DeviceState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.state
+}
+
+func (f *Firmware) setState(s tlink.DeviceState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cfg.Terminal == nil {
+		s = tlink.StateError
+	}
+	f.state = s
+}
+
+// Serve runs the terminal link over rw until ctx ends, the link fails or
+// the peer hangs up, and returns the endpoint's error (never nil; see
+// tlink.Endpoint.Run). It owns rw and closes it. A transaction in progress
+// when the link ends is finished as far as it can be (its result is
+// recorded for last-txn queries). Serve must not be called again before it
+// returned.
+func (f *Firmware) Serve(ctx context.Context, rw io.ReadWriteCloser) error {
+	f.mu.Lock()
+	if f.serving {
+		f.mu.Unlock()
+		rw.Close()
+		return errors.New("jets: Serve already running")
+	}
+	f.serving = true
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.serving = false
+		f.mu.Unlock()
+	}()
+
+	ep := tlink.New(rw, f.cfg.Link)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	runErr := make(chan error, 1)
+	wg.Go(func() { runErr <- ep.Run(ctx) })
+	defer func() {
+		cancel()
+		ep.Close()
+		wg.Wait()
+	}()
+
+	if rec := f.pendingReversal(); rec != nil {
+		wg.Go(func() { f.reverse(ctx, ep, rec) })
+	}
+	for {
+		m, err := ep.Receive(ctx)
+		if err != nil {
+			cancel()
+			wg.Wait()
+			return <-runErr
+		}
+		f.handle(ctx, ep, m, &wg)
+	}
+}
+
+func (f *Firmware) send(ctx context.Context, ep *tlink.Endpoint, k tlink.Kind, v interface{ MarshalBinary() ([]byte, error) }) {
+	p, err := v.MarshalBinary()
+	if err == nil {
+		err = ep.Send(ctx, k, p)
+	}
+	if err != nil {
+		f.log.Warn("send failed", "kind", k.String(), "err", err)
+	}
+}
+
+func (f *Firmware) handle(ctx context.Context, ep *tlink.Endpoint, m tlink.Message, wg *sync.WaitGroup) {
+	switch m.Kind {
+	case tlink.KindStatusRequest:
+		var q tlink.RefOnly
+		if err := q.UnmarshalBinary(m.Payload); err != nil {
+			f.log.Warn("bad status request", "err", err)
+			return
+		}
+		f.send(ctx, ep, tlink.KindStatusResponse, &tlink.Status{Ref: q.Ref, DeviceKind: uint8(transport.PaymentTerminal),
+			State: f.State(), Model: f.cfg.Model, Serial: f.cfg.Serial, Firmware: f.Version().String(), Protocol: tlink.ProtocolVersion})
+	case tlink.KindKeyStatusRequest:
+		var q tlink.RefOnly
+		if err := q.UnmarshalBinary(m.Payload); err != nil {
+			f.log.Warn("bad key-status request", "err", err)
+			return
+		}
+		ks := f.keyStatus()
+		ks.Ref = q.Ref
+		f.send(ctx, ep, tlink.KindKeyStatusResponse, &ks)
+	case tlink.KindLastTxnQuery:
+		var q tlink.RefOnly
+		if err := q.UnmarshalBinary(m.Payload); err != nil {
+			f.log.Warn("bad last-txn query", "err", err)
+			return
+		}
+		lt := tlink.LastTxn{Ref: q.Ref}
+		f.mu.Lock()
+		if f.last != nil {
+			r := f.last.result()
+			lt.Command, lt.Txn = tlink.Kind(f.last.Command), &r
+		}
+		f.mu.Unlock()
+		f.send(ctx, ep, tlink.KindLastTxnResponse, &lt)
+	case tlink.KindDisplay:
+		var d tlink.Display
+		if err := d.UnmarshalBinary(m.Payload); err != nil {
+			f.log.Warn("bad display", "err", err)
+			return
+		}
+		f.show(d.Text)
+	case tlink.KindPrint:
+		var p tlink.Print
+		if err := p.UnmarshalBinary(m.Payload); err != nil {
+			f.log.Warn("bad print", "err", err)
+			return
+		}
+		f.print(p.Text)
+		f.send(ctx, ep, tlink.KindPrintResult, &tlink.PrintResult{Ref: p.Ref, Status: tlink.PrintOK})
+	case tlink.KindFirmwareChunk:
+		f.firmwareChunk(ctx, ep, m.Payload)
+	case tlink.KindCancel:
+		var q tlink.RefOnly
+		if err := q.UnmarshalBinary(m.Payload); err != nil {
+			f.log.Warn("bad cancel", "err", err)
+			return
+		}
+		f.mu.Lock()
+		if f.cur != nil && (q.Ref == "" || q.Ref == f.cur.ref) {
+			f.cur.cancel()
+		}
+		f.mu.Unlock()
+	case tlink.KindSale, tlink.KindRefund, tlink.KindVoid, tlink.KindPreAuth, tlink.KindCapture:
+		f.startTxn(ctx, ep, m, wg)
+	case tlink.KindFinancialResponse:
+		h, err := iso93.Peek(m.Payload)
+		if err != nil {
+			f.log.Warn("bad financial response", "err", err)
+			return
+		}
+		f.mu.Lock()
+		ch := f.fin[h.STAN]
+		delete(f.fin, h.STAN)
+		f.mu.Unlock()
+		if ch == nil {
+			f.log.Warn("financial response matches no request", "mti", h.MTI, "stan", h.STAN)
+			return
+		}
+		ch <- m.Payload
+	default:
+		f.log.Info("message ignored", "kind", m.Kind.String())
+	}
+}
+
+func (f *Firmware) show(text string) {
+	f.mu.Lock()
+	f.display = text
+	f.mu.Unlock()
+	f.log.Info("display", "text", text)
+}
+
+func (f *Firmware) print(text string) {
+	f.mu.Lock()
+	f.receipts = append(f.receipts, text)
+	if len(f.receipts) > maxReceipts {
+		f.receipts = f.receipts[len(f.receipts)-maxReceipts:]
+	}
+	f.mu.Unlock()
+	f.log.Info("print", "text", text)
+}
+
+// keyStatus describes the keys in secure storage: slot, type, check value
+// (by the rules hsmctl uses, so they match the injection record) and the
+// current KSN; never key bytes.
+func (f *Firmware) keyStatus() tlink.KeyStatus {
+	var ks tlink.KeyStatus
+	if t := f.cfg.Terminal; t != nil {
+		k := t.Keys()
+		typ := tlink.KeyAES128DUKPT
+		if len(k.InitialKey) == 32 {
+			typ = tlink.KeyAES256DUKPT
+		}
+		_, ksn := t.Counter()
+		ks.Keys = append(ks.Keys,
+			tlink.KeyInfo{Slot: "dukpt-ik", Type: typ, KCV: aesKCV(k.InitialKey), KSN: ksn[:]},
+			tlink.KeyInfo{Slot: "pan-fingerprint", Type: tlink.KeyFingerprint, KCV: hmacKCV(k.FingerprintKey)})
+	}
+	if f.cfg.VendorKey != nil {
+		ks.Keys = append(ks.Keys, tlink.KeyInfo{Slot: "firmware-vendor", Type: tlink.KeyFirmware, KCV: fwimage.KCV(f.cfg.VendorKey)})
+	}
+	return ks
+}
+
+// aesKCV is AES-CMAC over one zero block, first 3 bytes (hsm.Token.KCV's
+// rule for AES keys).
+func aesKCV(k []byte) [3]byte {
+	c, err := aes.NewCipher(k)
+	if err != nil {
+		return [3]byte{}
+	}
+	var l, k1 [16]byte
+	c.Encrypt(l[:], l[:])
+	carry := l[0] >> 7
+	for i := range 15 {
+		k1[i] = l[i]<<1 | l[i+1]>>7
+	}
+	k1[15] = l[15] << 1
+	if carry == 1 {
+		k1[15] ^= 0x87
+	}
+	// One complete zero block: MAC = E(K, 0 XOR K1).
+	c.Encrypt(k1[:], k1[:])
+	return [3]byte{k1[0], k1[1], k1[2]}
+}
+
+// hmacKCV is HMAC-SHA256 over 16 zero bytes, first 3 bytes (hsm's rule
+// for HMAC keys).
+func hmacKCV(k []byte) [3]byte {
+	m := hmac.New(sha256.New, k)
+	m.Write(make([]byte, 16))
+	s := m.Sum(nil)
+	return [3]byte{s[0], s[1], s[2]}
+}
+
+func (f *Firmware) firmwareChunk(ctx context.Context, ep *tlink.Endpoint, p []byte) {
+	var c tlink.FirmwareChunk
+	if err := c.UnmarshalBinary(p); err != nil {
+		f.log.Warn("bad firmware chunk", "err", err)
+		return
+	}
+	if f.upd == nil {
+		f.log.Warn("firmware image refused: no vendor key installed", "image", c.Image)
+		f.send(ctx, ep, tlink.KindFirmwareAck, &tlink.FirmwareAck{Ref: c.Ref, Image: c.Image, Status: tlink.FirmwareBadImage})
+		return
+	}
+	f.mu.Lock()
+	busy := f.cur != nil
+	f.mu.Unlock()
+	if busy {
+		// Not now: ask for the same chunk again later.
+		_, next, _, _ := f.upd.Progress()
+		f.send(ctx, ep, tlink.KindFirmwareAck, &tlink.FirmwareAck{Ref: c.Ref, Image: c.Image, Status: tlink.FirmwareResend, NextOffset: next})
+		return
+	}
+	f.setState(tlink.StateUpdating)
+	ack, err := f.upd.Chunk(&c)
+	switch ack.Status {
+	case tlink.FirmwareInstalled:
+		f.log.Info("firmware installed", "image", c.Image, "version", f.upd.Installed().String())
+		f.setState(tlink.StateIdle)
+	case tlink.FirmwareBadImage:
+		f.log.Warn("firmware image refused", "image", c.Image, "reason", err)
+		f.setState(tlink.StateIdle)
+	}
+	f.send(ctx, ep, tlink.KindFirmwareAck, &ack)
+}
+
+func (f *Firmware) saveLast(r *lastRecord) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("last transaction record: %w", err)
+	}
+	if err := f.cfg.Terminal.SaveLast(b); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.last = r
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *Firmware) pendingReversal() *lastRecord {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.last != nil && f.last.Reversal != nil {
+		r := *f.last
+		return &r
+	}
+	return nil
+}
+
+// reverse sends the 1420 for rec's unanswered request and, once the
+// gateway answered it, clears the reversal from the record.
+func (f *Firmware) reverse(ctx context.Context, ep *tlink.Endpoint, rec *lastRecord) {
+	raw, err := f.cfg.Terminal.BuildReversal(*rec.Reversal, iso93.ReasonTimeoutReversal)
+	if err != nil {
+		f.log.Error("build reversal", "err", err)
+		return
+	}
+	if _, err := f.financial(ctx, ep, raw); err != nil {
+		f.log.Warn("reversal not answered; kept for the next link", "stan", rec.Reversal.STAN, "err", err)
+		return
+	}
+	f.mu.Lock()
+	cur := f.last
+	f.mu.Unlock()
+	if cur != nil && cur.Ref == rec.Ref && cur.Reversal != nil {
+		done := *cur
+		done.Reversal = nil
+		if err := f.saveLast(&done); err != nil {
+			f.log.Error("record reversal", "err", err)
+		}
+	}
+	f.log.Info("reversal sent", "stan", rec.Reversal.STAN)
+}
+
+// financial sends the ISO request raw as a financial-request frame and
+// waits up to HostTimeout for the financial response with the same STAN.
+func (f *Firmware) financial(ctx context.Context, ep *tlink.Endpoint, raw []byte) ([]byte, error) {
+	h, err := iso93.Peek(raw)
+	if err != nil {
+		return nil, fmt.Errorf("financial request: %w", err)
+	}
+	ch := make(chan []byte, 1)
+	f.mu.Lock()
+	f.fin[h.STAN] = ch
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		if f.fin[h.STAN] == ch {
+			delete(f.fin, h.STAN)
+		}
+		f.mu.Unlock()
+	}()
+	if err := ep.Send(ctx, tlink.KindFinancialRequest, raw); err != nil {
+		return nil, fmt.Errorf("send %s STAN %s: %w", h.MTI, h.STAN, err)
+	}
+	timer := time.NewTimer(f.cfg.HostTimeout)
+	defer timer.Stop()
+	select {
+	case resp := <-ch:
+		return resp, nil
+	case <-timer.C:
+		return nil, fmt.Errorf("%s STAN %s: no financial response within %v: %w", h.MTI, h.STAN, f.cfg.HostTimeout, tlink.ErrNoResponse)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%s STAN %s: waiting for the financial response: %w", h.MTI, h.STAN, context.Cause(ctx))
+	}
+}
+
+// startTxn decodes a transaction command and runs it on its own goroutine
+// (owned by Serve's wait group), or answers at once when it cannot start.
+func (f *Firmware) startTxn(ctx context.Context, ep *tlink.Endpoint, m tlink.Message, wg *sync.WaitGroup) {
+	start := f.cfg.Now()
+	var cmd tlink.TxnCommand
+	if err := cmd.UnmarshalBinary(m.Payload); err != nil {
+		f.log.Warn("bad transaction command", "kind", m.Kind.String(), "err", err)
+		return
+	}
+	refuse := func(action iso93.ActionCode, why error) {
+		res := tlink.TxnResult{Ref: cmd.Ref, Amount: cmd.Amount, Currency: cmd.Currency, Outcome: tlink.OutcomeFailed, ActionCode: string(action), Time: start.Format("20060102150405")}
+		f.report(Report{Kind: m.Kind, Result: res, Latency: f.cfg.Now().Sub(start), Err: why})
+		f.send(ctx, ep, tlink.KindTxnResult, &res)
+	}
+	if err := cmd.Validate(m.Kind); err != nil {
+		refuse(iso93.ActionFormatError, err)
+		return
+	}
+	if f.cfg.Terminal == nil {
+		refuse(iso93.ActionSystemMalfunction, errors.New("no keys injected"))
+		return
+	}
+	tctx, cancel := context.WithCancel(ctx)
+	f.mu.Lock()
+	busy := f.cur != nil || f.state == tlink.StateUpdating
+	if !busy {
+		f.cur = &txn{ref: cmd.Ref, cancel: cancel}
+		f.state = tlink.StateBusy
+	}
+	f.mu.Unlock()
+	if busy {
+		cancel()
+		refuse(iso93.ActionRequestInProgress, errors.New("terminal busy"))
+		return
+	}
+	wg.Go(func() {
+		defer func() {
+			cancel()
+			f.mu.Lock()
+			f.cur = nil
+			f.mu.Unlock()
+			f.setState(tlink.StateIdle)
+		}()
+		f.runTxn(ctx, tctx, ep, m.Kind, cmd, start)
+	})
+}
+
+func (f *Firmware) report(r Report) {
+	if f.cfg.OnResult != nil {
+		f.cfg.OnResult(r)
+	}
+}
+
+// runTxn runs one transaction command to its result. ctx is the link's,
+// tctx also ends on a cancel: it bounds only the card read and PIN entry,
+// before anything was sent to the host.
+func (f *Firmware) runTxn(ctx, tctx context.Context, ep *tlink.Endpoint, kind tlink.Kind, cmd tlink.TxnCommand, start time.Time) {
+	rec := &lastRecord{Command: uint8(kind), Ref: cmd.Ref, Amount: cmd.Amount, Currency: cmd.Currency,
+		Outcome: uint8(tlink.OutcomePending), Time: start.Format("20060102150405")}
+	rep := Report{Kind: kind}
+	finish := func(o tlink.Outcome, action iso93.ActionCode, err error) {
+		rec.Outcome, rec.Action = uint8(o), string(action)
+		if serr := f.saveLast(rec); serr != nil {
+			f.log.Error("record last transaction", "err", serr)
+		}
+		rep.Result, rep.Err = rec.result(), err
+		rep.Latency = f.cfg.Now().Sub(start)
+		f.report(rep)
+		f.send(ctx, ep, tlink.KindTxnResult, &rep.Result)
+	}
+	if err := f.saveLast(rec); err != nil {
+		f.log.Error("record last transaction", "err", err)
+		finish(tlink.OutcomeFailed, iso93.ActionSystemMalfunction, err)
+		return
+	}
+	proc := iso93.ProcessingPurchase
+	switch kind {
+	case tlink.KindSale:
+	case tlink.KindRefund:
+		proc = iso93.ProcessingRefund
+	default:
+		// Void, pre-auth and capture need host-side message flows (1420
+		// against an original, 1100/1220) that this simulator does not
+		// implement yet.
+		finish(tlink.OutcomeFailed, iso93.ActionInvalidTransaction, fmt.Errorf("%s not supported by the simulated firmware", kind))
+		return
+	}
+
+	f.show(fmt.Sprintf("%s %d %s\nPRESENT CARD", strings.ToUpper(kind.String()), cmd.Amount, cmd.Currency))
+	read, err := f.cfg.Picker.Pick(tctx, kind, cmd)
+	if err != nil {
+		if tctx.Err() != nil && ctx.Err() == nil {
+			f.show("CANCELLED")
+			finish(tlink.OutcomeCancelled, "", nil)
+			return
+		}
+		f.show("CARD ERROR")
+		finish(tlink.OutcomeFailed, "", fmt.Errorf("read card: %w", err))
+		return
+	}
+	if read.Entry == 0 {
+		read.Entry = device.EntryChip
+	}
+	rep.Entry, rep.MaskedPAN = read.Entry, read.Card.Masked()
+	if f.needsPIN(read, int64(cmd.Amount)) {
+		f.show("ENTER PIN")
+		if read.PIN == "" {
+			read.PIN = f.cfg.PIN
+		}
+	} else {
+		read.PIN = ""
+	}
+	if tctx.Err() != nil && ctx.Err() == nil {
+		f.show("CANCELLED")
+		finish(tlink.OutcomeCancelled, "", nil)
+		return
+	}
+	raw, res, err := f.cfg.Terminal.BuildFinancial(device.Financial{Read: read, ProcessingCode: proc, Amount: int64(cmd.Amount), Currency: cmd.Currency})
+	if err != nil {
+		f.show("CARD ERROR")
+		finish(tlink.OutcomeFailed, "", err)
+		return
+	}
+	rec.STAN = res.STAN
+	// From here the request may reach the host: a cancel no longer
+	// applies, and a lost answer is reversed.
+	rev := res
+	rec.Reversal = &rev
+	if err := f.saveLast(rec); err != nil {
+		f.log.Error("record last transaction", "err", err)
+	}
+	f.show("PROCESSING")
+	sent := f.cfg.Now()
+	resp, err := f.financial(ctx, ep, raw)
+	if err == nil {
+		rep.HostLatency = f.cfg.Now().Sub(sent)
+		err = f.cfg.Terminal.CompleteResult(resp, &res)
+	}
+	if err != nil {
+		f.show("NO ANSWER\nTRANSACTION VOID")
+		finish(tlink.OutcomeFailed, "", fmt.Errorf("financial request: %w", err))
+		// The reversal is still recorded; send it now if the link is up,
+		// otherwise the next Serve sends it.
+		if ctx.Err() == nil {
+			f.reverse(ctx, ep, rec)
+		}
+		return
+	}
+	rec.Reversal = nil
+	rec.Approval, rec.RRN = res.ApprovalCode, res.RRN
+	outcome := tlink.OutcomeDeclined
+	if res.ActionCode.Approved() {
+		outcome = tlink.OutcomeApproved
+	}
+	f.print(receipt(f.cfg.Serial, kind, cmd, res, outcome, start))
+	if outcome == tlink.OutcomeApproved {
+		f.show("APPROVED")
+	} else {
+		f.show("DECLINED " + string(res.ActionCode))
+	}
+	finish(outcome, res.ActionCode, nil)
+}
+
+// needsPIN is the terminal's cardholder verification choice: chip and PIN
+// always, contactless above the CVM limit, magstripe by signature.
+func (f *Firmware) needsPIN(r device.Read, amount int64) bool {
+	switch r.Entry {
+	case device.EntryChip:
+		return true
+	case device.EntryContactless:
+		return amount > f.cfg.CVMLimit
+	}
+	return false
+}
+
+// receipt is the printed slip: masked PAN only.
+func receipt(serial string, kind tlink.Kind, cmd tlink.TxnCommand, res device.Result, o tlink.Outcome, at time.Time) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "TERMINAL %s\n%s\n", serial, at.Format("2006-01-02 15:04:05"))
+	fmt.Fprintf(&b, "%s\nCARD %s (%s)\n", strings.ToUpper(kind.String()), res.MaskedPAN, res.Entry)
+	fmt.Fprintf(&b, "AMOUNT %d %s\n", cmd.Amount, cmd.Currency)
+	fmt.Fprintf(&b, "STAN %s  REF %s\n", res.STAN, cmd.Ref)
+	if o == tlink.OutcomeApproved {
+		fmt.Fprintf(&b, "APPROVED  CODE %s\n", res.ApprovalCode)
+		if res.PINEntered {
+			b.WriteString("PIN VERIFIED\n")
+		} else {
+			b.WriteString("SIGNATURE ____________________\n")
+		}
+	} else {
+		fmt.Fprintf(&b, "DECLINED  %s\n", res.ActionCode)
+	}
+	return b.String()
+}

@@ -1,0 +1,682 @@
+package jets_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/aes"
+	"crypto/ed25519"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/posgate/posgate/firmware-sim/deck"
+	"github.com/posgate/posgate/firmware-sim/device"
+	"github.com/posgate/posgate/firmware-sim/fwimage"
+	"github.com/posgate/posgate/firmware-sim/jets"
+	"github.com/posgate/posgate/p2pe/dukpt"
+	"github.com/posgate/posgate/p2pe/pinblock"
+	"github.com/posgate/posgate/protocol/iso93"
+	"github.com/posgate/posgate/terminal/ptytest"
+	"github.com/posgate/posgate/terminal/tlink"
+	"github.com/posgate/posgate/terminal/transport"
+)
+
+// X9.24-3 test BDK and IKID (CRYPTO_VECTORS.md); the IK is derived here.
+var (
+	testBDK, _ = hex.DecodeString("FEDCBA9876543210F1F1F1F1F1F1F1F1")
+	testIKID   = [8]byte{0x12, 0x34, 0x56, 0x78, 0x90, 0x12, 0x34, 0x56}
+)
+
+func testKeys(t testing.TB) device.Keys {
+	t.Helper()
+	ik, err := dukpt.AESInitialKey(testBDK, testIKID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return device.Keys{TerminalID: "T0000042", IKID: testIKID, InitialKey: ik, FingerprintKey: bytes.Repeat([]byte{0x5A}, 32)}
+}
+
+var vendor = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, ed25519.SeedSize))
+
+// linkCfg keeps timers short so that a cut line is noticed quickly.
+var linkCfg = tlink.Config{AckTimeout: 200 * time.Millisecond, InterByteTimeout: 100 * time.Millisecond, ResponseTimeout: 5 * time.Second, DuplicateWindow: 2 * time.Second}
+
+// gateway is the test's side of the link: a tlink endpoint on the pty slave
+// opened with terminal/transport (tarm/serial), playing the gateway. It
+// answers financial requests with the action code in approve and collects
+// txn-results.
+type gateway struct {
+	ep      *tlink.Endpoint
+	results chan tlink.TxnResult
+	action  iso93.ActionCode
+	drop    bool // do not answer financial requests
+
+	reversed chan iso93.Reversal // every 1420 received
+
+	mu   sync.Mutex
+	reqs []iso93.FinancialRequest
+}
+
+// rig is one firmware serving the master side of a pty, and a gateway.
+type rig struct {
+	fw     *jets.Firmware
+	gw     *gateway
+	served chan error
+	stop   context.CancelFunc
+}
+
+func newTerminal(t *testing.T, dir string) *device.Terminal {
+	t.Helper()
+	term, err := device.New(testKeys(t), device.Options{StatePath: filepath.Join(dir, "T0000042.state")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return term
+}
+
+func start(t *testing.T, cfg jets.Config, action iso93.ActionCode) *rig {
+	t.Helper()
+	cfg.Link = linkCfg
+	fw, err := jets.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return attach(t, fw, action)
+}
+
+func attach(t *testing.T, fw *jets.Firmware, action iso93.ActionCode) *rig {
+	t.Helper()
+	master, slave := ptytest.Open(t)
+	port, err := transport.Open(transport.DeviceConfig{Medium: transport.Serial, Path: slave})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &rig{fw: fw, served: make(chan error, 1), stop: cancel}
+	go func() { r.served <- fw.Serve(ctx, master) }()
+	gw := &gateway{ep: tlink.New(port, linkCfg), results: make(chan tlink.TxnResult, 16), action: action, reversed: make(chan iso93.Reversal, 4)}
+	r.gw = gw
+	var wg sync.WaitGroup
+	wg.Go(func() { gw.ep.Run(ctx) })
+	wg.Go(func() { gw.serve(t, ctx) })
+	t.Cleanup(func() {
+		r.shutdown()
+		wg.Wait()
+	})
+	return r
+}
+
+// shutdown stops both sides and waits for the firmware's Serve.
+func (r *rig) shutdown() {
+	r.stop()
+	r.gw.ep.Close()
+	select {
+	case <-r.served:
+	case <-time.After(10 * time.Second):
+		panic("firmware Serve did not return after shutdown")
+	}
+	r.served <- nil // let a second shutdown pass
+}
+
+func (g *gateway) serve(t *testing.T, ctx context.Context) {
+	for {
+		m, err := g.ep.Receive(ctx)
+		if err != nil {
+			return
+		}
+		switch m.Kind {
+		case tlink.KindTxnResult:
+			var r tlink.TxnResult
+			if err := r.UnmarshalBinary(m.Payload); err != nil {
+				t.Errorf("txn-result does not decode: %v", err)
+				continue
+			}
+			g.results <- r
+		case tlink.KindFinancialRequest:
+			mti, _, err := iso93.Unpack(m.Payload)
+			if err != nil {
+				t.Errorf("financial request does not unpack: %v", err)
+				continue
+			}
+			if mti == iso93.MTIReversal {
+				var rev iso93.Reversal
+				if err := iso93.UnpackInto(m.Payload, &rev); err != nil {
+					t.Errorf("1420: %v", err)
+					continue
+				}
+				select {
+				case g.reversed <- rev:
+				default:
+					t.Error("more 1420s than the test expects")
+				}
+				raw, err := iso93.Pack(rev.Response(iso93.ActionReversalAccepted), iso93.MTIReversalResponse)
+				if err != nil {
+					t.Errorf("pack 1430: %v", err)
+					continue
+				}
+				g.ep.Send(ctx, tlink.KindFinancialResponse, raw)
+				continue
+			}
+			var req iso93.FinancialRequest
+			if err := iso93.UnpackInto(m.Payload, &req); err != nil {
+				t.Errorf("1200 does not unpack: %v", err)
+				continue
+			}
+			g.mu.Lock()
+			g.reqs = append(g.reqs, req)
+			drop := g.drop
+			g.mu.Unlock()
+			if drop {
+				continue
+			}
+			resp := req.Response(g.action)
+			if g.action.Approved() {
+				resp.ApprovalCode = "A1B2C3"
+			}
+			resp.MaskedPAN = req.MaskedPAN
+			raw, err := iso93.Pack(resp, iso93.MTIFinancialResponse)
+			if err != nil {
+				t.Errorf("pack 1210: %v", err)
+				continue
+			}
+			if err := g.ep.Send(ctx, tlink.KindFinancialResponse, raw); err != nil {
+				return
+			}
+		}
+	}
+}
+
+func (g *gateway) requests() []iso93.FinancialRequest {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]iso93.FinancialRequest(nil), g.reqs...)
+}
+
+func request[T interface{ UnmarshalBinary([]byte) error }](t *testing.T, ep *tlink.Endpoint, k tlink.Kind, q tlink.RefOnly, out T) {
+	t.Helper()
+	p, _ := q.MarshalBinary()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m, err := ep.Request(ctx, k, p)
+	if err != nil {
+		t.Fatalf("%s: %v", k, err)
+	}
+	if err := out.UnmarshalBinary(m.Payload); err != nil {
+		t.Fatalf("%s answer: %v", k, err)
+	}
+}
+
+func sale(t *testing.T, g *gateway, ref string, amount uint64) tlink.TxnResult {
+	t.Helper()
+	c := tlink.TxnCommand{Ref: ref, Amount: amount, Currency: "392"}
+	p, err := c.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := g.ep.Send(ctx, tlink.KindSale, p); err != nil {
+		t.Fatalf("send sale: %v", err)
+	}
+	select {
+	case r := <-g.results:
+		return r
+	case <-ctx.Done():
+		t.Fatalf("no txn-result for %s", ref)
+	}
+	return tlink.TxnResult{}
+}
+
+func TestStatus(t *testing.T) {
+	tests := []struct {
+		name  string
+		term  bool
+		state tlink.DeviceState
+	}{
+		{"injected", true, tlink.StateIdle},
+		{"no_keys", false, tlink.StateError},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := jets.Config{Serial: "SN-1"}
+			if tt.term {
+				cfg.Terminal = newTerminal(t, t.TempDir())
+			}
+			r := start(t, cfg, iso93.ActionApproved)
+			var st tlink.Status
+			request(t, r.gw.ep, tlink.KindStatusRequest, tlink.RefOnly{Ref: "st1"}, &st)
+			want := tlink.Status{Ref: "st1", DeviceKind: 1, State: tt.state, Model: jets.DefaultModel, Serial: "SN-1", Firmware: "1.0.0", Protocol: tlink.ProtocolVersion}
+			if st != want {
+				t.Fatalf("status %+v, want %+v", st, want)
+			}
+		})
+	}
+}
+
+func TestKeyStatus(t *testing.T) {
+	dir := t.TempDir()
+	r := start(t, jets.Config{Terminal: newTerminal(t, dir), VendorKey: vendor.Public().(ed25519.PublicKey), FirmwareDir: filepath.Join(dir, "fw")}, iso93.ActionApproved)
+	var ks tlink.KeyStatus
+	request(t, r.gw.ep, tlink.KindKeyStatusRequest, tlink.RefOnly{Ref: "ks1"}, &ks)
+	if ks.Ref != "ks1" || len(ks.Keys) != 3 {
+		t.Fatalf("key status %+v", ks)
+	}
+	// The IK's KCV by hsmctl's rule (AES-CMAC of a zero block): the
+	// X9.24-3 IK 1273671EA26AC29AFA4D1084127652A1 has CMAC(0) starting
+	// with these bytes (computed with crypto/aes below, independently).
+	dk := ks.Keys[0]
+	if dk.Slot != "dukpt-ik" || dk.Type != tlink.KeyAES128DUKPT || !bytes.Equal(dk.KSN, append(testIKID[:], 0, 0, 0, 0)) {
+		t.Fatalf("DUKPT key info %+v", dk)
+	}
+	if want := cmacZero(t, testKeys(t).InitialKey); dk.KCV != want {
+		t.Fatalf("DUKPT KCV %X, want %X", dk.KCV, want)
+	}
+	if ks.Keys[1].Type != tlink.KeyFingerprint || ks.Keys[1].KSN != nil || ks.Keys[2].Type != tlink.KeyFirmware {
+		t.Fatalf("other keys %+v", ks.Keys[1:])
+	}
+	// After a sale the KSN counter has moved.
+	if res := sale(t, r.gw, "S1", 500); res.Outcome != tlink.OutcomeApproved {
+		t.Fatalf("sale %+v", res)
+	}
+	request(t, r.gw.ep, tlink.KindKeyStatusRequest, tlink.RefOnly{}, &ks)
+	if !bytes.Equal(ks.Keys[0].KSN[8:], []byte{0, 0, 0, 1}) {
+		t.Fatalf("KSN after one sale %X", ks.Keys[0].KSN)
+	}
+}
+
+func TestSale(t *testing.T) {
+	tests := []struct {
+		name      string
+		ref       string
+		amount    uint64
+		action    iso93.ActionCode
+		outcome   tlink.Outcome
+		entry     byte // DE 22 position 7
+		pin       bool
+		signature bool
+	}{
+		{"chip_pin_approved", "S1@visa-ok", 1200, iso93.ActionApproved, tlink.OutcomeApproved, '5', true, false},
+		{"magstripe_signature", "S2@mc-ok:magstripe", 1200, iso93.ActionApproved, tlink.OutcomeApproved, '2', false, true},
+		{"contactless_under_limit", "S3@jcb-ok:contactless", 800, iso93.ActionApproved, tlink.OutcomeApproved, 'A', false, true},
+		{"contactless_over_limit", "S4@jcb-ok:contactless", 20000, iso93.ActionApproved, tlink.OutcomeApproved, 'A', true, false},
+		{"declined", "S5@low-balance", 1200, iso93.ActionInsufficientFunds, tlink.OutcomeDeclined, '5', true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var reports []jets.Report
+			var mu sync.Mutex
+			r := start(t, jets.Config{Terminal: newTerminal(t, t.TempDir()), OnResult: func(rep jets.Report) {
+				mu.Lock()
+				reports = append(reports, rep)
+				mu.Unlock()
+			}}, tt.action)
+			res := sale(t, r.gw, tt.ref, tt.amount)
+			if res.Ref != tt.ref || res.Outcome != tt.outcome || res.ActionCode != string(tt.action) || res.STAN != "000001" || res.Amount != tt.amount {
+				t.Fatalf("txn-result %+v", res)
+			}
+			if tt.outcome == tlink.OutcomeApproved && res.ApprovalCode != "A1B2C3" {
+				t.Fatalf("approval code %q", res.ApprovalCode)
+			}
+			reqs := r.gw.requests()
+			if len(reqs) != 1 {
+				t.Fatalf("%d financial requests", len(reqs))
+			}
+			q := reqs[0]
+			name := tt.ref[strings.IndexByte(tt.ref, '@')+1:]
+			name, _, _ = strings.Cut(name, ":")
+			c, _ := deck.Lookup(name)
+			if q.PAN != "" || q.MaskedPAN != c.Masked() || len(q.CardData) == 0 || q.POSDataCode[6] != tt.entry {
+				t.Fatalf("1200: masked PAN %s, clear PAN present %v, DE 22 %s", q.MaskedPAN, q.PAN != "", q.POSDataCode)
+			}
+			if got := len(q.PINBlock) > 0; got != tt.pin {
+				t.Fatalf("PIN block present %v, want %v", got, tt.pin)
+			}
+			if tt.pin {
+				checkPIN(t, q, c)
+			}
+			rc := r.fw.Receipts()
+			if len(rc) != 1 || !strings.Contains(rc[0], c.Masked()) || strings.Contains(rc[0], c.PAN) {
+				t.Fatalf("receipt does not show the masked PAN alone:\n%s", strings.ReplaceAll(strings.Join(rc, "\n"), c.PAN, "[PAN]"))
+			}
+			if strings.Contains(rc[0], "SIGNATURE") != (tt.signature && tt.outcome == tlink.OutcomeApproved) {
+				t.Fatalf("signature line on receipt:\n%s", rc[0])
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(reports) != 1 || reports[0].MaskedPAN != c.Masked() || reports[0].Result.Outcome != tt.outcome {
+				t.Fatalf("reports %+v", reports)
+			}
+		})
+	}
+}
+
+// checkPIN decrypts DE 125 the way the center would and expects the
+// default simulated PIN.
+func checkPIN(t *testing.T, q iso93.FinancialRequest, c deck.Card) {
+	t.Helper()
+	ksn, err := dukpt.ParseAESKSN(q.KSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ik, _ := dukpt.AESInitialKey(testBDK, testIKID)
+	pk, err := dukpt.AESWorkingKey(ik, ksn, dukpt.UsagePINEncryption, dukpt.AlgAES128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pin, err := pinblock.DecryptFormat4(pk, q.PINBlock, c.PAN)
+	if err != nil {
+		t.Fatalf("PIN block does not decrypt: %v", err)
+	}
+	want, _ := pinblock.ParsePIN(jets.DefaultPIN)
+	if pin != want {
+		t.Fatal("PIN block holds a different PIN")
+	}
+}
+
+func TestLastTxnAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	r := start(t, jets.Config{Terminal: newTerminal(t, dir)}, iso93.ActionApproved)
+	var lt tlink.LastTxn
+	request(t, r.gw.ep, tlink.KindLastTxnQuery, tlink.RefOnly{Ref: "q0"}, &lt)
+	if lt.Txn != nil {
+		t.Fatalf("fresh terminal has a last transaction: %+v", lt)
+	}
+	first := sale(t, r.gw, "S-100", 1500)
+	r.shutdown()
+
+	// Power cycle: a new Terminal and firmware on the same state file.
+	r2 := start(t, jets.Config{Terminal: newTerminal(t, dir)}, iso93.ActionApproved)
+	request(t, r2.gw.ep, tlink.KindLastTxnQuery, tlink.RefOnly{Ref: "q1"}, &lt)
+	if lt.Ref != "q1" || lt.Command != tlink.KindSale || lt.Txn == nil || *lt.Txn != first {
+		t.Fatalf("last-txn after restart %+v (txn %+v), want %+v", lt, lt.Txn, first)
+	}
+	// The STAN continues from the persisted state.
+	if next := sale(t, r2.gw, "S-101", 100); next.STAN != "000002" {
+		t.Fatalf("STAN after restart %s", next.STAN)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	picking := make(chan struct{})
+	picker := jets.PickerFunc(func(ctx context.Context, _ tlink.Kind, _ tlink.TxnCommand) (device.Read, error) {
+		close(picking)
+		<-ctx.Done() // the cardholder never presents a card
+		return device.Read{}, ctx.Err()
+	})
+	r := start(t, jets.Config{Terminal: newTerminal(t, t.TempDir()), Picker: picker}, iso93.ActionApproved)
+	c := tlink.TxnCommand{Ref: "S-9", Amount: 100, Currency: "392"}
+	p, _ := c.MarshalBinary()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.gw.ep.Send(ctx, tlink.KindSale, p); err != nil {
+		t.Fatal(err)
+	}
+	<-picking
+	var st tlink.Status
+	request(t, r.gw.ep, tlink.KindStatusRequest, tlink.RefOnly{}, &st)
+	if st.State != tlink.StateBusy {
+		t.Fatalf("state during a sale %v", st.State)
+	}
+	// A second sale while busy is refused, not queued.
+	c2 := tlink.TxnCommand{Ref: "S-10", Amount: 100, Currency: "392"}
+	p2, _ := c2.MarshalBinary()
+	if err := r.gw.ep.Send(ctx, tlink.KindSale, p2); err != nil {
+		t.Fatal(err)
+	}
+	if res := <-r.gw.results; res.Ref != "S-10" || res.Outcome != tlink.OutcomeFailed {
+		t.Fatalf("sale while busy: %+v", res)
+	}
+	cp, _ := (&tlink.RefOnly{Ref: "S-9"}).MarshalBinary()
+	if err := r.gw.ep.Send(ctx, tlink.KindCancel, cp); err != nil {
+		t.Fatal(err)
+	}
+	if res := <-r.gw.results; res.Ref != "S-9" || res.Outcome != tlink.OutcomeCancelled {
+		t.Fatalf("cancelled sale: %+v", res)
+	}
+	if n := len(r.gw.requests()); n != 0 {
+		t.Fatalf("%d financial requests sent for a cancelled sale", n)
+	}
+	var lt tlink.LastTxn
+	request(t, r.gw.ep, tlink.KindLastTxnQuery, tlink.RefOnly{}, &lt)
+	if lt.Txn == nil || lt.Txn.Ref != "S-9" || lt.Txn.Outcome != tlink.OutcomeCancelled {
+		t.Fatalf("last-txn %+v", lt.Txn)
+	}
+}
+
+func TestNoHostAnswerReverses(t *testing.T) {
+	dir := t.TempDir()
+	fw, err := jets.New(jets.Config{Terminal: newTerminal(t, dir), HostTimeout: 300 * time.Millisecond, Link: linkCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := attach(t, fw, iso93.ActionApproved)
+	r.gw.mu.Lock()
+	r.gw.drop = true
+	r.gw.mu.Unlock()
+	res := sale(t, r.gw, "S-7", 100)
+	if res.Outcome != tlink.OutcomeFailed {
+		t.Fatalf("unanswered sale: %+v", res)
+	}
+	select {
+	case rev := <-r.gw.reversed:
+		od, err := iso93.ParseOriginalData(rev.OriginalData)
+		if err != nil || od.STAN != res.STAN || rev.ReasonCode != iso93.ReasonTimeoutReversal || rev.Amount != 100 {
+			t.Fatalf("1420 original %+v (%v), reason %s, amount %d", od, err, rev.ReasonCode, rev.Amount)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no 1420 reversal after the host did not answer")
+	}
+	// Answered: the record no longer asks for a reversal, so a restart
+	// sends none.
+	r.shutdown()
+	r2 := start(t, jets.Config{Terminal: newTerminal(t, dir)}, iso93.ActionApproved)
+	var lt tlink.LastTxn
+	request(t, r2.gw.ep, tlink.KindLastTxnQuery, tlink.RefOnly{}, &lt)
+	if lt.Txn == nil || lt.Txn.Ref != "S-7" || lt.Txn.Outcome != tlink.OutcomeFailed {
+		t.Fatalf("last-txn after the reversal %+v", lt.Txn)
+	}
+	select {
+	case <-r2.gw.reversed:
+		t.Fatal("a reversal was sent again after a restart")
+	default:
+	}
+}
+
+func TestDisplayAndPrint(t *testing.T) {
+	r := start(t, jets.Config{Terminal: newTerminal(t, t.TempDir())}, iso93.ActionApproved)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d, _ := (&tlink.Display{Text: "WELCOME\nSTORE 12"}).MarshalBinary()
+	if err := r.gw.ep.Send(ctx, tlink.KindDisplay, d); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := (&tlink.Print{Ref: "p1", Text: "THANK YOU"}).MarshalBinary()
+	m, err := r.gw.ep.Request(ctx, tlink.KindPrint, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pr tlink.PrintResult
+	if err := pr.UnmarshalBinary(m.Payload); err != nil || pr != (tlink.PrintResult{Ref: "p1", Status: tlink.PrintOK}) {
+		t.Fatalf("print result %+v %v", pr, err)
+	}
+	// The display frame was acknowledged before the print; the firmware
+	// handles messages in order, so the text is in place.
+	if got := r.fw.Display(); got != "WELCOME\nSTORE 12" {
+		t.Fatalf("display %q", got)
+	}
+}
+
+func pushImage(ctx context.Context, ep *tlink.Endpoint, id string, img []byte, from, upTo int) (tlink.FirmwareAck, error) {
+	off := from
+	var a tlink.FirmwareAck
+	for off < len(img) && (upTo == 0 || off < upTo) {
+		end := min(off+1024, len(img))
+		p, _ := (&tlink.FirmwareChunk{Ref: fmt.Sprint("c", off), Image: id, Offset: uint32(off), Total: uint32(len(img)), Data: img[off:end]}).MarshalBinary()
+		m, err := ep.Request(ctx, tlink.KindFirmwareChunk, p)
+		if err != nil {
+			return a, err
+		}
+		if err := a.UnmarshalBinary(m.Payload); err != nil {
+			return a, err
+		}
+		if a.Status != tlink.FirmwareOK {
+			return a, nil
+		}
+		off = int(a.NextOffset)
+	}
+	return a, nil
+}
+
+func TestFirmwareUpdate(t *testing.T) {
+	body := bytes.Repeat([]byte("firmware!"), 1000)
+	good, _ := fwimage.Sign(vendor, fwimage.Version{Major: 1, Minor: 1}, body)
+	old, _ := fwimage.Sign(vendor, fwimage.Version{Major: 0, Minor: 9}, body)
+	tampered := bytes.Clone(good)
+	tampered[len(tampered)/2] ^= 0xFF
+	other := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{1}, 32))
+	forged, _ := fwimage.Sign(other, fwimage.Version{Major: 1, Minor: 1}, body)
+	tests := []struct {
+		name    string
+		img     []byte
+		status  tlink.FirmwareStatus
+		version string
+	}{
+		{"full", good, tlink.FirmwareInstalled, "1.1.0"},
+		{"tampered", tampered, tlink.FirmwareBadImage, "1.0.0"},
+		{"wrong_key", forged, tlink.FirmwareBadImage, "1.0.0"},
+		{"downgrade", old, tlink.FirmwareBadImage, "1.0.0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			r := start(t, jets.Config{Terminal: newTerminal(t, dir), VendorKey: vendor.Public().(ed25519.PublicKey), FirmwareDir: filepath.Join(dir, "fw")}, iso93.ActionApproved)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			a, err := pushImage(ctx, r.gw.ep, "img", tt.img, 0, 0)
+			if err != nil || a.Status != tt.status {
+				t.Fatalf("last ack %+v, %v; want status %d", a, err, tt.status)
+			}
+			var st tlink.Status
+			request(t, r.gw.ep, tlink.KindStatusRequest, tlink.RefOnly{}, &st)
+			if st.Firmware != tt.version || st.State != tlink.StateIdle {
+				t.Fatalf("status after update: firmware %s state %v, want %s idle", st.Firmware, st.State, tt.version)
+			}
+		})
+	}
+}
+
+func TestFirmwareResumeAfterCut(t *testing.T) {
+	dir := t.TempDir()
+	body := bytes.Repeat([]byte{0xA5, 0x02, 0x10, 0x03}, 3000) // special link bytes inside
+	img, _ := fwimage.Sign(vendor, fwimage.Version{Major: 2}, body)
+	cfg := jets.Config{Terminal: newTerminal(t, dir), VendorKey: vendor.Public().(ed25519.PublicKey), FirmwareDir: filepath.Join(dir, "fw")}
+	r := start(t, cfg, iso93.ActionApproved)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if a, err := pushImage(ctx, r.gw.ep, "v2", img, 0, 5000); err != nil || a.Status != tlink.FirmwareOK {
+		t.Fatalf("first part: %+v %v", a, err)
+	}
+	var st tlink.Status
+	request(t, r.gw.ep, tlink.KindStatusRequest, tlink.RefOnly{}, &st)
+	if st.State != tlink.StateUpdating {
+		t.Fatalf("state mid-transfer %v", st.State)
+	}
+	// Cut: the cable is pulled and the terminal restarts.
+	r.shutdown()
+	cfg.Terminal = newTerminal(t, dir)
+	r2 := start(t, cfg, iso93.ActionApproved)
+	// The gateway starts over at 0 and is told where to resume.
+	a, err := pushImage(ctx, r2.gw.ep, "v2", img, 0, 1)
+	if err != nil || a.Status != tlink.FirmwareResend || a.NextOffset != 5120 {
+		t.Fatalf("restart at 0: %+v %v; want resend from 5120", a, err)
+	}
+	if a, err = pushImage(ctx, r2.gw.ep, "v2", img, int(a.NextOffset), 0); err != nil || a.Status != tlink.FirmwareInstalled {
+		t.Fatalf("resumed transfer: %+v %v", a, err)
+	}
+	request(t, r2.gw.ep, tlink.KindStatusRequest, tlink.RefOnly{}, &st)
+	if st.Firmware != "2.0.0" {
+		t.Fatalf("firmware after resumed update %s", st.Firmware)
+	}
+}
+
+func TestPushHelper(t *testing.T) {
+	dir := t.TempDir()
+	img, _ := fwimage.Sign(vendor, fwimage.Version{Major: 1, Patch: 5}, bytes.Repeat([]byte{7}, 9000))
+	r := start(t, jets.Config{Terminal: newTerminal(t, dir), VendorKey: vendor.Public().(ed25519.PublicKey), FirmwareDir: filepath.Join(dir, "fw")}, iso93.ActionApproved)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := fwimage.Push(ctx, r.gw.ep, "p", img, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := fwimage.Push(ctx, r.gw.ep, "p", img, 0); !errors.Is(err, fwimage.ErrRefused) {
+		t.Fatalf("pushing the installed version again: %v", err)
+	}
+	if r.fw.Version().String() != "1.0.5" {
+		t.Fatalf("version %s", r.fw.Version())
+	}
+}
+
+func TestServeEndsOnHangup(t *testing.T) {
+	fw, err := jets.New(jets.Config{Terminal: newTerminal(t, t.TempDir()), Link: linkCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := pipe()
+	done := make(chan error, 1)
+	go func() { done <- fw.Serve(context.Background(), a) }()
+	b.Close()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Serve returned nil")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after the peer hung up")
+	}
+}
+
+type pipeEnd struct {
+	io.Reader
+	io.Writer
+	close func() error
+}
+
+func (p pipeEnd) Close() error { return p.close() }
+
+func pipe() (pipeEnd, pipeEnd) {
+	r1, w1 := io.Pipe()
+	r2, w2 := io.Pipe()
+	a := pipeEnd{r1, w2, func() error { r1.Close(); return w2.Close() }}
+	b := pipeEnd{r2, w1, func() error { r2.Close(); return w1.Close() }}
+	return a, b
+}
+
+func cmacZero(t *testing.T, k []byte) [3]byte {
+	t.Helper()
+	c, err := aes.NewCipher(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// RFC 4493 subkey K1 and the MAC of one complete zero block.
+	var l [16]byte
+	c.Encrypt(l[:], l[:])
+	var k1 [16]byte
+	for i := 0; i < 16; i++ {
+		k1[i] = l[i] << 1
+		if i < 15 {
+			k1[i] |= l[i+1] >> 7
+		}
+	}
+	if l[0]&0x80 != 0 {
+		k1[15] ^= 0x87
+	}
+	var mac [16]byte
+	c.Encrypt(mac[:], k1[:])
+	return [3]byte{mac[0], mac[1], mac[2]}
+}
