@@ -309,6 +309,11 @@ func (f *Firmware) Version() fwimage.Version {
 	return f.cfg.FactoryVersion
 }
 
+// Unreversed reports whether a financial request whose answer never came
+// still awaits its 1420 reversal being answered (it is sent again at the
+// next Serve).
+func (f *Firmware) Unreversed() bool { return f.pendingReversal() != nil }
+
 // Display returns the text the gateway last put on the display.
 func (f *Firmware) Display() string {
 	f.mu.Lock()

@@ -55,7 +55,8 @@ type gateway struct {
 	ep      *tlink.Endpoint
 	results chan tlink.TxnResult
 	action  iso93.ActionCode
-	drop    bool // do not answer financial requests
+	drop    bool // do not answer 1200s
+	dropRev bool // do not answer 1420s
 
 	reversed chan iso93.Reversal // every 1420 received
 
@@ -154,6 +155,12 @@ func (g *gateway) serve(t *testing.T, ctx context.Context) {
 				case g.reversed <- rev:
 				default:
 					t.Error("more 1420s than the test expects")
+				}
+				g.mu.Lock()
+				drop := g.dropRev
+				g.mu.Unlock()
+				if drop {
+					continue
 				}
 				raw, err := iso93.Pack(rev.Response(iso93.ActionReversalAccepted), iso93.MTIReversalResponse)
 				if err != nil {
@@ -451,40 +458,77 @@ func TestCancel(t *testing.T) {
 
 func TestNoHostAnswerReverses(t *testing.T) {
 	dir := t.TempDir()
-	fw, err := jets.New(jets.Config{Terminal: newTerminal(t, dir), HostTimeout: 300 * time.Millisecond, Link: linkCfg})
+	cfg := jets.Config{HostTimeout: 300 * time.Millisecond, Link: linkCfg}
+	cfg.Terminal = newTerminal(t, dir)
+	fw, err := jets.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := attach(t, fw, iso93.ActionApproved)
 	r.gw.mu.Lock()
-	r.gw.drop = true
+	r.gw.drop, r.gw.dropRev = true, true
 	r.gw.mu.Unlock()
 	res := sale(t, r.gw, "S-7", 100)
 	if res.Outcome != tlink.OutcomeFailed {
 		t.Fatalf("unanswered sale: %+v", res)
 	}
+	var first iso93.Reversal
 	select {
-	case rev := <-r.gw.reversed:
-		od, err := iso93.ParseOriginalData(rev.OriginalData)
-		if err != nil || od.STAN != res.STAN || rev.ReasonCode != iso93.ReasonTimeoutReversal || rev.Amount != 100 {
-			t.Fatalf("1420 original %+v (%v), reason %s, amount %d", od, err, rev.ReasonCode, rev.Amount)
+	case first = <-r.gw.reversed:
+		od, err := iso93.ParseOriginalData(first.OriginalData)
+		if err != nil || od.STAN != res.STAN || first.ReasonCode != iso93.ReasonTimeoutReversal || first.Amount != 100 {
+			t.Fatalf("1420 original %+v (%v), reason %s, amount %d", od, err, first.ReasonCode, first.Amount)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no 1420 reversal after the host did not answer")
 	}
-	// Answered: the record no longer asks for a reversal, so a restart
-	// sends none.
+	if !fw.Unreversed() {
+		t.Fatal("an unanswered reversal is not kept")
+	}
 	r.shutdown()
-	r2 := start(t, jets.Config{Terminal: newTerminal(t, dir)}, iso93.ActionApproved)
+
+	// Restart: the reversal is repeated under the same idempotency key and
+	// answered this time.
+	cfg.Terminal = newTerminal(t, dir)
+	fw2, err := jets.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2 := attach(t, fw2, iso93.ActionApproved)
+	select {
+	case again := <-r2.gw.reversed:
+		if again.IdempotencyKey != first.IdempotencyKey || again.OriginalData != first.OriginalData {
+			t.Fatalf("repeated reversal differs: key %q vs %q", again.IdempotencyKey, first.IdempotencyKey)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the kept reversal was not sent after a restart")
+	}
+	waitFor(t, "the answered reversal to be cleared", func() bool { return !fw2.Unreversed() })
 	var lt tlink.LastTxn
 	request(t, r2.gw.ep, tlink.KindLastTxnQuery, tlink.RefOnly{}, &lt)
 	if lt.Txn == nil || lt.Txn.Ref != "S-7" || lt.Txn.Outcome != tlink.OutcomeFailed {
 		t.Fatalf("last-txn after the reversal %+v", lt.Txn)
 	}
-	select {
-	case <-r2.gw.reversed:
-		t.Fatal("a reversal was sent again after a restart")
-	default:
+	r2.shutdown()
+	cfg.Terminal = newTerminal(t, dir)
+	fw3, err := jets.New(cfg)
+	if err != nil || fw3.Unreversed() {
+		t.Fatalf("third start: %v, unreversed %v", err, fw3.Unreversed())
+	}
+}
+
+// waitFor polls cond every 5 ms for at most 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		}
 	}
 }
 
