@@ -253,3 +253,30 @@ func TestRecordsAreSealedAtRest(t *testing.T) {
 		t.Fatalf("Next under the wrong key = %v, want ErrRecordSeal", err)
 	}
 }
+
+func TestClosedStore(t *testing.T) {
+	st, _ := loaded(t, opts{})
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		call func() error
+	}{
+		{"approve", func() error { _, err := st.Approve(sale("k", fp(1), 100)); return err }},
+		{"blocked", func() error { _, err := st.Blocked(fp(1)); return err }},
+		{"next", func() error { _, err := st.Queue().Next(1); return err }},
+		{"mark_sent", func() error { return st.Queue().MarkSent(1) }},
+		{"apply_chunk", func() error { _, err := st.ApplyChunk(chunks(t, negfile.OpSnapshot, 0, 2, nil, nil)[0]); return err }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.call(); !errors.Is(err, offline.ErrClosed) {
+				t.Fatalf("after Close: %v, want ErrClosed", err)
+			}
+		})
+	}
+	if err := st.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // committer is the store's only writer. Callers hand it a function; it
@@ -168,7 +169,7 @@ func (c *committer) commit(batch []*op) {
 }
 
 func fail(batch []*op, err error) {
-	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		err = ErrClosed
 	}
 	for _, o := range batch {
