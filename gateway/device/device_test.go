@@ -154,64 +154,6 @@ func healthGauge(t *testing.T, reg *prometheus.Registry, id string) float64 {
 	return 0
 }
 
-// fakeTCP serves term on a TCP listener the test can stop and restart on
-// the same address, as a terminal that is unplugged and plugged back.
-type fakeTCP struct {
-	t    *testing.T
-	term *devicetest.Terminal
-	addr string
-
-	mu   sync.Mutex
-	l    net.Listener
-	conn net.Conn
-	wg   sync.WaitGroup
-	ctx  context.Context
-}
-
-func newFakeTCP(t *testing.T, term *devicetest.Terminal) *fakeTCP {
-	f := &fakeTCP{t: t, term: term, ctx: t.Context()}
-	f.listen("127.0.0.1:0")
-	t.Cleanup(f.stop)
-	return f
-}
-
-func (f *fakeTCP) listen(addr string) {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	f.addr = l.Addr().String()
-	f.mu.Lock()
-	f.l = l
-	f.mu.Unlock()
-	f.wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			f.mu.Lock()
-			f.conn = c
-			f.mu.Unlock()
-			f.wg.Go(func() { _ = f.term.Serve(f.ctx, c, tlink.Config{}) })
-		}
-	})
-}
-
-// stop closes the listener and the connection ("pulls the cable") and
-// waits for the fake to stop serving.
-func (f *fakeTCP) stop() {
-	f.mu.Lock()
-	if f.l != nil {
-		f.l.Close()
-	}
-	if f.conn != nil {
-		f.conn.Close()
-	}
-	f.mu.Unlock()
-	f.wg.Wait()
-}
-
 func TestCablePulledMidSaleResolvedAfterReopen(t *testing.T) {
 	pulled := make(chan struct{})
 	var once sync.Once
@@ -222,10 +164,10 @@ func TestCablePulledMidSaleResolvedAfterReopen(t *testing.T) {
 		once.Do(func() { close(pulled) })
 		return false // the result never leaves: the cable is pulled now
 	}}
-	fake := newFakeTCP(t, term)
+	fake := devicetest.NewPlug(t, term)
 	m, err := device.New(device.Config{
 		Devices: []device.DeviceConfig{{ID: "T2", DeviceConfig: transport.DeviceConfig{
-			Medium: transport.TCP, Address: fake.addr,
+			Medium: transport.TCP, Address: fake.Addr,
 		}}},
 		Handler:        forwarder(),
 		Logger:         quiet(),
@@ -249,7 +191,7 @@ func TestCablePulledMidSaleResolvedAfterReopen(t *testing.T) {
 		got <- outcome{r, err}
 	}()
 	<-pulled
-	fake.stop()
+	fake.Pull()
 	waitFor(t, "T2 down", func() bool { s, _ := m.Device("T2"); return !s.Connected })
 	if s, _ := m.Device("T2"); s.Unresolved != "LOST1" {
 		t.Fatalf("unresolved %q while the link is down, want LOST1", s.Unresolved)
@@ -257,7 +199,7 @@ func TestCablePulledMidSaleResolvedAfterReopen(t *testing.T) {
 	if _, err := m.Sale(t.Context(), "T2", 1, "392", "OTHER"); !errors.Is(err, device.ErrUnresolved) && !errors.Is(err, device.ErrNotConnected) {
 		t.Fatalf("second sale while unresolved: %v", err)
 	}
-	fake.listen(fake.addr) // the terminal is plugged back in
+	fake.PlugIn() // the terminal is plugged back in
 
 	o := <-got
 	if o.err != nil {
@@ -281,9 +223,9 @@ func TestCablePulledMidSaleResolvedAfterReopen(t *testing.T) {
 
 func TestLostResultResolvedOnSameLink(t *testing.T) {
 	term := &devicetest.Terminal{BeforeResult: func(string) bool { return false }}
-	fake := newFakeTCP(t, term)
+	fake := devicetest.NewPlug(t, term)
 	m, err := device.New(device.Config{
-		Devices:         []device.DeviceConfig{{ID: "T3", DeviceConfig: transport.DeviceConfig{Medium: transport.TCP, Address: fake.addr}}},
+		Devices:         []device.DeviceConfig{{ID: "T3", DeviceConfig: transport.DeviceConfig{Medium: transport.TCP, Address: fake.Addr}}},
 		Handler:         forwarder(),
 		Logger:          quiet(),
 		ResponseTimeout: time.Second,
@@ -350,10 +292,10 @@ func TestTransactRefusals(t *testing.T) {
 		}
 		return true
 	}}
-	fake := newFakeTCP(t, term)
+	fake := devicetest.NewPlug(t, term)
 	m, err := device.New(device.Config{
 		Devices: []device.DeviceConfig{
-			{ID: "T4", DeviceConfig: transport.DeviceConfig{Medium: transport.TCP, Address: fake.addr}},
+			{ID: "T4", DeviceConfig: transport.DeviceConfig{Medium: transport.TCP, Address: fake.Addr}},
 			{ID: "PAD", DeviceConfig: transport.DeviceConfig{Kind: transport.SignPad, Medium: transport.TCP, Address: "127.0.0.1:1"}},
 			{ID: "GONE", DeviceConfig: transport.DeviceConfig{Medium: transport.Serial, Path: "/dev/nonexistent-tty"}},
 		},

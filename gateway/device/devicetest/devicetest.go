@@ -16,7 +16,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"sync"
+	"testing"
 
 	"github.com/posgate/posgate/protocol/iso93"
 	"github.com/posgate/posgate/terminal/tlink"
@@ -213,3 +215,70 @@ type UplinkFunc func(ctx context.Context, req []byte) ([]byte, error)
 
 // RoundTrip calls f.
 func (f UplinkFunc) RoundTrip(ctx context.Context, req []byte) ([]byte, error) { return f(ctx, req) }
+
+// Plug serves a Terminal on a TCP listener that a test can pull and plug
+// back on the same address, as a terminal whose cable is pulled.
+type Plug struct {
+	// Addr is the listen address, fixed at the first listen.
+	Addr string
+
+	t    testing.TB
+	term *Terminal
+	ctx  context.Context
+
+	mu    sync.Mutex
+	l     net.Listener
+	conns []net.Conn
+	wg    sync.WaitGroup
+}
+
+// NewPlug listens on a free loopback port and serves term on every
+// connection until the test ends.
+func NewPlug(t testing.TB, term *Terminal) *Plug {
+	p := &Plug{t: t, term: term, ctx: t.Context()}
+	p.listen("127.0.0.1:0")
+	t.Cleanup(p.Pull)
+	return p
+}
+
+func (p *Plug) listen(addr string) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		p.t.Fatalf("devicetest: listen: %v", err)
+	}
+	p.Addr = l.Addr().String()
+	p.mu.Lock()
+	p.l = l
+	p.mu.Unlock()
+	p.wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c)
+			p.mu.Unlock()
+			p.wg.Go(func() { _ = p.term.Serve(p.ctx, c, tlink.Config{}) })
+		}
+	})
+}
+
+// Pull closes the listener and every connection and waits until the
+// terminal has stopped serving them.
+func (p *Plug) Pull() {
+	p.mu.Lock()
+	if p.l != nil {
+		p.l.Close()
+		p.l = nil
+	}
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// PlugIn listens again on Addr.
+func (p *Plug) PlugIn() { p.listen(p.Addr) }
