@@ -21,7 +21,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/posgate/posgate/cloud/store"
@@ -293,12 +295,101 @@ func IssuerFunding(ctx context.Context, tx *store.Tx, currency string) (int64, e
 		Ref: "issuer_funding:" + currency})
 }
 
-// MerchantClearing returns the id of a merchant's clearing account in
-// currency (what the center owes the merchant until settlement), creating
-// it on first use.
+// ClearingShards is how many sub-accounts (shards) a merchant's clearing
+// account has per currency on PostgreSQL. Every capture credits the
+// merchant's clearing account; with one row, all sales of a merchant would
+// serialise on its row lock for the length of their commits. Shard 0 has
+// the ref "merchant_clearing:<merchant>:<currency>", shard k > 0 that ref
+// followed by ":<k>". What the center owes a merchant is the sum of its
+// shards (MerchantClearingBalance).
+const ClearingShards = 16
+
+// clearingRefs returns the refs of the merchant's clearing shards in
+// currency, shard 0 first.
+func clearingRefs(merchantID, currency string) []string {
+	base := "merchant_clearing:" + merchantID + ":" + currency
+	refs := make([]string, ClearingShards)
+	refs[0] = base
+	for k := 1; k < ClearingShards; k++ {
+		refs[k] = base + ":" + strconv.Itoa(k)
+	}
+	return refs
+}
+
+// MerchantClearing returns the id of an account to credit a sale of the
+// merchant in currency with: one shard of the merchant's clearing account
+// (what the center owes the merchant until settlement), creating the
+// shards on first use.
+//
+// On SQLite (one writer, no row contention) it is always shard 0. On
+// PostgreSQL it is the lowest-id shard no other transaction holds locked,
+// and it comes back locked until tx ends (SELECT ... FOR UPDATE SKIP
+// LOCKED), so concurrent sales at one merchant do not wait for each other;
+// only when every shard is locked does it return one the caller's posting
+// will wait for. Reversals post to the shards of the transfer they undo.
 func MerchantClearing(ctx context.Context, tx *store.Tx, merchantID, currency string) (int64, error) {
-	return tx.EnsureAccountByRef(ctx, store.Account{Kind: store.AccountMerchantClearing, Currency: currency,
-		Ref: "merchant_clearing:" + merchantID + ":" + currency, MerchantID: merchantID})
+	if tx.Dialect() != store.Postgres {
+		return tx.EnsureAccountByRef(ctx, clearingAccount(merchantID, currency, clearingRefs(merchantID, currency)[0]))
+	}
+	refs := clearingRefs(merchantID, currency)
+	id, err := tx.LockFreeAccountByRef(ctx, refs)
+	if err == nil {
+		return id, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return 0, fmt.Errorf("merchant %s clearing account: %w", merchantID, err)
+	}
+	// None exists yet, or all are locked: create any missing (in shard
+	// order, so concurrent creators queue instead of deadlocking), then
+	// look again.
+	as := make([]store.Account, len(refs))
+	for i, r := range refs {
+		as[i] = clearingAccount(merchantID, currency, r)
+	}
+	if err := tx.EnsureAccountsByRef(ctx, as); err != nil {
+		return 0, fmt.Errorf("merchant %s clearing account: %w", merchantID, err)
+	}
+	id, err = tx.LockFreeAccountByRef(ctx, refs)
+	if err == nil {
+		return id, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return 0, fmt.Errorf("merchant %s clearing account: %w", merchantID, err)
+	}
+	// Every shard is busy: take one at random and wait for it in Post.
+	k := rand.IntN(len(refs))
+	return tx.EnsureAccountByRef(ctx, as[k])
+}
+
+func clearingAccount(merchantID, currency, ref string) store.Account {
+	return store.Account{Kind: store.AccountMerchantClearing, Currency: currency, Ref: ref, MerchantID: merchantID}
+}
+
+// MerchantClearingAccounts returns every existing shard of the merchant's
+// clearing account in currency, ordered by id (none before the first sale).
+// Settlement and reports read the merchant's position through it or
+// MerchantClearingBalance, never through one shard.
+func MerchantClearingAccounts(ctx context.Context, tx *store.Tx, merchantID, currency string) ([]store.Account, error) {
+	as, err := tx.AccountsByRef(ctx, clearingRefs(merchantID, currency))
+	if err != nil {
+		return nil, fmt.Errorf("merchant %s clearing accounts: %w", merchantID, err)
+	}
+	return as, nil
+}
+
+// MerchantClearingBalance returns what the center owes the merchant in
+// currency until settlement: the sum of the balances of all its clearing
+// shards (zero before the first sale).
+func MerchantClearingBalance(ctx context.Context, tx *store.Tx, merchantID, currency string) (int64, error) {
+	as, err := MerchantClearingAccounts(ctx, tx, merchantID, currency)
+	if err != nil {
+		return 0, err
+	}
+	var sum int64
+	for _, a := range as {
+		sum += a.Balance
+	}
+	return sum, nil
 }
 
 // ReleaseExpired releases up to limit open holds that expired before now, in

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -260,5 +261,111 @@ func TestCheckFindsTampering(t *testing.T) {
 		if r := check(t, st); len(r.Overdrawn) != 1 || r.Overdrawn[0].AccountID != holder {
 			t.Fatalf("overdrawn not reported: %s", r)
 		}
+	})
+}
+
+func TestMerchantClearingShards(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		_, holder := accounts(t, st, store.AccountCredit, 1_000_000, 0)
+		if err := update(st, func(ctx context.Context, tx *store.Tx) error {
+			return tx.InsertMerchant(ctx, store.Merchant{ID: "m1", Name: "M"})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		sale := func(amount int64) (clearing int64, err error) {
+			err = update(st, func(ctx context.Context, tx *store.Tx) error {
+				if _, err := tx.LockAccount(ctx, holder); err != nil {
+					return err
+				}
+				if clearing, err = ledger.MerchantClearing(ctx, tx, "m1", "392"); err != nil {
+					return err
+				}
+				_, err := ledger.Post(ctx, tx, ledger.KindPurchase,
+					store.Posting{AccountID: holder, Amount: -amount, Currency: "392"},
+					store.Posting{AccountID: clearing, Amount: amount, Currency: "392"})
+				return err
+			})
+			return clearing, err
+		}
+		first, err := sale(1)
+		if err != nil {
+			t.Fatalf("first sale: %v", err)
+		}
+		t.Run("busy_shard_is_skipped", func(t *testing.T) {
+			if st.Dialect() != store.Postgres {
+				// One writer: nothing to skip, every sale credits shard 0.
+				if id, err := sale(1); err != nil || id != first {
+					t.Fatalf("second sale on shard %d (%v), want %d", id, err, first)
+				}
+				return
+			}
+			// A sale holding the lowest shard open must not make another
+			// wait: the other takes the next free shard and commits.
+			held, release := make(chan int64), make(chan struct{})
+			done := make(chan error, 1)
+			go func() {
+				done <- update(st, func(ctx context.Context, tx *store.Tx) error {
+					id, err := ledger.MerchantClearing(ctx, tx, "m1", "392")
+					if err != nil {
+						close(held)
+						return err
+					}
+					held <- id
+					<-release
+					return nil
+				})
+			}()
+			busy, ok := <-held
+			if !ok {
+				t.Fatalf("holding transaction failed: %v", <-done)
+			}
+			id, err := sale(1)
+			close(release)
+			if err != nil || id == busy {
+				t.Fatalf("sale beside a busy shard %d: shard %d, %v", busy, id, err)
+			}
+			if err := <-done; err != nil {
+				t.Fatalf("holding transaction: %v", err)
+			}
+		})
+		t.Run("balance_sums_all_shards", func(t *testing.T) {
+			var wg sync.WaitGroup
+			for i := range 32 {
+				wg.Go(func() {
+					if _, err := sale(int64(i + 1)); err != nil {
+						t.Errorf("sale: %v", err)
+					}
+				})
+			}
+			wg.Wait()
+			holderBalance := account(t, st, holder).Balance
+			var sum int64
+			var shards []store.Account
+			if err := st.View(ctx, func(tx *store.Tx) error {
+				var err error
+				if sum, err = ledger.MerchantClearingBalance(ctx, tx, "m1", "392"); err != nil {
+					return err
+				}
+				shards, err = ledger.MerchantClearingAccounts(ctx, tx, "m1", "392")
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if sum != -holderBalance || sum == 0 {
+				t.Fatalf("clearing balance %d, holder balance %d: want opposite and non-zero", sum, holderBalance)
+			}
+			if len(shards) == 0 || len(shards) > ledger.ClearingShards {
+				t.Fatalf("%d clearing shards, want 1 to %d", len(shards), ledger.ClearingShards)
+			}
+			for _, a := range shards {
+				if a.Kind != store.AccountMerchantClearing || a.MerchantID != "m1" || a.Currency != "392" {
+					t.Fatalf("shard %+v is not m1's JPY clearing account", a)
+				}
+			}
+			if r := check(t, st); !r.OK() {
+				t.Fatal(r)
+			}
+		})
 	})
 }

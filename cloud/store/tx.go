@@ -319,6 +319,93 @@ func (tx *Tx) EnsureAccountByRef(ctx context.Context, a Account) (int64, error) 
 	return id, nil
 }
 
+// EnsureAccountsByRef creates every account of as (each with a Ref) that
+// does not exist yet, in one statement; existing ones are left as they are.
+// On PostgreSQL a concurrent transaction creating the same refs waits for
+// this one to end, so callers create a set of refs in one fixed order.
+func (tx *Tx) EnsureAccountsByRef(ctx context.Context, as []Account) error {
+	if len(as) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString("INSERT INTO accounts (kind, currency, ref, merchant_id, created_at) VALUES ")
+	args := make([]any, 0, 5*len(as))
+	for i, a := range as {
+		if a.Ref == "" {
+			return errors.New("ensure accounts: empty ref")
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?)")
+		args = append(args, string(a.Kind), a.Currency, a.Ref, nullStr(a.MerchantID), micros(orNow(a.CreatedAt, tx.now)))
+	}
+	b.WriteString(" ON CONFLICT (ref) DO NOTHING")
+	if _, err := tx.exec(ctx, b.String(), args...); err != nil {
+		return fmt.Errorf("ensure %d accounts from %q: %w", len(as), as[0].Ref, err)
+	}
+	return nil
+}
+
+// refList returns "?, ?, ..." for n placeholders and refs as arguments.
+func refList(refs []string) (string, []any) {
+	args := make([]any, len(refs))
+	for i, r := range refs {
+		args[i] = r
+	}
+	return strings.TrimSuffix(strings.Repeat("?, ", len(refs)), ", "), args
+}
+
+// LockFreeAccountByRef locks and returns the id of the lowest-id account
+// among refs whose row no other transaction holds locked, skipping locked
+// ones instead of waiting (PostgreSQL: FOR UPDATE SKIP LOCKED). On SQLite,
+// where the single writer excludes every other, it is the lowest-id
+// existing one. It returns ErrNotFound when none of refs exists or every
+// one is locked. It is for interchangeable accounts (the shards of one
+// merchant clearing account), never for an account whose balance decides
+// anything.
+func (tx *Tx) LockFreeAccountByRef(ctx context.Context, refs []string) (int64, error) {
+	if len(refs) == 0 {
+		return 0, fmt.Errorf("lock free account: %w", ErrNotFound)
+	}
+	list, args := refList(refs)
+	q := "SELECT id FROM accounts WHERE ref IN (" + list + ") ORDER BY id LIMIT 1"
+	if tx.s.dialect == Postgres {
+		q += " FOR UPDATE SKIP LOCKED"
+	}
+	var id int64
+	if err := tx.queryRow(ctx, q, args...).Scan(&id); err != nil {
+		return 0, fmt.Errorf("lock free account among %q…: %w", refs[0], err)
+	}
+	return id, nil
+}
+
+// AccountsByRef returns the existing accounts among refs, ordered by id,
+// without locking them.
+func (tx *Tx) AccountsByRef(ctx context.Context, refs []string) ([]Account, error) {
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	list, args := refList(refs)
+	rows, err := tx.query(ctx, "SELECT "+accountCols+" FROM accounts WHERE ref IN ("+list+") ORDER BY id", args...)
+	if err != nil {
+		return nil, fmt.Errorf("list accounts from %q: %w", refs[0], err)
+	}
+	defer rows.Close()
+	var out []Account
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list accounts from %q: %w", refs[0], classify(err))
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list accounts from %q: %w", refs[0], classify(err))
+	}
+	return out, nil
+}
+
 // SetAccountAmounts stores an account's balance and held amount. The caller
 // holds the row lock (LockAccount) and keeps both equal to what postings and
 // open holds prove; package ledger is the only intended caller.
