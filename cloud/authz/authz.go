@@ -23,6 +23,7 @@ import (
 	"github.com/posgate/posgate/cloud/ledger"
 	"github.com/posgate/posgate/cloud/routing"
 	"github.com/posgate/posgate/cloud/store"
+	"github.com/posgate/posgate/emv/de55"
 	"github.com/posgate/posgate/p2pe/card"
 	"github.com/posgate/posgate/p2pe/cardblock"
 	"github.com/posgate/posgate/p2pe/fingerprint"
@@ -93,6 +94,13 @@ type Request struct {
 	// office is HeadOfficeID, instead of those behind GatewayID. GatewayID
 	// still names the originator in the records ("c2c:" + HeadOfficeID).
 	HeadOfficeID string
+	// ICCData is DE 55 of a chip request (1100/1200): the ARQC and the
+	// data it covers (docs/emv.md). Empty for magnetic-stripe and keyed
+	// requests. Advices and brand-host routed requests ignore it.
+	ICCData []byte
+	// Fallback marks a magnetic-stripe read of a chip card after the chip
+	// failed; the switch also infers it from DE 22 (see isFallback).
+	Fallback bool
 }
 
 // Response is the center's answer. ApprovalCode is set on approvals only;
@@ -101,6 +109,10 @@ type Response struct {
 	ActionCode   string
 	ApprovalCode string
 	RRN          string
+	// ICCData is the response DE 55 of a chip request whose card was
+	// found (tag 91: ARPC method 1 || ARC), on approvals and declines;
+	// nil otherwise.
+	ICCData []byte
 }
 
 // DefaultHoldTTL is how long an authorization hold lasts when Switch.HoldTTL
@@ -120,6 +132,8 @@ type Switch struct {
 	// to their brand host (with stand-in when it does not answer), other
 	// cards are declined 111. Nil decides every card on-us.
 	Router *routing.Router
+	// Chip configures the chip (DE 55) and CVV2 checks; see ChipConfig.
+	Chip ChipConfig
 }
 
 // Authorize decides r and returns the answer. Its error is non-nil only for
@@ -134,6 +148,10 @@ type Switch struct {
 // BIN neither on-us nor routed; 208 lost; 209 stolen;
 // 104 suspended; 125 closed; 101 expired; 119 currency or merchant not
 // allowed for the card; 116 insufficient funds; 914 original not found.
+// Chip and CVV2 (docs/emv.md, docs/issuing.md): 904 malformed DE 55; 902
+// application identifier not accepted; 102 ARQC does not verify; 100 ATC
+// replayed or regressed, CVV2 wrong, or CVV2 missing for a product that
+// requires it; 119 magnetic-stripe fallback refused by the product.
 // Every answer with an idempotency key is recorded; every decline also
 // writes an audit record.
 func (s *Switch) Authorize(ctx context.Context, r Request) (Response, error) {
@@ -453,6 +471,14 @@ func (s *Switch) authorize(ctx context.Context, r Request) (Response, error) {
 	if resp != nil || err != nil {
 		return deref(resp), err
 	}
+	var chip *de55.Request
+	var chipErr error
+	if len(r.ICCData) > 0 && o.code == "" {
+		var req de55.Request
+		if req, chipErr = de55.ParseRequest(r.ICCData); chipErr == nil {
+			chip = &req
+		}
+	}
 	if s.Router != nil && o.code == "" {
 		d, err := s.Router.Route(ctx, o.card.PAN)
 		if err != nil {
@@ -471,15 +497,33 @@ func (s *Switch) authorize(ctx context.Context, r Request) (Response, error) {
 			})
 		}
 	}
-	return s.record(ctx, r, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
+	var sec *security
+	if chipErr == nil && o.code == "" && (chip != nil || s.Chip.Keys != nil || !o.card.SecurityCode.IsZero()) {
+		if chip != nil && s.Chip.Keys == nil {
+			chipErr = errors.New("chip requests are not served: no card security keys")
+		} else if sec, err = s.verifyCard(ctx, r, o, chip); err != nil {
+			return Response{}, fmt.Errorf("authorize %s: %w", r.MTI, err)
+		}
+	}
+	resp2, err := s.record(ctx, r, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
 		if declined, err := advanceCounter(ctx, tx, r, a, o); err != nil || declined {
 			return err
 		}
 		if o.code != "" {
 			return decline(ctx, tx, r, a, o.code, o.kind, o.reason)
 		}
+		if chipErr != nil {
+			code := iso93.ActionFormatError
+			if chip != nil {
+				code = iso93.ActionInvalidTransaction
+			}
+			return decline(ctx, tx, r, a, string(code), "de55_invalid", "DE 55: "+chipErr.Error())
+		}
 		c, acct, declined, err := s.checkCard(ctx, tx, r, a, term, o)
 		if err != nil || declined {
+			return err
+		}
+		if declined, err := s.checkSecurity(ctx, tx, r, a, c, o, sec); err != nil || declined {
 			return err
 		}
 		if r.MTI == iso93.MTIAuthorizationRequest {
@@ -507,6 +551,15 @@ func (s *Switch) authorize(ctx context.Context, r Request) (Response, error) {
 		a.TransferID, a.Status, a.ActionCode = t, store.AuthCaptured, string(iso93.ActionApproved)
 		return nil
 	})
+	if err != nil {
+		return resp2, err
+	}
+	if resp2.ICCData, err = s.chipResponse(sec, resp2); err != nil {
+		// The decision is recorded; the terminal gets it without the
+		// ARPC (its card then declines offline) rather than a 909.
+		resp2.ICCData = nil
+	}
+	return resp2, nil
 }
 
 // advanceCounter applies the KSN replay rule of a block request (nothing

@@ -104,7 +104,7 @@ func TestTwoNodesOnOnePostgres(t *testing.T) {
 		}
 		wg.Wait()
 		for _, resp := range resps[1:] {
-			if resp != resps[0] {
+			if !sameResponse(resp, resps[0]) {
 				t.Fatalf("answers differ across nodes: %+v and %+v", resp, resps[0])
 			}
 		}

@@ -1,0 +1,356 @@
+package authz
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/posgate/posgate/cloud/store"
+	"github.com/posgate/posgate/emv/cryptogram"
+	"github.com/posgate/posgate/emv/de55"
+	"github.com/posgate/posgate/emv/tlv"
+	"github.com/posgate/posgate/hsm"
+	"github.com/posgate/posgate/p2pe/card"
+	"github.com/posgate/posgate/protocol/iso93"
+)
+
+// Chip cards and card verification values (docs/emv.md, "Center
+// integration"; docs/issuing.md, "Card verification values").
+//
+// Token calls happen outside the store transaction: before it, the switch
+// reads the card and its product's settings, verifies the ARQC (and makes
+// the approval ARPC in the same token session) and CVV2; inside it, the
+// decision uses those results and advances the ATC guard; after it, a
+// decline's ARPC is made for the decline's ARC.
+
+// CardSecurity is the token side of the chip and CVV2 checks.
+// *cardsec.Keys satisfies it. Implementations are safe for concurrent use.
+type CardSecurity interface {
+	// VerifyARQC verifies req under the IMK labelled imkLabel and returns
+	// the ARPC (method 1) for arc; an error wrapping hsm.ErrCryptogram
+	// means the cryptogram does not verify.
+	VerifyARQC(imkLabel string, req hsm.ARQCRequest, arc [2]byte) ([8]byte, error)
+	// ARPC returns the ARPC (method 1) for req.ARQC and arc without
+	// verifying.
+	ARPC(imkLabel string, req hsm.ARQCRequest, arc [2]byte) ([8]byte, error)
+	// VerifyCVV checks code; an error wrapping hsm.ErrCVV means it does
+	// not match.
+	VerifyCVV(cvkLabel string, pan card.PAN, exp card.Expiry, serviceCode string, code card.SecurityCode) error
+}
+
+// Default token labels used when a product names none.
+const (
+	DefaultIMKLabel = "imk-ac"
+	DefaultCVKLabel = "cvk"
+)
+
+// ChipConfig configures the chip and CVV2 checks of a Switch.
+type ChipConfig struct {
+	// Keys computes in the token. Nil refuses every request with DE 55
+	// (902) and every product whose CVV2 policy asks for a check fails
+	// as a fault; magnetic-stripe requests are unaffected.
+	Keys CardSecurity
+	// IMKLabel is the IMK-AC label of products that name none; ""
+	// means DefaultIMKLabel.
+	IMKLabel string
+	// CVKLabel is the CVK label of products that name none; "" means
+	// DefaultCVKLabel.
+	CVKLabel string
+	// AllowedAIDs lists the application identifiers (tag 84, upper-case
+	// hex) accepted; empty accepts any, including a request without 84.
+	// With a list, a request whose AID is absent or not listed is
+	// declined 902.
+	AllowedAIDs []string
+}
+
+// ARCs (tag 8A values, two ASCII characters) of the ARPC the switch
+// returns, by action code; see arcFor.
+var (
+	arcApproved = [2]byte{'0', '0'}
+)
+
+// arcFor maps an action code to the authorisation response code the ARPC
+// covers: 00 approved, 51 insufficient funds, 54 expired, 41 lost, 43
+// stolen, 59 suspected fraud (bad cryptogram), 57 not permitted, 05 any
+// other decline.
+func arcFor(action string) [2]byte {
+	switch iso93.ActionCode(action) {
+	case iso93.ActionApproved:
+		return arcApproved
+	case iso93.ActionInsufficientFunds:
+		return [2]byte{'5', '1'}
+	case iso93.ActionExpiredCard:
+		return [2]byte{'5', '4'}
+	case iso93.ActionLostCard:
+		return [2]byte{'4', '1'}
+	case iso93.ActionStolenCard:
+		return [2]byte{'4', '3'}
+	case iso93.ActionSuspectedFraud:
+		return [2]byte{'5', '9'}
+	case iso93.ActionNotPermittedToCardholder, iso93.ActionInvalidTransaction:
+		return [2]byte{'5', '7'}
+	}
+	return [2]byte{'0', '5'}
+}
+
+// cvvOutcome is the result of the CVV2 check before the transaction.
+type cvvOutcome int
+
+const (
+	cvvNotChecked cvvOutcome = iota
+	cvvValid
+	cvvInvalid
+	cvvMissing
+)
+
+// security is what the checks before the transaction found for one
+// request's card.
+type security struct {
+	cardID int64
+	policy store.CardSecurity
+	imk    string
+
+	chip   *de55.Request // nil without DE 55
+	arqc   hsm.ARQCRequest
+	aidOK  bool
+	arqcOK bool
+	arpc   [8]byte // for arcApproved, when arqcOK
+
+	cvv cvvOutcome
+}
+
+func (s *Switch) imkLabel(p store.CardSecurity) string {
+	switch {
+	case p.IMKLabel != "":
+		return p.IMKLabel
+	case s.Chip.IMKLabel != "":
+		return s.Chip.IMKLabel
+	}
+	return DefaultIMKLabel
+}
+
+func (s *Switch) cvkLabel(p store.CardSecurity) string {
+	switch {
+	case p.CVKLabel != "":
+		return p.CVKLabel
+	case s.Chip.CVKLabel != "":
+		return s.Chip.CVKLabel
+	}
+	return DefaultCVKLabel
+}
+
+// aidAllowed applies ChipConfig.AllowedAIDs.
+func (s *Switch) aidAllowed(req *de55.Request) bool {
+	if len(s.Chip.AllowedAIDs) == 0 {
+		return true
+	}
+	aid, ok := req.Value(tlv.Tag(0x84))
+	if !ok {
+		return false
+	}
+	h := hex.EncodeToString(aid)
+	for _, a := range s.Chip.AllowedAIDs {
+		if len(a) == len(h) && bytes.EqualFold([]byte(a), []byte(h)) {
+			return true
+		}
+	}
+	return false
+}
+
+// verifyCard runs the token checks of a request before its transaction.
+// It returns nil when there is nothing to check (no DE 55, no CVV2 to
+// verify, the block refused, or no card with the fingerprint: the
+// transaction then declines). Errors are faults.
+func (s *Switch) verifyCard(ctx context.Context, r Request, o opened, chip *de55.Request) (*security, error) {
+	if o.code != "" || (chip == nil && o.card.SecurityCode.IsZero()) {
+		if chip == nil && o.code == "" {
+			// A CVV2-required product must still see a missing code:
+			// read its policy (no token call).
+			return s.cvvPolicyOnly(ctx, o)
+		}
+		return nil, nil
+	}
+	sec := &security{chip: chip}
+	var c store.Card
+	err := s.Store.View(ctx, func(tx *store.Tx) error {
+		var err error
+		if c, err = tx.CardByFingerprint(ctx, o.fp); err != nil {
+			return err
+		}
+		sec.policy, err = tx.ProductCardSecurity(ctx, c.ProductID)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read card security settings: %w", err)
+	}
+	sec.cardID = c.ID
+	sec.imk = s.imkLabel(sec.policy)
+	if chip != nil {
+		if s.Chip.Keys == nil {
+			return nil, fmt.Errorf("chip request for card %d: no card security keys configured", c.ID)
+		}
+		sec.aidOK = s.aidAllowed(chip)
+		sec.arqc = hsm.ARQCRequest{PAN: o.card.PAN.Digits(), PSN: chip.PSN(), R: cryptogram.ACSessionR(chip.ATC()),
+			Data: chip.ACData(), ARQC: chip.Cryptogram()}
+		if sec.aidOK {
+			arpc, err := s.Chip.Keys.VerifyARQC(sec.imk, sec.arqc, arcApproved)
+			switch {
+			case err == nil:
+				sec.arqcOK, sec.arpc = true, arpc
+			case !errors.Is(err, hsm.ErrCryptogram):
+				return nil, fmt.Errorf("card %d: %w", c.ID, err)
+			}
+		}
+	}
+	switch {
+	case sec.policy.CVV2 == store.CVV2Off:
+	case o.card.SecurityCode.IsZero():
+		if sec.policy.CVV2 == store.CVV2Required {
+			sec.cvv = cvvMissing
+		}
+	default:
+		if s.Chip.Keys == nil {
+			return nil, fmt.Errorf("CVV2 check for card %d: no card security keys configured", c.ID)
+		}
+		exp, err := card.ParseExpiry(c.Expiry)
+		if err != nil {
+			exp = o.card.Expiry
+		}
+		err = s.Chip.Keys.VerifyCVV(s.cvkLabel(sec.policy), o.card.PAN, exp, hsm.ServiceCodeCVV2, o.card.SecurityCode)
+		switch {
+		case err == nil:
+			sec.cvv = cvvValid
+		case errors.Is(err, hsm.ErrCVV):
+			sec.cvv = cvvInvalid
+		default:
+			return nil, fmt.Errorf("card %d: %w", c.ID, err)
+		}
+	}
+	return sec, nil
+}
+
+// cvvPolicyOnly reads the card's policy for a request without a security
+// code, so that a CVV2-required product declines it.
+func (s *Switch) cvvPolicyOnly(ctx context.Context, o opened) (*security, error) {
+	sec := &security{}
+	err := s.Store.View(ctx, func(tx *store.Tx) error {
+		c, err := tx.CardByFingerprint(ctx, o.fp)
+		if err != nil {
+			return err
+		}
+		sec.cardID = c.ID
+		sec.policy, err = tx.ProductCardSecurity(ctx, c.ProductID)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read card security settings: %w", err)
+	}
+	if sec.policy.CVV2 != store.CVV2Required {
+		return nil, nil
+	}
+	sec.cvv = cvvMissing
+	return sec, nil
+}
+
+// isFallback reports whether r is a magnetic-stripe read of a chip card:
+// r.Fallback, or no DE 55 with DE 22 position 1 '5' (ICC-capable
+// terminal) and position 7 '2' (magnetic stripe read) for a card whose
+// service code starts with 2 or 6 (chip card).
+func isFallback(r Request, o opened) bool {
+	if len(r.ICCData) > 0 {
+		return false
+	}
+	if r.Fallback {
+		return true
+	}
+	p, sc := r.POSDataCode, o.card.ServiceCode
+	return len(p) == 12 && p[0] == '5' && p[6] == '2' && sc != "" && (sc[0] == '2' || sc[0] == '6')
+}
+
+// checkSecurity applies fallback, chip and CVV2 rules to card c inside
+// the authorization's transaction, after the card checks. declined
+// reports that a was declined (and audited).
+func (s *Switch) checkSecurity(ctx context.Context, tx *store.Tx, r Request, a *store.Authorization, c store.Card, o opened, sec *security) (bool, error) {
+	no := func(code iso93.ActionCode, kind, reason string) (bool, error) {
+		return true, decline(ctx, tx, r, a, string(code), kind, "card "+strconv.FormatInt(c.ID, 10)+": "+reason)
+	}
+	if isFallback(r, o) {
+		p, err := tx.ProductCardSecurity(ctx, c.ProductID)
+		if err != nil {
+			return false, err
+		}
+		if !p.AllowFallback {
+			return no(iso93.ActionNotPermittedToCardholder, "fallback_refused", "magnetic-stripe fallback not allowed for the product")
+		}
+	}
+	if len(r.ICCData) == 0 && (sec == nil || sec.cvv == cvvNotChecked) {
+		return false, nil
+	}
+	if sec == nil || sec.cardID != c.ID {
+		// The card appeared (or changed) between the checks before the
+		// transaction and this one: a fault; a repeat decides afresh.
+		return false, fmt.Errorf("card %d changed during the authorization", c.ID)
+	}
+	if sec.chip != nil {
+		if !sec.aidOK {
+			return no(iso93.ActionInvalidTransaction, "aid_refused", "application identifier (84) absent or not accepted")
+		}
+		if !sec.arqcOK {
+			return no(iso93.ActionSuspectedFraud, "arqc_invalid", "ARQC does not verify")
+		}
+		key := o.fp + ":" + hex.EncodeToString([]byte{sec.chip.PSN()})
+		fresh, err := tx.AdvanceATC(ctx, key, sec.chip.ATC())
+		if err != nil {
+			return false, err
+		}
+		if !fresh {
+			last, err := tx.ATC(ctx, key)
+			if err != nil {
+				return false, err
+			}
+			what := "ATC replayed"
+			if sec.chip.ATC() < last {
+				what = "ATC regressed"
+			}
+			return no(iso93.ActionDoNotHonour, "atc_replayed", fmt.Sprintf("%s: %d, highest accepted %d", what, sec.chip.ATC(), last))
+		}
+	}
+	switch sec.cvv {
+	case cvvInvalid:
+		return no(iso93.ActionDoNotHonour, "cvv2_invalid", "CVV2 does not verify")
+	case cvvMissing:
+		return no(iso93.ActionDoNotHonour, "cvv2_missing", "CVV2 required by the product and absent")
+	}
+	return false, nil
+}
+
+// chipResponse returns the response DE 55 (tag 91: ARPC method 1 || ARC)
+// for a chip request whose card was found, or nil. A decline's ARPC is
+// made here, after the transaction.
+func (s *Switch) chipResponse(sec *security, resp Response) ([]byte, error) {
+	if sec == nil || sec.chip == nil || resp.ActionCode == "" {
+		return nil, nil
+	}
+	arc := arcFor(resp.ActionCode)
+	arpc := sec.arpc
+	if !sec.arqcOK || arc != arcApproved {
+		var err error
+		if arpc, err = s.Chip.Keys.ARPC(sec.imk, sec.arqc, arc); err != nil {
+			return nil, fmt.Errorf("ARPC for action %s: %w", resp.ActionCode, err)
+		}
+	}
+	b, err := de55.BuildResponse(de55.Response{IssuerAuthData: de55.IssuerAuthDataMethod1(arpc, arc)})
+	if err != nil {
+		return nil, fmt.Errorf("build response DE 55: %w", err)
+	}
+	return b, nil
+}
