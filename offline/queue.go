@@ -479,14 +479,32 @@ func (q *Queue) Stats() (Stats, error) {
 }
 
 // Purge deletes accepted records answered before before, and returns how
-// many it deleted. Rejected and expired records are never purged.
+// many it deleted. Rejected and expired records are never purged. It also
+// drops velocity entries of cards not seen within the policy's longest
+// window.
 func (q *Queue) Purge(before time.Time) (int, error) {
 	cut := before.UnixNano()
+	velCut := q.s.now().Add(-q.s.policy.Load().MaxWindow())
 	var n int
 	err := q.s.c.do(func(tx *bolt.Tx) error {
 		n = 0
+		var stale [][]byte
+		err := tx.Bucket(bVel).ForEach(func(k, v []byte) error {
+			if len(pruneVelocity(v, velCut)) == 0 {
+				stale = append(stale, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range stale {
+			if err := tx.Bucket(bVel).Delete(k); err != nil {
+				return fmt.Errorf("purge velocity: %w (%w)", err, ErrStorage)
+			}
+		}
 		var keys [][]byte
-		err := tx.Bucket(bState).ForEach(func(k, v []byte) error {
+		err = tx.Bucket(bState).ForEach(func(k, v []byte) error {
 			if sr, ok := decodeState(v); ok && sr.state == StateAccepted && sr.answeredAt < cut {
 				keys = append(keys, append([]byte(nil), k...))
 			}
