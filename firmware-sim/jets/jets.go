@@ -704,15 +704,25 @@ func (f *Firmware) startTxn(ctx context.Context, ep *tlink.Endpoint, m tlink.Mes
 		refuse(iso93.ActionRequestInProgress, errors.New("terminal busy"))
 		return
 	}
-	wg.Go(func() {
-		defer func() {
-			cancel()
-			f.mu.Lock()
+	f.mu.Lock()
+	me := f.cur
+	f.mu.Unlock()
+	// end makes the terminal idle again; it runs before the txn-result
+	// is sent, so that the gateway's next command finds it idle.
+	end := func() {
+		cancel()
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.cur == me {
 			f.cur = nil
-			f.mu.Unlock()
-			f.setState(tlink.StateIdle)
-		}()
-		f.runTxn(ctx, tctx, ep, m.Kind, cmd, start)
+			if f.cfg.Terminal != nil && f.state == tlink.StateBusy {
+				f.state = tlink.StateIdle
+			}
+		}
+	}
+	wg.Go(func() {
+		defer end()
+		f.runTxn(ctx, tctx, ep, m.Kind, cmd, start, end)
 	})
 }
 
@@ -725,7 +735,7 @@ func (f *Firmware) report(r Report) {
 // runTxn runs one transaction command to its result. ctx is the link's,
 // tctx also ends on a cancel: it bounds only the card read and PIN entry,
 // before anything was sent to the host.
-func (f *Firmware) runTxn(ctx, tctx context.Context, ep *tlink.Endpoint, kind tlink.Kind, cmd tlink.TxnCommand, start time.Time) {
+func (f *Firmware) runTxn(ctx, tctx context.Context, ep *tlink.Endpoint, kind tlink.Kind, cmd tlink.TxnCommand, start time.Time, end func()) {
 	rec := &lastRecord{Command: uint8(kind), Ref: cmd.Ref, Amount: cmd.Amount, Currency: cmd.Currency,
 		Outcome: uint8(tlink.OutcomePending), Time: start.Format("20060102150405")}
 	rep := Report{Kind: kind}
@@ -737,6 +747,7 @@ func (f *Firmware) runTxn(ctx, tctx context.Context, ep *tlink.Endpoint, kind tl
 		rep.Result, rep.Err = rec.result(), err
 		rep.Latency = f.cfg.Now().Sub(start)
 		f.report(rep)
+		end()
 		f.send(ctx, ep, tlink.KindTxnResult, &rep.Result)
 	}
 	if err := f.saveLast(rec); err != nil {
