@@ -1,8 +1,20 @@
 // Command termsim runs simulated JET-S-class terminals against a gateway and
 // prints a JSON summary (counts by outcome, latency percentiles) as its last
-// line.
+// line. It has four modes:
 //
 //	termsim [--gateway ADDR] [--keys DIR] [--terminals N] [--script demo|load] [--sales N] [--amount MINOR]
+//	termsim farm [--keys DIR] [--terminals N] [--medium pty|tcp-listen|tcp-dial] [--address ADDR]
+//	             [--vendor-key FILE] [--cards CARD[:ENTRY],...] [--duration D]
+//	termsim fw-keygen [--key FILE] [--pub FILE]
+//	termsim fw-sign --key FILE --version V --in FILE --out FILE
+//
+// The first (direct) mode sends framed ISO 8583 straight to the gateway's
+// terminal TCP port and drives the sales itself. The farm mode runs the
+// terminals' firmware on the terminal link (docs/terminal-link.md) and waits
+// for the gateway's commands: one pty pair per terminal (the slave paths are
+// printed for the gateway's device config), or TCP. fw-keygen and fw-sign
+// make the vendor key and signed firmware images. docs/termsim.md has the
+// details.
 //
 // Each terminal needs a key bundle written by `hsmctl inject` (its DUKPT
 // initial key and the PAN fingerprint key) in the keys directory, one
@@ -58,6 +70,21 @@ type Summary struct {
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "farm":
+			return runFarm(ctx, args[1:], out)
+		case "fw-keygen":
+			return runKeygen(args[1:], out)
+		case "fw-sign":
+			return runSign(args[1:], out)
+		}
+	}
+	return runDirect(ctx, args, out)
+}
+
+// runDirect is the original mode: framed ISO 8583 over TCP to the gateway.
+func runDirect(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("termsim", flag.ContinueOnError)
 	gw := fs.String("gateway", "127.0.0.1:7001", "gateway terminal address (TCP)")
 	keysDir := fs.String("keys", "./data/termsim", "directory of key bundles (<terminal-id>.json) written by hsmctl inject")
