@@ -1,0 +1,125 @@
+// Command devicectl is the field engineer's tool for a posgate gateway.
+//
+//	devicectl ports [--json]
+//
+// ports lists the serial device nodes of this machine (/dev/ttyS*,
+// /dev/ttyUSB*, /dev/ttyACM*) a terminal, sign pad or DTMF box can be
+// attached by: a table by default, JSON with --json for scripts.
+//
+// The commands that talk to a running gateway (status, attached devices,
+// link health, store-and-forward queue, negative file version, key status,
+// test transactions, firmware push, logs) need the gateway's local admin
+// socket, which is not built yet; devicectl does not offer them until it is.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/posgate/posgate/terminal/transport"
+)
+
+const usage = `devicectl — field engineer's tool for a posgate gateway
+
+usage:
+  devicectl ports [--json]   list serial ports (/dev/ttyS*, /dev/ttyUSB*, /dev/ttyACM*)
+
+Output is a table by default; --json prints one JSON document for scripts.
+
+Not available yet: status, devices, link, queue, negative file, key status,
+test transactions, firmware push and logs all go through the gateway's local
+admin socket, which posgate does not provide yet.
+`
+
+// errUsage is returned for a command line devicectl does not understand;
+// main exits 2 for it.
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, transport.ListPorts)
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(os.Stderr, "devicectl:", err)
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "devicectl:", err)
+		os.Exit(1)
+	}
+}
+
+// portJSON is one port in `devicectl ports --json`.
+type portJSON struct {
+	Path   string `json:"path"`
+	Medium string `json:"medium"`
+}
+
+// portsJSON is the document `devicectl ports --json` prints.
+type portsJSON struct {
+	Ports []portJSON `json:"ports"`
+}
+
+func run(_ context.Context, args []string, out, errOut io.Writer, list func() ([]transport.Port, error)) error {
+	if len(args) == 0 {
+		fmt.Fprint(errOut, usage)
+		return fmt.Errorf("no command given: %w", errUsage)
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(out, usage)
+		return nil
+	case "ports":
+		return runPorts(args[1:], out, errOut, list)
+	}
+	fmt.Fprint(errOut, usage)
+	return fmt.Errorf("unknown command %q: %w", args[0], errUsage)
+}
+
+func runPorts(args []string, out, errOut io.Writer, list func() ([]transport.Port, error)) error {
+	fs := flag.NewFlagSet("devicectl ports", flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", err, errUsage)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("ports takes no arguments, got %q: %w", fs.Args(), errUsage)
+	}
+	ports, err := list()
+	if err != nil {
+		return fmt.Errorf("list serial ports: %w", err)
+	}
+	if *asJSON {
+		doc := portsJSON{Ports: make([]portJSON, 0, len(ports))}
+		for _, p := range ports {
+			doc.Ports = append(doc.Ports, portJSON{Path: p.Path, Medium: string(p.Medium)})
+		}
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(doc)
+	}
+	if len(ports) == 0 {
+		_, err := fmt.Fprintln(out, "no serial ports found")
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "PATH\tMEDIUM")
+	for _, p := range ports {
+		fmt.Fprintf(tw, "%s\t%s\n", p.Path, p.Medium)
+	}
+	return tw.Flush()
+}
