@@ -724,3 +724,57 @@ func cmacZero(t *testing.T, k []byte) [3]byte {
 	c.Encrypt(mac[:], k1[:])
 	return [3]byte{mac[0], mac[1], mac[2]}
 }
+
+// BenchmarkSaleOverPTY measures one sale as the gateway sees it over a
+// real pty: command, 1200, 1210, txn-result.
+func BenchmarkSaleOverPTY(b *testing.B) {
+	term, err := device.New(testKeys(b), device.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	fw, err := jets.New(jets.Config{Terminal: term})
+	if err != nil {
+		b.Fatal(err)
+	}
+	master, slave := ptytest.Open(b)
+	port, err := transport.Open(transport.DeviceConfig{Medium: transport.Serial, Path: slave})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { fw.Serve(ctx, master) })
+	ep := tlink.New(port, tlink.Config{})
+	wg.Go(func() { ep.Run(ctx) })
+	defer func() { cancel(); ep.Close(); wg.Wait() }()
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		i++
+		c, _ := (&tlink.TxnCommand{Ref: fmt.Sprint("B", i), Amount: 100, Currency: "392"}).MarshalBinary()
+		if err := ep.Send(ctx, tlink.KindSale, c); err != nil {
+			b.Fatal(err)
+		}
+		for done := false; !done; {
+			m, err := ep.Receive(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			switch m.Kind {
+			case tlink.KindFinancialRequest:
+				var req iso93.FinancialRequest
+				if err := iso93.UnpackInto(m.Payload, &req); err != nil {
+					b.Fatal(err)
+				}
+				resp := req.Response(iso93.ActionApproved)
+				resp.ApprovalCode = "123456"
+				raw, _ := iso93.Pack(resp, iso93.MTIFinancialResponse)
+				if err := ep.Send(ctx, tlink.KindFinancialResponse, raw); err != nil {
+					b.Fatal(err)
+				}
+			case tlink.KindTxnResult:
+				done = true
+			}
+		}
+	}
+}
