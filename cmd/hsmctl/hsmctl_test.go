@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/posgate/posgate/firmware-sim/device"
@@ -22,36 +23,50 @@ import (
 // The commands run as a real binary: SoftHSM reads its configuration once
 // per process, and every test uses its own token directory.
 
-var hsmctlBin string
+// The binary is built on first use, so fuzz workers (which re-run TestMain)
+// and tests that need no binary do not pay for a build.
+var (
+	buildDir  string
+	buildOnce sync.Once
+	hsmctlBin string
+	buildErr  error
+)
 
 func TestMain(m *testing.M) {
-	os.Exit(buildAndRun(m))
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
 }
 
-func buildAndRun(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "hsmctl-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "temp dir:", err)
-		return 1
+// binary builds hsmctl once per test process and returns its path.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "hsmctl-test-")
+		if buildErr != nil {
+			return
+		}
+		hsmctlBin = filepath.Join(buildDir, "hsmctl")
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			buildErr = fmt.Errorf("the go command is not on PATH: %w", err)
+			return
+		}
+		args := []string{"build", "-o", hsmctlBin}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		out, err := exec.Command(goTool, append(args, ".")...).CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("build hsmctl: %w\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	defer os.RemoveAll(dir)
-	hsmctlBin = filepath.Join(dir, "hsmctl")
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "hsmctl tests: the go command is not on PATH:", err)
-		os.Exit(1)
-	}
-	args := []string{"build", "-o", hsmctlBin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	cmd := exec.Command(goTool, append(args, ".")...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build hsmctl:", err)
-		return 1
-	}
-	return m.Run()
+	return hsmctlBin
 }
 
 // Published values (p2pe/dukpt and /work/shared/vectors: ANSI X9.24-3-2017
@@ -79,7 +94,7 @@ type run struct {
 // hsmctl runs the binary with args and HSM_PIN unset.
 func hsmctl(t *testing.T, args ...string) run {
 	t.Helper()
-	cmd := exec.Command(hsmctlBin, args...)
+	cmd := exec.Command(binary(t), args...)
 	// atexit_sleep_ms: a race-built binary otherwise sleeps 1s at exit.
 	cmd.Env = append(os.Environ(), "HSM_PIN=", "GORACE=atexit_sleep_ms=0")
 	var out, errb bytes.Buffer
