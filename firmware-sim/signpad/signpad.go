@@ -192,9 +192,9 @@ func (s *Signature) UnmarshalBinary(b []byte) error {
 	var x, y, t int64
 	total := 0
 	for i := range int(ns) {
-		np, err := d.uvarint(fmt.Sprintf("stroke %d point count", i), uint64(MaxPoints-total))
+		np, err := d.uvarint("point count", uint64(MaxPoints-total))
 		if err != nil {
-			return fmt.Errorf("decode signature: %w", err)
+			return fmt.Errorf("decode signature: stroke %d: %w", i, err)
 		}
 		if np == 0 {
 			return fmt.Errorf("decode signature: stroke %d is empty: %w", i, ErrEncoding)
@@ -204,8 +204,8 @@ func (s *Signature) UnmarshalBinary(b []byte) error {
 		for j := range int(np) {
 			var v [3]uint64
 			for k, what := range [3]string{"dx", "dy", "dt"} {
-				if v[k], err = d.uvarint(fmt.Sprintf("stroke %d point %d %s", i, j, what), math.MaxUint64); err != nil {
-					return fmt.Errorf("decode signature: %w", err)
+				if v[k], err = d.uvarint(what, math.MaxUint64); err != nil {
+					return fmt.Errorf("decode signature: stroke %d point %d: %w", i, j, err)
 				}
 			}
 			dx, dy := unzigzag(v[0]), unzigzag(v[1])
