@@ -1,0 +1,126 @@
+package ecr
+
+import (
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/posgate/posgate/terminal/tlink"
+)
+
+// StatusInProgress is a transaction's status while its terminal works on
+// it; every other status is a device.Outcome ("approved", "declined",
+// "cancelled", "failed", "not_started", "unknown").
+const StatusInProgress = "in_progress"
+
+// Transaction is a POS transaction as the API shows it. It holds no card
+// data: MaskedPAN is the DE 124 form, first six and last four digits.
+type Transaction struct {
+	ID           string     `json:"id"`
+	Type         string     `json:"type"` // sale, refund, void, preauth, capture
+	TerminalID   string     `json:"terminal_id"`
+	Amount       uint64     `json:"amount,omitempty"`
+	Currency     string     `json:"currency,omitempty"`
+	OriginalID   string     `json:"original_transaction_id,omitempty"`
+	Status       string     `json:"status"`
+	ActionCode   string     `json:"action_code,omitempty"`
+	ApprovalCode string     `json:"approval_code,omitempty"`
+	STAN         string     `json:"stan,omitempty"`
+	RRN          string     `json:"rrn,omitempty"`
+	TerminalTime string     `json:"terminal_time,omitempty"`
+	MaskedPAN    string     `json:"masked_pan,omitempty"`
+	ResolvedBy   string     `json:"resolved_by,omitempty"`
+	CreatedAt    time.Time  `json:"created_at"`
+	CompletedAt  *time.Time `json:"completed_at,omitempty"`
+}
+
+// record is one transaction and its idempotency key. Its fields are
+// guarded by Server.mu; done is closed once the POST has its answer (a
+// result, an unknown outcome, or an error: nothing sent).
+type record struct {
+	pos     string
+	key     string
+	fp      [32]byte
+	kind    tlink.Kind
+	done    chan struct{}
+	changed chan struct{} // closed and replaced on every update
+	err     *apiError
+	tx      Transaction
+}
+
+type idemKey struct{ pos, key string }
+
+var (
+	errKeyReused = errors.New("idempotency key used with a different request")
+	errFull      = errors.New("transaction store full of transactions in progress")
+)
+
+// store keeps transactions in memory, bounded: when full, the oldest
+// settled transaction (and its idempotency key) is forgotten. It is not
+// durable: the bbolt store comes with the offline work. Not safe for
+// concurrent use; Server.mu guards it.
+type store struct {
+	max        int
+	byID       map[string]*record
+	byKey      map[idemKey]*record
+	lastByTerm map[string]*record
+	order      []*record
+}
+
+func newStore(max int) store {
+	return store{max: max, byID: make(map[string]*record), byKey: make(map[idemKey]*record), lastByTerm: make(map[string]*record)}
+}
+
+// begin returns the record for (pos, key): the existing one when the
+// fingerprint matches (existing true), errKeyReused when it does not, or
+// a new one made by mk and stored before anything is sent.
+func (s *store) begin(pos, key string, fp [32]byte, mk func() *record) (*record, bool, error) {
+	if r := s.byKey[idemKey{pos, key}]; r != nil {
+		if r.fp != fp {
+			return nil, false, errKeyReused
+		}
+		return r, true, nil
+	}
+	if len(s.byID) >= s.max && !s.evict() {
+		return nil, false, errFull
+	}
+	r := mk()
+	s.byID[r.tx.ID] = r
+	s.byKey[idemKey{pos, key}] = r
+	s.lastByTerm[r.tx.TerminalID] = r
+	s.order = append(s.order, r)
+	return r, false, nil
+}
+
+// evict forgets the oldest transaction whose outcome is final.
+func (s *store) evict() bool {
+	for _, r := range s.order {
+		if final(r.tx.Status) {
+			s.remove(r)
+			return true
+		}
+	}
+	return false
+}
+
+func (s *store) remove(r *record) {
+	if s.byID[r.tx.ID] == r {
+		delete(s.byID, r.tx.ID)
+	}
+	k := idemKey{r.pos, r.key}
+	if s.byKey[k] == r {
+		delete(s.byKey, k)
+	}
+	if s.lastByTerm[r.tx.TerminalID] == r {
+		delete(s.lastByTerm, r.tx.TerminalID)
+		for i := len(s.order) - 1; i >= 0; i-- {
+			if o := s.order[i]; o != r && o.tx.TerminalID == r.tx.TerminalID {
+				s.lastByTerm[o.tx.TerminalID] = o
+				break
+			}
+		}
+	}
+	if i := slices.Index(s.order, r); i >= 0 {
+		s.order = slices.Delete(s.order, i, i+1)
+	}
+}
