@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -194,9 +195,15 @@ type lastRecord struct {
 	STAN     string `json:"stan,omitempty"`
 	RRN      string `json:"rrn,omitempty"`
 	Time     string `json:"time,omitempty"`
-	// Reversal is set while a financial request was sent whose answer is
-	// unknown; it holds what BuildReversal needs (no card data).
-	Reversal *device.Result `json:"reversal,omitempty"`
+}
+
+// stored is the firmware's non-volatile record, kept by
+// device.Terminal.SaveLast beside the DUKPT counter.
+type stored struct {
+	Last *lastRecord `json:"last,omitempty"`
+	// Owed are the requests sent whose answer never came and whose 1420
+	// has not been answered yet: what BuildReversal needs, no card data.
+	Owed []device.Result `json:"reversals_owed,omitempty"`
 }
 
 func (r *lastRecord) result() tlink.TxnResult {
@@ -220,6 +227,10 @@ type Firmware struct {
 	cur      *txn // transaction in progress
 	serving  bool
 	fin      map[string]chan []byte // financial requests awaiting a response, by STAN
+	version  fwimage.Version        // installed firmware; the Updater's copy is for the message loop
+	owed     []device.Result        // reversals owed (see stored)
+
+	pmu sync.Mutex // orders saves of the non-volatile record; held across the state file write
 }
 
 type txn struct {
@@ -280,39 +291,46 @@ func New(cfg Config) (*Firmware, error) {
 			return nil, err
 		}
 		f.upd = u
+		f.version = u.Installed()
+	} else {
+		f.version = cfg.FactoryVersion
 	}
 	if cfg.Terminal == nil {
 		f.state = tlink.StateError
 		return f, nil
 	}
 	if raw := cfg.Terminal.Last(); raw != nil {
-		var r lastRecord
-		if err := json.Unmarshal(raw, &r); err != nil {
+		var st stored
+		if err := json.Unmarshal(raw, &st); err != nil {
 			return nil, fmt.Errorf("terminal %s: last transaction record: %w", cfg.Serial, err)
 		}
-		if tlink.Outcome(r.Outcome) == tlink.OutcomePending {
-			r.Outcome = uint8(tlink.OutcomeFailed)
-			if err := f.saveLast(&r); err != nil {
+		f.last, f.owed = st.Last, st.Owed
+		if r := st.Last; r != nil && tlink.Outcome(r.Outcome) == tlink.OutcomePending {
+			failed := *r
+			failed.Outcome = uint8(tlink.OutcomeFailed)
+			if err := f.save(&failed, nil, ""); err != nil {
 				return nil, err
 			}
 		}
-		f.last = &r
 	}
 	return f, nil
 }
 
 // Version returns the installed firmware version.
 func (f *Firmware) Version() fwimage.Version {
-	if f.upd != nil {
-		return f.upd.Installed()
-	}
-	return f.cfg.FactoryVersion
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.version
 }
 
 // Unreversed reports whether a financial request whose answer never came
 // still awaits its 1420 reversal being answered (it is sent again at the
 // next Serve).
-func (f *Firmware) Unreversed() bool { return f.pendingReversal() != nil }
+func (f *Firmware) Unreversed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.owed) > 0
+}
 
 // Display returns the text the gateway last put on the display.
 func (f *Firmware) Display() string {
@@ -377,8 +395,15 @@ func (f *Firmware) Serve(ctx context.Context, rw io.ReadWriteCloser) error {
 		wg.Wait()
 	}()
 
-	if rec := f.pendingReversal(); rec != nil {
-		wg.Go(func() { f.reverse(ctx, ep, rec) })
+	f.mu.Lock()
+	owed := slices.Clone(f.owed)
+	f.mu.Unlock()
+	if len(owed) > 0 {
+		wg.Go(func() {
+			for _, o := range owed {
+				f.reverse(ctx, ep, o)
+			}
+		})
 	}
 	for {
 		m, err := ep.Receive(ctx)
@@ -578,6 +603,9 @@ func (f *Firmware) firmwareChunk(ctx context.Context, ep *tlink.Endpoint, p []by
 	ack, err := f.upd.Chunk(&c)
 	switch ack.Status {
 	case tlink.FirmwareInstalled:
+		f.mu.Lock()
+		f.version = f.upd.Installed()
+		f.mu.Unlock()
 		f.log.Info("firmware installed", "image", c.Image, "version", f.upd.Installed().String())
 		f.setState(tlink.StateIdle)
 	case tlink.FirmwareBadImage:
@@ -587,8 +615,27 @@ func (f *Firmware) firmwareChunk(ctx context.Context, ep *tlink.Endpoint, p []by
 	f.send(ctx, ep, tlink.KindFirmwareAck, &ack)
 }
 
-func (f *Firmware) saveLast(r *lastRecord) error {
-	b, err := json.Marshal(r)
+// save updates the non-volatile record: last (when not nil) replaces the
+// last transaction (copied), owe (when not nil) is added to the reversals
+// owed, and the one with STAN paid (when not empty) is removed. pmu keeps
+// the snapshot and the write of concurrent saves in order.
+func (f *Firmware) save(last *lastRecord, owe *device.Result, paid string) error {
+	f.pmu.Lock()
+	defer f.pmu.Unlock()
+	f.mu.Lock()
+	st := stored{Last: f.last, Owed: slices.Clone(f.owed)}
+	f.mu.Unlock()
+	if last != nil {
+		c := *last
+		st.Last = &c
+	}
+	if owe != nil {
+		st.Owed = append(st.Owed, *owe)
+	}
+	if paid != "" {
+		st.Owed = slices.DeleteFunc(st.Owed, func(r device.Result) bool { return r.STAN == paid })
+	}
+	b, err := json.Marshal(st)
 	if err != nil {
 		return fmt.Errorf("last transaction record: %w", err)
 	}
@@ -596,44 +643,28 @@ func (f *Firmware) saveLast(r *lastRecord) error {
 		return err
 	}
 	f.mu.Lock()
-	f.last = r
+	f.last, f.owed = st.Last, st.Owed
 	f.mu.Unlock()
 	return nil
 }
 
-func (f *Firmware) pendingReversal() *lastRecord {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.last != nil && f.last.Reversal != nil {
-		r := *f.last
-		return &r
-	}
-	return nil
-}
-
-// reverse sends the 1420 for rec's unanswered request and, once the
-// gateway answered it, clears the reversal from the record.
-func (f *Firmware) reverse(ctx context.Context, ep *tlink.Endpoint, rec *lastRecord) {
-	raw, err := f.cfg.Terminal.BuildReversal(*rec.Reversal, iso93.ReasonTimeoutReversal)
+// reverse sends the 1420 for orig, a request whose answer never came, and
+// once the gateway answered it removes it from the reversals owed.
+func (f *Firmware) reverse(ctx context.Context, ep *tlink.Endpoint, orig device.Result) {
+	raw, err := f.cfg.Terminal.BuildReversal(orig, iso93.ReasonTimeoutReversal)
 	if err != nil {
 		f.log.Error("build reversal", "err", err)
 		return
 	}
 	if _, err := f.financial(ctx, ep, raw); err != nil {
-		f.log.Warn("reversal not answered; kept for the next link", "stan", rec.Reversal.STAN, "err", err)
+		f.log.Warn("reversal not answered; kept for the next link", "stan", orig.STAN, "err", err)
 		return
 	}
-	f.mu.Lock()
-	cur := f.last
-	f.mu.Unlock()
-	if cur != nil && cur.Ref == rec.Ref && cur.Reversal != nil {
-		done := *cur
-		done.Reversal = nil
-		if err := f.saveLast(&done); err != nil {
-			f.log.Error("record reversal", "err", err)
-		}
+	if err := f.save(nil, nil, orig.STAN); err != nil {
+		f.log.Error("record reversal", "err", err)
+		return
 	}
-	f.log.Info("reversal sent", "stan", rec.Reversal.STAN)
+	f.log.Info("reversal answered", "stan", orig.STAN)
 }
 
 // financial sends the ISO request raw as a financial-request frame and
@@ -739,9 +770,10 @@ func (f *Firmware) runTxn(ctx, tctx context.Context, ep *tlink.Endpoint, kind tl
 	rec := &lastRecord{Command: uint8(kind), Ref: cmd.Ref, Amount: cmd.Amount, Currency: cmd.Currency,
 		Outcome: uint8(tlink.OutcomePending), Time: start.Format("20060102150405")}
 	rep := Report{Kind: kind}
+	paid := "" // STAN of the request whose answer came
 	finish := func(o tlink.Outcome, action iso93.ActionCode, err error) {
 		rec.Outcome, rec.Action = uint8(o), string(action)
-		if serr := f.saveLast(rec); serr != nil {
+		if serr := f.save(rec, nil, paid); serr != nil {
 			f.log.Error("record last transaction", "err", serr)
 		}
 		rep.Result, rep.Err = rec.result(), err
@@ -750,7 +782,7 @@ func (f *Firmware) runTxn(ctx, tctx context.Context, ep *tlink.Endpoint, kind tl
 		end()
 		f.send(ctx, ep, tlink.KindTxnResult, &rep.Result)
 	}
-	if err := f.saveLast(rec); err != nil {
+	if err := f.save(rec, nil, ""); err != nil {
 		f.log.Error("record last transaction", "err", err)
 		finish(tlink.OutcomeFailed, iso93.ActionSystemMalfunction, err)
 		return
@@ -806,10 +838,12 @@ func (f *Firmware) runTxn(ctx, tctx context.Context, ep *tlink.Endpoint, kind tl
 	rec.STAN = res.STAN
 	// From here the request may reach the host: a cancel no longer
 	// applies, and a lost answer is reversed.
-	rev := res
-	rec.Reversal = &rev
-	if err := f.saveLast(rec); err != nil {
-		f.log.Error("record last transaction", "err", err)
+	if err := f.save(rec, &res, ""); err != nil {
+		// Without the record a lost answer could not be reversed after a
+		// restart: do not send.
+		f.show("SYSTEM ERROR")
+		finish(tlink.OutcomeFailed, iso93.ActionSystemMalfunction, err)
+		return
 	}
 	f.show("PROCESSING")
 	sent := f.cfg.Now()
@@ -821,14 +855,14 @@ func (f *Firmware) runTxn(ctx, tctx context.Context, ep *tlink.Endpoint, kind tl
 	if err != nil {
 		f.show("NO ANSWER\nTRANSACTION VOID")
 		finish(tlink.OutcomeFailed, "", fmt.Errorf("financial request: %w", err))
-		// The reversal is still recorded; send it now if the link is up,
-		// otherwise the next Serve sends it.
+		// The reversal is owed in the record; send it now if the link is
+		// up, otherwise the next Serve sends it.
 		if ctx.Err() == nil {
-			f.reverse(ctx, ep, rec)
+			f.reverse(ctx, ep, res)
 		}
 		return
 	}
-	rec.Reversal = nil
+	paid = res.STAN
 	rec.Approval, rec.RRN = res.ApprovalCode, res.RRN
 	outcome := tlink.OutcomeDeclined
 	if res.ActionCode.Approved() {

@@ -485,6 +485,16 @@ func TestNoHostAnswerReverses(t *testing.T) {
 	if !fw.Unreversed() {
 		t.Fatal("an unanswered reversal is not kept")
 	}
+	// A later sale that goes through does not wipe the reversal owed.
+	r.gw.mu.Lock()
+	r.gw.drop = false
+	r.gw.mu.Unlock()
+	if next := sale(t, r.gw, "S-8", 200); next.Outcome != tlink.OutcomeApproved {
+		t.Fatalf("sale after the lost one: %+v", next)
+	}
+	if !fw.Unreversed() {
+		t.Fatal("the next sale's record dropped the reversal owed")
+	}
 	r.shutdown()
 
 	// Restart: the reversal is repeated under the same idempotency key and
@@ -506,7 +516,7 @@ func TestNoHostAnswerReverses(t *testing.T) {
 	waitFor(t, "the answered reversal to be cleared", func() bool { return !fw2.Unreversed() })
 	var lt tlink.LastTxn
 	request(t, r2.gw.ep, tlink.KindLastTxnQuery, tlink.RefOnly{}, &lt)
-	if lt.Txn == nil || lt.Txn.Ref != "S-7" || lt.Txn.Outcome != tlink.OutcomeFailed {
+	if lt.Txn == nil || lt.Txn.Ref != "S-8" || lt.Txn.Outcome != tlink.OutcomeApproved {
 		t.Fatalf("last-txn after the reversal %+v", lt.Txn)
 	}
 	r2.shutdown()
