@@ -18,6 +18,7 @@ import (
 	"github.com/posgate/posgate/cloud/api"
 	"github.com/posgate/posgate/cloud/authz"
 	"github.com/posgate/posgate/cloud/c2c"
+	"github.com/posgate/posgate/cloud/cardsec"
 	"github.com/posgate/posgate/cloud/routing"
 	"github.com/posgate/posgate/cloud/store"
 	"github.com/posgate/posgate/cloud/tokenvault"
@@ -102,7 +103,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer router.close()
-	sw := &authz.Switch{Store: p.Store, Decrypter: p.Vault, Vault: p.Vault, Router: router.Router}
+	keys, err := cardsec.New(p.Token, 0, hsm.ARPCKeyICCMaster)
+	if err != nil {
+		return err
+	}
+	defer keys.Close()
+	sw := &authz.Switch{Store: p.Store, Decrypter: p.Vault, Vault: p.Vault, Router: router.Router,
+		Chip: authz.ChipConfig{Keys: keys, IMKLabel: cfg.Keys.IMKAC, CVKLabel: cfg.Keys.CVK, AllowedAIDs: cfg.Keys.AllowedAIDs}}
 	srv, err := link.NewServer(link.ServerConfig{
 		Addr:       cfg.Link.Listen,
 		TLS:        tlsConf,

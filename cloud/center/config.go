@@ -9,6 +9,7 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -175,6 +176,19 @@ type KeysConfig struct {
 	Vault string `yaml:"vault"`
 	// Fingerprint is the PAN fingerprint key's label. Default "fingerprint".
 	Fingerprint string `yaml:"fingerprint"`
+	// IMKAC is the default label of the issuer master key for EMV
+	// application cryptograms (a DES2 derive-only key), used for products
+	// that name none (card_products.imk_label). Default "imk-ac".
+	IMKAC string `yaml:"imk_ac"`
+	// CVK is the default label of the card verification key pair (CVV2),
+	// used for products that name none (card_products.cvk_label). Default
+	// "cvk".
+	CVK string `yaml:"cvk"`
+	// AllowedAIDs lists the EMV application identifiers (tag 84,
+	// upper-case hex, 10 to 32 digits) the switch accepts in DE 55; empty
+	// accepts any. A request whose AID is absent or not listed is
+	// declined 902.
+	AllowedAIDs []string `yaml:"allowed_aids"`
 	// Bootstrap creates missing keys at start (demo and first run). With
 	// false a missing key is an error. Default true.
 	Bootstrap *bool `yaml:"bootstrap"`
@@ -235,6 +249,12 @@ func (c Config) WithDefaults() Config {
 	if c.Keys.Fingerprint == "" {
 		c.Keys.Fingerprint = "fingerprint"
 	}
+	if c.Keys.IMKAC == "" {
+		c.Keys.IMKAC = "imk-ac"
+	}
+	if c.Keys.CVK == "" {
+		c.Keys.CVK = "cvk"
+	}
 	if c.Keys.Bootstrap == nil {
 		t := true
 		c.Keys.Bootstrap = &t
@@ -293,9 +313,14 @@ func (c *Config) Validate() error {
 	default:
 		bad("store.driver", c.Store.Driver, "must be sqlite or postgres")
 	}
-	for _, k := range []struct{ name, val string }{{"keys.bdk", c.Keys.BDK}, {"keys.tdes_bdk", c.Keys.TDESBDK}, {"keys.vault", c.Keys.Vault}, {"keys.fingerprint", c.Keys.Fingerprint}} {
+	for _, k := range []struct{ name, val string }{{"keys.bdk", c.Keys.BDK}, {"keys.tdes_bdk", c.Keys.TDESBDK}, {"keys.vault", c.Keys.Vault}, {"keys.fingerprint", c.Keys.Fingerprint}, {"keys.imk_ac", c.Keys.IMKAC}, {"keys.cvk", c.Keys.CVK}} {
 		if len(k.val) > 64 {
 			bad(k.name, k.val, "token labels are at most 64 characters")
+		}
+	}
+	for _, a := range c.Keys.AllowedAIDs {
+		if len(a) < 10 || len(a) > 32 || len(a)%2 != 0 || strings.ToUpper(a) != a || !isHex(a) {
+			bad("keys.allowed_aids", a, "an AID is 10 to 32 upper-case hex digits, an even number")
 		}
 	}
 	c.validateSwitching(bad)
@@ -397,4 +422,14 @@ func (c *Config) validateSwitching(bad func(key string, val any, rule string)) {
 			bad(key+".standin_txn_limit", r.StandInTxnLimit, "stand-in limits must not be negative")
 		}
 	}
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'A' || c > 'F') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -110,11 +110,13 @@ func requestFrom(mti, gatewayID string, t iso93.Trace, p iso93.Payment, c iso93.
 		KSN:            c.KSN,
 		CardBlock:      c.CardData,
 		Fingerprint:    c.Fingerprint,
+		ICCData:        c.ICCData,
 	}
 }
 
 // reply packs the response to msg with the action code and, when approved,
-// the approval code and retrieval reference number.
+// the approval code and retrieval reference number; and the response DE 55
+// (ARPC) when the switch gave one.
 func reply(msg *iso8583.Message, action iso93.ActionCode, res authz.Response) ([]byte, iso93.ActionCode, error) {
 	resp, err := iso93.NewResponse(msg, action)
 	if err != nil {
@@ -128,6 +130,12 @@ func reply(msg *iso8583.Message, action iso93.ActionCode, res authz.Response) ([
 	if res.RRN != "" {
 		if err := resp.Field(iso93.FieldRRN, res.RRN); err != nil {
 			return nil, "", fmt.Errorf("set RRN: %w", err)
+		}
+	}
+	if len(res.ICCData) > 0 {
+		// Issuer authentication data (ARPC) for the chip card.
+		if err := resp.BinaryField(iso93.FieldICCData, res.ICCData); err != nil {
+			return nil, "", fmt.Errorf("set DE 55: %w", err)
 		}
 	}
 	raw, err := iso93.PackMessage(resp)

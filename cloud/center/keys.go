@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/posgate/posgate/emv/cryptogram"
 	"github.com/posgate/posgate/hsm"
 )
 
@@ -19,6 +20,7 @@ type keyToken interface {
 	GenerateAES(label string, bits int, usages ...hsm.Usage) error
 	ImportKeyFromComponents(label string, kind hsm.KeyKind, components [][]byte, kcvs [][]byte, usages ...hsm.Usage) error
 	KCV(label string) (string, error)
+	ImportCVK(label string, value []byte) error
 }
 
 // ErrKeyMissing is returned at start when a required key is not in the token
@@ -47,8 +49,11 @@ func ComponentsPath(dataDir string) string {
 	return filepath.Join(dataDir, "ceremony", "fingerprint-components.json")
 }
 
-// EnsureKeys checks that the BDK, the vault key and the fingerprint key are in
-// the token and, when bootstrap is true, creates the missing ones: the BDK
+// EnsureKeys checks that the BDK, the vault key, the IMK-AC, the CVK and the
+// fingerprint key are in the token and, when bootstrap is true, creates the
+// missing ones (the IMK-AC and the CVK from random values assembled in the
+// process and imported, since SoftHSM cannot generate a DES2 derive key
+// with its CVK-A||CVK-A companion; see ensureIssuerKeys): the BDK
 // (AES-128) and the vault key (AES-256) are generated inside the token; the
 // fingerprint key, which terminals must also hold, is assembled in the token
 // from two random components that are written to ComponentsPath (mode 0600)
@@ -75,6 +80,9 @@ func EnsureKeys(tok keyToken, keys KeysConfig, dataDir string, log *slog.Logger)
 		}
 		kcv, _ := tok.KCV(k.label)
 		log.Warn("bootstrap: generated key in the token", "label", k.label, "kind", k.what, "kcv", kcv)
+	}
+	if err := ensureIssuerKeys(tok, keys, log); err != nil {
+		return err
 	}
 	ok, err := tok.HasKey(keys.Fingerprint)
 	if err != nil {
@@ -145,4 +153,50 @@ func LoadFingerprintKey(dataDir string) ([]byte, error) {
 		return nil, errors.New("fingerprint components file holds no component")
 	}
 	return key, nil
+}
+
+// ensureIssuerKeys checks the default IMK-AC and CVK and, with bootstrap,
+// makes the missing ones: the IMK-AC from two random components XORed and
+// imported as a derive-only DES2 key (as `hsmctl gen-bdk --alg tdes`
+// does), the CVK from a random 16-byte value imported with its CVK-A||CVK-A
+// object. The values are wiped; nobody holds a copy, so cards personalised
+// elsewhere will not verify under them: production imports the issuer's
+// keys from custodians' components instead.
+func ensureIssuerKeys(tok keyToken, keys KeysConfig, log *slog.Logger) error {
+	for _, k := range []struct{ label, what string }{{keys.IMKAC, "IMK-AC"}, {keys.CVK, "CVK"}} {
+		ok, err := tok.HasKey(k.label)
+		if err != nil {
+			return fmt.Errorf("look up %s %q: %w", k.what, k.label, err)
+		}
+		if ok {
+			continue
+		}
+		if !*keys.Bootstrap {
+			return fmt.Errorf("%s %q: %w", k.what, k.label, ErrKeyMissing)
+		}
+		comps := [][]byte{make([]byte, 16), make([]byte, 16)}
+		for _, c := range comps {
+			if _, err := rand.Read(c); err != nil {
+				return fmt.Errorf("%s component: %w", k.what, err)
+			}
+			cryptogram.SetParity(c)
+		}
+		if k.what == "IMK-AC" {
+			err = tok.ImportKeyFromComponents(k.label, hsm.KindTDES, comps, nil, hsm.UseDerive)
+		} else {
+			for i := range comps[0] {
+				comps[0][i] ^= comps[1][i]
+			}
+			cryptogram.SetParity(comps[0])
+			err = tok.ImportCVK(k.label, comps[0])
+		}
+		clear(comps[0])
+		clear(comps[1])
+		if err != nil {
+			return fmt.Errorf("bootstrap %s %q: %w", k.what, k.label, err)
+		}
+		kcv, _ := tok.KCV(k.label)
+		log.Warn("bootstrap: generated key in the token", "label", k.label, "kind", k.what, "kcv", kcv)
+	}
+	return nil
 }
