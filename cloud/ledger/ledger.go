@@ -176,10 +176,12 @@ func apply(ctx context.Context, tx *store.Tx, kind string, postings []store.Post
 		}
 		transferID = id
 	}
-	for _, a := range accounts {
-		if err := tx.SetAccountAmounts(ctx, a.ID, a.Balance, a.Held); err != nil {
-			return 0, err
-		}
+	amounts := make([]store.AccountAmounts, len(accounts))
+	for i, a := range accounts {
+		amounts[i] = store.AccountAmounts{ID: a.ID, Balance: a.Balance, Held: a.Held}
+	}
+	if err := tx.SetAccountsAmounts(ctx, amounts...); err != nil {
+		return 0, err
 	}
 	return transferID, nil
 }

@@ -20,6 +20,18 @@ type Tx struct {
 	q   querier
 	s   *Store
 	now time.Time
+	// locked holds the account rows this transaction has locked, as they
+	// stand in it: no other transaction can change a locked row, and this
+	// one changes accounts only through SetAccountAmounts, so a second
+	// LockAccount is answered here without a round trip.
+	locked map[int64]Account
+}
+
+func (tx *Tx) remember(a Account) {
+	if tx.locked == nil {
+		tx.locked = make(map[int64]Account, 2)
+	}
+	tx.locked[a.ID] = a
 }
 
 // Now returns the store clock's time (UTC), read once when the transaction
@@ -275,12 +287,18 @@ func (tx *Tx) Account(ctx context.Context, id int64) (Account, error) {
 // LockAccount returns the account with the given id and locks its row until
 // the transaction ends, so that no other transaction can change its balance
 // or holds meanwhile. Callers locking several accounts lock them in
-// ascending id order to avoid deadlocks.
+// ascending id order to avoid deadlocks. Locking an account this
+// transaction already holds returns it as it stands in the transaction
+// without asking the database again.
 func (tx *Tx) LockAccount(ctx context.Context, id int64) (Account, error) {
+	if a, ok := tx.locked[id]; ok {
+		return a, nil
+	}
 	a, err := scanAccount(tx.queryRow(ctx, "SELECT "+accountCols+" FROM accounts WHERE id = ?"+tx.forUpdate(), id))
 	if err != nil {
 		return Account{}, fmt.Errorf("lock account %d: %w", id, err)
 	}
+	tx.remember(a)
 	return a, nil
 }
 
@@ -369,15 +387,16 @@ func (tx *Tx) LockFreeAccountByRef(ctx context.Context, refs []string) (int64, e
 		return 0, fmt.Errorf("lock free account: %w", ErrNotFound)
 	}
 	list, args := refList(refs)
-	q := "SELECT id FROM accounts WHERE ref IN (" + list + ") ORDER BY id LIMIT 1"
+	q := "SELECT " + accountCols + " FROM accounts WHERE ref IN (" + list + ") ORDER BY id LIMIT 1"
 	if tx.s.dialect == Postgres {
 		q += " FOR UPDATE SKIP LOCKED"
 	}
-	var id int64
-	if err := tx.queryRow(ctx, q, args...).Scan(&id); err != nil {
+	a, err := scanAccount(tx.queryRow(ctx, q, args...))
+	if err != nil {
 		return 0, fmt.Errorf("lock free account among %q…: %w", refs[0], err)
 	}
-	return id, nil
+	tx.remember(a)
+	return a.ID, nil
 }
 
 // AccountsByRef returns the existing accounts among refs, ordered by id,
@@ -410,12 +429,54 @@ func (tx *Tx) AccountsByRef(ctx context.Context, refs []string) ([]Account, erro
 // holds the row lock (LockAccount) and keeps both equal to what postings and
 // open holds prove; package ledger is the only intended caller.
 func (tx *Tx) SetAccountAmounts(ctx context.Context, id, balance, held int64) error {
-	n, err := tx.exec(ctx, "UPDATE accounts SET balance = ?, held = ? WHERE id = ?", balance, held, id)
-	if err != nil {
-		return fmt.Errorf("update account %d: %w", id, err)
+	return tx.SetAccountsAmounts(ctx, AccountAmounts{ID: id, Balance: balance, Held: held})
+}
+
+// AccountAmounts is the new balance and held amount of one account.
+type AccountAmounts struct {
+	ID, Balance, Held int64
+}
+
+// SetAccountsAmounts is SetAccountAmounts for several accounts in one
+// statement; each must exist (else ErrNotFound and the caller rolls back).
+func (tx *Tx) SetAccountsAmounts(ctx context.Context, as ...AccountAmounts) error {
+	var n int64
+	var err error
+	switch len(as) {
+	case 0:
+		return nil
+	case 1:
+		n, err = tx.exec(ctx, "UPDATE accounts SET balance = ?, held = ? WHERE id = ?", as[0].Balance, as[0].Held, as[0].ID)
+	default:
+		// SQLite names VALUES columns column1..3 and takes no alias list.
+		cols, alias := "v.column2, held = v.column3", ") AS v WHERE accounts.id = v.column1"
+		if tx.s.dialect == Postgres {
+			cols, alias = "v.b, held = v.h", ") AS v(id, b, h) WHERE accounts.id = v.id"
+		}
+		var b strings.Builder
+		b.WriteString("UPDATE accounts SET balance = " + cols + " FROM (VALUES ")
+		args := make([]any, 0, 3*len(as))
+		for i, a := range as {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))")
+			args = append(args, a.ID, a.Balance, a.Held)
+		}
+		b.WriteString(alias)
+		n, err = tx.exec(ctx, b.String(), args...)
 	}
-	if n == 0 {
-		return fmt.Errorf("update account %d: %w", id, ErrNotFound)
+	if err != nil {
+		return fmt.Errorf("update account %d: %w", as[0].ID, err)
+	}
+	if n != int64(len(as)) {
+		return fmt.Errorf("update account %d: %w", as[0].ID, ErrNotFound)
+	}
+	for _, a := range as {
+		if c, ok := tx.locked[a.ID]; ok {
+			c.Balance, c.Held = a.Balance, a.Held
+			tx.locked[a.ID] = c
+		}
 	}
 	return nil
 }
@@ -504,16 +565,43 @@ func (tx *Tx) SetCardStatus(ctx context.Context, id int64, s CardStatus) error {
 // id. It does not check that the postings balance or touch account rows;
 // package ledger does both.
 func (tx *Tx) InsertTransfer(ctx context.Context, t Transfer) (int64, error) {
-	id, err := tx.insertID(ctx, "INSERT INTO transfers (kind, created_at) VALUES (?, ?)",
-		t.Kind, micros(orNow(t.CreatedAt, tx.now)))
+	at := micros(orNow(t.CreatedAt, tx.now))
+	if len(t.Postings) == 0 {
+		id, err := tx.insertID(ctx, "INSERT INTO transfers (kind, created_at) VALUES (?, ?)", t.Kind, at)
+		if err != nil {
+			return 0, fmt.Errorf("insert %s transfer: %w", t.Kind, err)
+		}
+		return id, nil
+	}
+	var values strings.Builder
+	args := make([]any, 0, 2+3*len(t.Postings))
+	for i, p := range t.Postings {
+		if i > 0 {
+			values.WriteString(", ")
+		}
+		values.WriteString("(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT), " + strconv.Itoa(i) + ")")
+		args = append(args, p.AccountID, p.Amount, p.Currency)
+	}
+	if tx.s.dialect == Postgres {
+		// One round trip: the transfer and its postings in one statement.
+		var id int64
+		err := tx.queryRow(ctx, `WITH t AS (INSERT INTO transfers (kind, created_at) VALUES (?, ?) RETURNING id),
+			p AS (INSERT INTO postings (transfer_id, account_id, amount, currency)
+			      SELECT t.id, v.a, v.m, v.c FROM t, (VALUES `+values.String()+`) AS v(a, m, c, n) ORDER BY v.n)
+			SELECT id FROM t`, append([]any{t.Kind, at}, args...)...).Scan(&id)
+		if err != nil {
+			return 0, fmt.Errorf("insert %s transfer with %d postings: %w", t.Kind, len(t.Postings), err)
+		}
+		return id, nil
+	}
+	id, err := tx.insertID(ctx, "INSERT INTO transfers (kind, created_at) VALUES (?, ?)", t.Kind, at)
 	if err != nil {
 		return 0, fmt.Errorf("insert %s transfer: %w", t.Kind, err)
 	}
-	for _, p := range t.Postings {
-		if _, err := tx.exec(ctx, "INSERT INTO postings (transfer_id, account_id, amount, currency) VALUES (?, ?, ?, ?)",
-			id, p.AccountID, p.Amount, p.Currency); err != nil {
-			return 0, fmt.Errorf("insert posting of transfer %d on account %d: %w", id, p.AccountID, err)
-		}
+	if _, err := tx.exec(ctx, `INSERT INTO postings (transfer_id, account_id, amount, currency)
+		SELECT CAST(? AS BIGINT), v.column1, v.column2, v.column3 FROM (VALUES `+values.String()+`) AS v ORDER BY v.column4`,
+		append([]any{id}, args...)...); err != nil {
+		return 0, fmt.Errorf("insert postings of transfer %d: %w", id, err)
 	}
 	return id, nil
 }
