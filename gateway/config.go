@@ -23,6 +23,9 @@ type Config struct {
 	Center    CenterConfig   `yaml:"center"`
 	Terminals TerminalConfig `yaml:"terminals"`
 	HTTP      HTTPConfig     `yaml:"http"`
+	// Offline configures stand-in, store-and-forward and the negative-file
+	// sync; see docs/offline.md.
+	Offline OfflineConfig `yaml:"offline"`
 	HSM       HSMConfig      `yaml:"hsm"`
 	Log       LogConfig      `yaml:"log"`
 }
@@ -136,6 +139,7 @@ func (c Config) WithDefaults() Config {
 	if c.HSM.IdentityLabel == "" {
 		c.HSM.IdentityLabel = "link-identity"
 	}
+	c.Offline = c.Offline.withDefaults(c.DataDir)
 	if c.Log.Format == "" {
 		c.Log.Format = "text"
 	}
@@ -179,6 +183,7 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(d.HTTP.Listen); err != nil {
 		bad("http.listen", d.HTTP.Listen, "must be host:port")
 	}
+	errs = append(errs, d.Offline.validate()...)
 	switch d.Log.Format {
 	case "text", "json":
 	default:

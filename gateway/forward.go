@@ -28,6 +28,12 @@ type Uplink interface {
 // and STAN, and answers with a 1993 action code of its own when the message
 // is malformed or the center cannot be reached.
 //
+// When the request was not sent because the link is down (or the gateway is
+// not enrolled), a 1100/1200 is decided by Offline under the stand-in policy
+// and answered only after an approval is durable; when the request may have
+// reached the center (link.ErrOutcomeUnknown) it is answered 911 and
+// reversed, never decided in stand-in: the center may have approved it.
+//
 // Forwarder is safe for concurrent use.
 type Forwarder struct {
 	Uplink  Uplink
@@ -37,6 +43,11 @@ type Forwarder struct {
 	// Reverser receives requests whose outcome at the center is unknown.
 	// Nil means such requests are only logged.
 	Reverser *Reverser
+	// Offline decides requests that could not be sent. Nil means they are
+	// answered 907.
+	Offline StandIn
+	// StandInMetrics counts stand-in decisions; nil records nothing.
+	StandInMetrics *StandInMetrics
 
 	inflight match.Table
 }
@@ -70,15 +81,17 @@ func (f *Forwarder) Handle(ctx context.Context, raw []byte) ([]byte, error) {
 	defer cancel()
 	resp, err := f.Uplink.RoundTrip(rctx, raw)
 	if err != nil {
-		// Offline stand-in is not built yet (issue 6): the terminal is told
-		// the center could not be reached. A request that may have reached
-		// the center is reversed, never left hanging.
+		// A request that may have reached the center is reversed, never
+		// left hanging, and never decided in stand-in.
 		if errors.Is(err, link.ErrOutcomeUnknown) {
 			f.Logger.Warn("center did not answer in time; reversing", "mti", h.MTI, "terminal", h.TerminalID, "stan", h.STAN, "reason", err)
 			if needsReversal(h.MTI) && f.Reverser != nil {
 				f.Reverser.Enqueue(raw)
 			}
 			return f.reply(raw, h, iso93.ActionIssuerTimedOut, start)
+		}
+		if f.Offline != nil && (errors.Is(err, link.ErrLinkDown) || errors.Is(err, ErrNotEnrolled)) {
+			return f.standIn(raw, h, start)
 		}
 		f.Logger.Warn("center unreachable; request not sent", "mti", h.MTI, "terminal", h.TerminalID, "stan", h.STAN, "reason", err)
 		return f.reply(raw, h, iso93.ActionIssuerInoperative, start)

@@ -1,0 +1,209 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/posgate/posgate/offline"
+	"github.com/posgate/posgate/offline/negfile"
+	"github.com/posgate/posgate/protocol/iso93"
+)
+
+// NegStore is the part of the offline store the negative-file sync uses.
+// *offline.Store satisfies it.
+type NegStore interface {
+	Negative() (offline.NegativeState, error)
+	ApplyFileAction(functionCode string, de72 []byte) (offline.Progress, error)
+	Confirm(version uint64) (bool, error)
+}
+
+// Sentinel errors of a negative-file sync pass.
+var (
+	// ErrNegFileRefused reports a 1314 whose action code is not 000: the
+	// center could not read the inquiry (904) or cannot serve the
+	// gateway's version (914, e.g. the gateway is ahead of the center).
+	ErrNegFileRefused = errors.New("gateway: center refused the negative-file inquiry")
+	// ErrNegFileStuck reports a pass that made no progress: the center's
+	// chunks kept being refused by the store.
+	ErrNegFileStuck = errors.New("gateway: negative-file sync makes no progress")
+)
+
+// NegFileSync pulls the negative file from the center: it sends a 1304
+// inquiry (DE 101 NEGFILE, DE 24 304, DE 72 "NF1? <have> [<session>]",
+// docs/offline.md) and applies each chunk the 1314 carries until the center
+// says the gateway is current. A cut at any point leaves the previous
+// version in force; the next pass resumes the staged session.
+//
+// Run owns its goroutine; Sync may be called concurrently with it but passes
+// should not overlap (they would only repeat each other's chunks).
+type NegFileSync struct {
+	Store     NegStore
+	Uplink    Uplink
+	GatewayID string
+	Logger    *slog.Logger
+	// MaxChunks bounds one pass (a safety net; the center sends what the
+	// gateway lacks). Default 1,000,000.
+	MaxChunks int
+
+	stan atomic.Uint32
+}
+
+// Run syncs at every sign-on and then every poll while the link is up,
+// until ctx ends.
+func (s *NegFileSync) Run(ctx context.Context, lw LinkWatcher, poll time.Duration) {
+	if poll <= 0 {
+		poll = 5 * time.Second
+	}
+	for {
+		if err := waitUp(ctx, lw); err != nil {
+			return
+		}
+		if _, err := s.Sync(ctx); err != nil && ctx.Err() == nil {
+			s.Logger.Warn("negative-file sync incomplete; the version in force stays", "reason", err)
+		}
+		_, changed := lw.Watch()
+		t := time.NewTimer(poll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		case <-changed:
+			t.Stop()
+		}
+	}
+}
+
+// Sync runs one pass: inquiries and chunks until the center reports the
+// gateway current (then the version in force is confirmed fresh), an error,
+// or ctx ends. It returns the negative file's state after the pass.
+func (s *NegFileSync) Sync(ctx context.Context) (offline.NegativeState, error) {
+	maxChunks := s.MaxChunks
+	if maxChunks <= 0 {
+		maxChunks = 1_000_000
+	}
+	refusals := 0
+	for i := 0; i < maxChunks; i++ {
+		st, err := s.Store.Negative()
+		if err != nil {
+			return st, fmt.Errorf("read negative-file state: %w", err)
+		}
+		req, err := s.inquiry(st)
+		if err != nil {
+			return st, err
+		}
+		raw, err := s.Uplink.RoundTrip(ctx, req)
+		if err != nil {
+			return st, fmt.Errorf("negative-file inquiry: %w", err)
+		}
+		code, de24, chunk, err := readFileActionResponse(raw)
+		if err != nil {
+			return st, fmt.Errorf("negative-file answer: %w", err)
+		}
+		if code != iso93.ActionApproved {
+			return st, fmt.Errorf("%w: action %s", ErrNegFileRefused, code)
+		}
+		if chunk == "" {
+			// Current: the version in force is the center's.
+			if st.Loaded {
+				if _, err := s.Store.Confirm(st.Version); err != nil {
+					return st, fmt.Errorf("confirm negative-file version %d: %w", st.Version, err)
+				}
+			}
+			return s.Store.Negative()
+		}
+		p, err := s.Store.ApplyFileAction(de24, []byte(chunk))
+		if err != nil {
+			// Refused chunks change nothing; the next inquiry reports the
+			// state again and the center resumes or restarts. Twice in a
+			// row without progress ends the pass.
+			refusals++
+			s.Logger.Warn("negative-file chunk refused", "reason", err)
+			if refusals >= 2 {
+				return st, fmt.Errorf("%w: %w", ErrNegFileStuck, err)
+			}
+			continue
+		}
+		refusals = 0
+		if p.Complete {
+			s.Logger.Info("negative file updated", "version", p.Version)
+		}
+	}
+	st, _ := s.Store.Negative()
+	return st, fmt.Errorf("%w: more than %d chunks in one pass", ErrNegFileStuck, maxChunks)
+}
+
+// NegInquiry returns the DE 72 of a gateway's 1304 inquiry in state st:
+//
+//	NF1? <have>[ <S|D> <base> <version> <total> <next>]
+//
+// <have> is the version in force or "-" when no file is loaded; the session
+// part names a staged sync session so the center can resume it.
+func NegInquiry(st offline.NegativeState) string {
+	have := "-"
+	if st.Loaded {
+		have = strconv.FormatUint(st.Version, 10)
+	}
+	q := "NF1? " + have
+	if s := st.Session; s != nil {
+		kind := "D"
+		if s.Snapshot {
+			kind = "S"
+		}
+		q += fmt.Sprintf(" %s %d %d %d %d", kind, s.Base, s.Version, s.Total, s.Next)
+	}
+	return q
+}
+
+func (s *NegFileSync) inquiry(st offline.NegativeState) ([]byte, error) {
+	now := time.Now().UTC()
+	stan := s.stan.Add(1)%iso93.MaxSTAN + 1
+	fa := iso93.FileAction{
+		Trace: iso93.Trace{
+			TransmissionTime: now.Format("0102150405"),
+			STAN:             fmt.Sprintf("%06d", stan),
+			LocalTime:        time.Now().Format("060102150405"),
+			FunctionCode:     negfile.FunctionReplace,
+			IdempotencyKey:   fmt.Sprintf("NFQ-%s-%d", s.GatewayID, now.UnixNano()),
+			GatewayID:        s.GatewayID,
+		},
+		DataRecord: NegInquiry(st),
+		FileName:   negfile.FileName,
+	}
+	raw, err := iso93.Pack(&fa, iso93.MTIFileAction)
+	if err != nil {
+		return nil, fmt.Errorf("pack negative-file inquiry: %w", err)
+	}
+	return raw, nil
+}
+
+// readFileActionResponse reads a 1314: its action code, function code and
+// DE 72 (empty when absent).
+func readFileActionResponse(raw []byte) (iso93.ActionCode, string, string, error) {
+	mti, msg, err := iso93.Unpack(raw)
+	if err != nil {
+		return "", "", "", err
+	}
+	if mti != iso93.MTIFileActionResponse {
+		return "", "", "", fmt.Errorf("answer is a %s, want %s", mti, iso93.MTIFileActionResponse)
+	}
+	var r iso93.FileActionResponse
+	if err := msg.Unmarshal(&r); err != nil {
+		return "", "", "", err
+	}
+	if r.FileName != negfile.FileName {
+		return "", "", "", fmt.Errorf("answer names file %q, want %s", r.FileName, negfile.FileName)
+	}
+	var chunk string
+	if msg.GetField(iso93.FieldDataRecord) != nil {
+		if chunk, err = msg.GetString(iso93.FieldDataRecord); err != nil {
+			return "", "", "", err
+		}
+	}
+	return r.ActionCode, r.FunctionCode, chunk, nil
+}

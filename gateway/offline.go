@@ -1,0 +1,406 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/posgate/posgate/hsm"
+	"github.com/posgate/posgate/offline"
+	"github.com/posgate/posgate/offline/hsmseal"
+	"github.com/posgate/posgate/offline/standin"
+	"github.com/posgate/posgate/protocol/link"
+)
+
+// OfflineConfig configures the offline store: stand-in decisions while the
+// center cannot be asked, the store-and-forward queue of offline approvals
+// and the negative-file sync (docs/offline.md).
+type OfflineConfig struct {
+	// Path is the bbolt file. Default DataDir/offline.db.
+	Path string `yaml:"path"`
+	// KeyLabel is the token label of the AES-256 at-rest key that seals
+	// stored approvals; it is generated in the token at start when missing.
+	// Default "at-rest".
+	KeyLabel string `yaml:"key_label"`
+	// Policy is the stand-in policy (docs/offline.md lists its keys); the
+	// zero value means every default.
+	Policy standin.Policy `yaml:"policy"`
+	// ForwardRate caps the advices sent per second, so forwarding a backlog
+	// does not starve live sales. Default 200.
+	ForwardRate float64 `yaml:"forward_rate"`
+	// Window is how many advices are in flight at once. Default 16.
+	Window int `yaml:"window"`
+	// NegfilePoll is the time between negative-file syncs while the link is
+	// up (one also runs at every sign-on). Default 5s.
+	NegfilePoll time.Duration `yaml:"negfile_poll"`
+	// PurgeAfter is how long accepted advices are kept before they are
+	// deleted from the file. Default 168h (7 days).
+	PurgeAfter time.Duration `yaml:"purge_after"`
+}
+
+func (c OfflineConfig) withDefaults(dataDir string) OfflineConfig {
+	if c.Path == "" {
+		c.Path = filepath.Join(dataDir, "offline.db")
+	}
+	if c.KeyLabel == "" {
+		c.KeyLabel = hsmseal.DefaultLabel
+	}
+	if c.ForwardRate == 0 {
+		c.ForwardRate = 200
+	}
+	if c.Window == 0 {
+		c.Window = 16
+	}
+	if c.NegfilePoll == 0 {
+		c.NegfilePoll = 5 * time.Second
+	}
+	if c.PurgeAfter == 0 {
+		c.PurgeAfter = 7 * 24 * time.Hour
+	}
+	return c
+}
+
+// validate reports every bad offline key of a config with defaults applied.
+func (c OfflineConfig) validate() []error {
+	var errs []error
+	bad := func(key string, val any, rule string) {
+		errs = append(errs, fmt.Errorf("offline.%s = %q: %s", key, fmt.Sprint(val), rule))
+	}
+	if c.ForwardRate < 0 {
+		bad("forward_rate", c.ForwardRate, "must be a positive number of advices per second")
+	}
+	if c.Window < 0 || c.Window > 1024 {
+		bad("window", c.Window, "must be 1 to 1024")
+	}
+	if c.NegfilePoll < 0 {
+		bad("negfile_poll", c.NegfilePoll, "must be a positive duration")
+	}
+	if c.PurgeAfter < 0 {
+		bad("purge_after", c.PurgeAfter, "must be a positive duration")
+	}
+	if err := c.Policy.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("offline.policy: %w", err))
+	}
+	return errs
+}
+
+// offlineParts are the offline store of a running gateway with its
+// forwarder and negative-file sync. run owns their goroutines.
+type offlineParts struct {
+	store  *offline.Store
+	adv    *AdviceForwarder
+	neg    *NegFileSync
+	poll   time.Duration
+	logger *slog.Logger
+}
+
+// openOffline makes sure the at-rest key exists in the token (AES-256,
+// encrypt/decrypt, generated when missing) and opens the offline store
+// sealed by it. Close the store after the token users are done.
+// It sets fwd's stand-in store and metrics.
+func openOffline(cfg Config, tok *hsm.Token, fwd *Forwarder, log *slog.Logger, m *Metrics) (*offlineParts, error) {
+	oc := cfg.Offline
+	ok, err := tok.HasKey(oc.KeyLabel)
+	if err == nil && !ok {
+		err = tok.GenerateAES(oc.KeyLabel, 256, hsm.UseEncrypt|hsm.UseDecrypt)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("offline at-rest key %q: %w", oc.KeyLabel, err)
+	}
+	st, err := offline.Open(offline.Config{Path: oc.Path, Sealer: hsmseal.New(tok, oc.KeyLabel), Policy: oc.Policy})
+	if err != nil {
+		return nil, fmt.Errorf("open offline store: %w", err)
+	}
+	if m != nil {
+		err := m.Registry.Register(NewOfflineCollector(st))
+		if err == nil {
+			fwd.StandInMetrics, err = NewStandInMetrics(m.Registry)
+		}
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("register offline metrics: %w", err)
+		}
+	}
+	fwd.Offline = st
+	return &offlineParts{store: st, logger: log, poll: oc.NegfilePoll}, nil
+}
+
+// start prepares the forwarder and the negative-file sync on the uplink.
+func (o *offlineParts) start(cfg Config, up Uplink) {
+	oc := cfg.Offline
+	o.adv = &AdviceForwarder{Queue: o.store.Queue(), Uplink: up, Window: oc.Window, Rate: oc.ForwardRate,
+		PurgeAfter: oc.PurgeAfter, Logger: o.logger.With("component", "advices")}
+	o.neg = &NegFileSync{Store: o.store, Uplink: up, GatewayID: cfg.GatewayID, Logger: o.logger.With("component", "negfile")}
+}
+
+// run forwards advices and syncs the negative file while ctx lasts; it
+// returns when both have stopped.
+func (o *offlineParts) run(ctx context.Context, lw LinkWatcher) {
+	if o.adv == nil {
+		return
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { o.adv.Run(ctx, lw) })
+	wg.Go(func() { o.neg.Run(ctx, lw, o.poll) })
+	wg.Wait()
+}
+
+// routes registers the offline admin routes on mux (see docs/offline.md):
+// GET /offline/rejected, GET /offline/status and POST /offline/forward.
+// They answer only loopback clients.
+func (o *offlineParts) routes(mux *http.ServeMux) {
+	mux.Handle("GET /offline/rejected", localOnly(http.HandlerFunc(o.getRejected)))
+	mux.Handle("GET /offline/status", localOnly(http.HandlerFunc(o.getStatus)))
+	mux.Handle("POST /offline/forward", localOnly(http.HandlerFunc(o.postForward)))
+}
+
+// Headroom tells what stand-in could still approve at a terminal for a card
+// not yet read (for the ECR API: a POS can show it before the sale).
+func (o *offlineParts) Headroom(sc standin.Scope) (standin.Headroom, error) {
+	return o.store.Headroom(sc)
+}
+
+func localOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		ip := net.ParseIP(host)
+		if err != nil || ip == nil || !ip.IsLoopback() {
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": "the offline admin routes answer local clients only"})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// RecordJSON is a stored offline approval on the admin surface: no card
+// data beyond the masked PAN, never the request bytes.
+type RecordJSON struct {
+	ID             uint64    `json:"id"`
+	IdempotencyKey string    `json:"idempotency_key"`
+	State          string    `json:"state"`
+	Attempts       int       `json:"attempts"`
+	Action         string    `json:"action,omitempty"`
+	ApprovedAt     time.Time `json:"approved_at"`
+	AnsweredAt     time.Time `json:"answered_at,omitzero"`
+	ApprovalCode   string    `json:"approval_code"`
+	TerminalID     string    `json:"terminal_id"`
+	MerchantID     string    `json:"merchant_id"`
+	Brand          string    `json:"brand"`
+	MaskedPAN      string    `json:"masked_pan"`
+	Amount         int64     `json:"amount"`
+	Currency       string    `json:"currency"`
+}
+
+func recordJSON(r offline.Record) RecordJSON {
+	return RecordJSON{ID: r.ID, IdempotencyKey: r.IdempotencyKey, State: r.State.String(), Attempts: r.Attempts,
+		Action: r.Action, ApprovedAt: r.ApprovedAt.UTC(), AnsweredAt: r.AnsweredAt.UTC(), ApprovalCode: r.ApprovalCode,
+		TerminalID: r.TerminalID, MerchantID: r.MerchantID, Brand: r.Brand, MaskedPAN: r.MaskedPAN, Amount: r.Amount, Currency: r.Currency}
+}
+
+func (o *offlineParts) getRejected(w http.ResponseWriter, _ *http.Request) {
+	recs, err := o.store.Queue().Rejected()
+	if err != nil {
+		o.logger.Error("list rejected advices", "reason", err)
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "offline store unavailable"})
+		return
+	}
+	out := struct {
+		Rejected []RecordJSON `json:"rejected"`
+	}{Rejected: []RecordJSON{}}
+	for _, r := range recs {
+		out.Rejected = append(out.Rejected, recordJSON(r))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (o *offlineParts) getStatus(w http.ResponseWriter, _ *http.Request) {
+	st, err := o.store.Queue().Stats()
+	if err == nil {
+		var neg offline.NegativeState
+		neg, err = o.store.Negative()
+		if err == nil {
+			writeJSON(w, http.StatusOK, statusJSON(st, neg))
+			return
+		}
+	}
+	o.logger.Error("read offline status", "reason", err)
+	writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "offline store unavailable"})
+}
+
+func (o *offlineParts) postForward(w http.ResponseWriter, _ *http.Request) {
+	if o.adv == nil {
+		writeJSON(w, http.StatusConflict, map[string]string{"error": "the gateway is not enrolled: nothing can be forwarded"})
+		return
+	}
+	o.adv.Trigger()
+	writeJSON(w, http.StatusAccepted, map[string]string{"status": "forward pass requested"})
+}
+
+type totalJSON struct {
+	Count  int64 `json:"count"`
+	Amount int64 `json:"amount"`
+}
+
+func statusJSON(st offline.Stats, neg offline.NegativeState) any {
+	t := func(x offline.Total) totalJSON { return totalJSON{x.Count, x.Amount} }
+	type sessionJSON struct {
+		Snapshot bool   `json:"snapshot"`
+		Base     uint64 `json:"base"`
+		Version  uint64 `json:"version"`
+		Total    uint32 `json:"total"`
+		Next     uint32 `json:"next"`
+	}
+	out := struct {
+		Queue map[string]totalJSON `json:"queue"`
+		// Exposure is the amount approved offline and not yet answered.
+		Exposure int64     `json:"exposure"`
+		Oldest   time.Time `json:"oldest,omitzero"`
+		Negative struct {
+			Loaded   bool         `json:"loaded"`
+			Version  uint64       `json:"version"`
+			SyncedAt time.Time    `json:"synced_at,omitzero"`
+			Session  *sessionJSON `json:"session,omitempty"`
+		} `json:"negative_file"`
+	}{
+		Queue: map[string]totalJSON{"pending": t(st.Pending), "sent": t(st.Sent), "accepted": t(st.Accepted),
+			"rejected": t(st.Rejected), "expired": t(st.Expired)},
+		Exposure: st.Exposure, Oldest: st.Oldest,
+	}
+	out.Negative.Loaded, out.Negative.Version, out.Negative.SyncedAt = neg.Loaded, neg.Version, neg.SyncedAt
+	if s := neg.Session; s != nil {
+		out.Negative.Session = &sessionJSON{s.Snapshot, s.Base, s.Version, s.Total, s.Next}
+	}
+	return out
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+// OfflineCollector exports the offline store's queue and negative-file
+// state as Prometheus metrics, read at scrape time. It is safe for
+// concurrent use.
+type OfflineCollector struct {
+	store                    *offline.Store
+	queue, amount, exposure  *prometheus.Desc
+	oldest, negVer, negAge   *prometheus.Desc
+	negLoaded, storeFailures *prometheus.Desc
+}
+
+// NewOfflineCollector returns a collector over st.
+func NewOfflineCollector(st *offline.Store) *OfflineCollector {
+	return &OfflineCollector{
+		store:         st,
+		queue:         prometheus.NewDesc("posgate_offline_queue", "Offline approvals by forwarding state (pending, sent, accepted, rejected, expired).", []string{"state"}, nil),
+		amount:        prometheus.NewDesc("posgate_offline_queue_amount", "Amount (minor units) of offline approvals by forwarding state.", []string{"state"}, nil),
+		exposure:      prometheus.NewDesc("posgate_offline_exposure", "Amount approved offline and not yet answered by the center (minor units).", nil, nil),
+		oldest:        prometheus.NewDesc("posgate_offline_oldest_age_seconds", "Age of the oldest queued offline approval; 0 when the queue is empty.", nil, nil),
+		negVer:        prometheus.NewDesc("posgate_negfile_version", "Version of the negative file in force.", nil, nil),
+		negLoaded:     prometheus.NewDesc("posgate_negfile_loaded", "1 when a negative file is loaded, else 0.", nil, nil),
+		negAge:        prometheus.NewDesc("posgate_negfile_age_seconds", "Time since the negative file was last synced or confirmed current.", nil, nil),
+		storeFailures: prometheus.NewDesc("posgate_offline_scrape_errors", "1 when the offline store could not be read for this scrape.", nil, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *OfflineCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.queue, c.amount, c.exposure, c.oldest, c.negVer, c.negLoaded, c.negAge, c.storeFailures} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *OfflineCollector) Collect(ch chan<- prometheus.Metric) {
+	st, err1 := c.store.Queue().Stats()
+	neg, err2 := c.store.Negative()
+	failed := 0.0
+	if err1 != nil || err2 != nil {
+		failed = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.storeFailures, prometheus.GaugeValue, failed)
+	if err1 == nil {
+		for _, s := range []struct {
+			name string
+			t    offline.Total
+		}{{"pending", st.Pending}, {"sent", st.Sent}, {"accepted", st.Accepted}, {"rejected", st.Rejected}, {"expired", st.Expired}} {
+			ch <- prometheus.MustNewConstMetric(c.queue, prometheus.GaugeValue, float64(s.t.Count), s.name)
+			ch <- prometheus.MustNewConstMetric(c.amount, prometheus.GaugeValue, float64(s.t.Amount), s.name)
+		}
+		ch <- prometheus.MustNewConstMetric(c.exposure, prometheus.GaugeValue, float64(st.Exposure))
+		age := 0.0
+		if !st.Oldest.IsZero() {
+			age = time.Since(st.Oldest).Seconds()
+		}
+		ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, age)
+	}
+	if err2 == nil {
+		loaded := 0.0
+		if neg.Loaded {
+			loaded = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.negLoaded, prometheus.GaugeValue, loaded)
+		ch <- prometheus.MustNewConstMetric(c.negVer, prometheus.GaugeValue, float64(neg.Version))
+		if !neg.SyncedAt.IsZero() {
+			ch <- prometheus.MustNewConstMetric(c.negAge, prometheus.GaugeValue, time.Since(neg.SyncedAt).Seconds())
+		}
+	}
+}
+
+// LinkWatcher reports the link's state and its changes. *link.Client
+// satisfies it.
+type LinkWatcher interface {
+	Watch() (link.State, <-chan struct{})
+}
+
+// waitUp blocks until lw reports Up or ctx ends.
+func waitUp(ctx context.Context, lw LinkWatcher) error {
+	for {
+		s, ch := lw.Watch()
+		if s == link.Up {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+var errPassStopped = errors.New("gateway: pass stopped")
+
+// StandInMetrics counts stand-in decisions by reason. A nil
+// *StandInMetrics records nothing; it is safe for concurrent use.
+type StandInMetrics struct {
+	decisions *prometheus.CounterVec
+}
+
+// NewStandInMetrics creates the stand-in counter on reg.
+func NewStandInMetrics(reg prometheus.Registerer) (*StandInMetrics, error) {
+	m := &StandInMetrics{decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "posgate_standin_decisions_total",
+		Help: "Requests decided in stand-in, by reason (approved, blocked, floor_limit, ...; error when the store failed).",
+	}, []string{"reason"})}
+	if err := reg.Register(m.decisions); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *StandInMetrics) decided(reason string) {
+	if m == nil {
+		return
+	}
+	m.decisions.WithLabelValues(reason).Inc()
+}
