@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"time"
+
+	"github.com/posgate/posgate/gateway/device"
+	"github.com/posgate/posgate/gateway/ecr"
 )
 
 // Config is the posgate daemon's configuration. The zero value of every
@@ -23,11 +26,13 @@ type Config struct {
 	Center    CenterConfig   `yaml:"center"`
 	Terminals TerminalConfig `yaml:"terminals"`
 	HTTP      HTTPConfig     `yaml:"http"`
-	// Offline configures stand-in, store-and-forward and the negative-file
-	// sync; see docs/offline.md.
-	Offline OfflineConfig `yaml:"offline"`
-	HSM       HSMConfig      `yaml:"hsm"`
-	Log       LogConfig      `yaml:"log"`
+	// Devices are the terminals, sign pads and DTMF boxes attached by the
+	// terminal link (serial, USB tty, TCP); see docs/terminal-link.md.
+	Devices []device.DeviceConfig `yaml:"devices"`
+	// POS configures the POS/ECR API and its clients; see docs/pos-api.md.
+	POS ecr.Config `yaml:"pos"`
+	HSM HSMConfig  `yaml:"hsm"`
+	Log LogConfig  `yaml:"log"`
 }
 
 // CenterConfig says how the gateway reaches the center.
@@ -56,6 +61,11 @@ type TerminalConfig struct {
 	// Listen is the TCP address terminals connect to with length-framed
 	// ISO 8583:1993 messages. Default "127.0.0.1:7001".
 	Listen string `yaml:"listen"`
+	// Device holds the device manager's settings for the terminal link:
+	// attach_listen, response_timeout (default 120s), resolve_timeout,
+	// status_interval, status_timeout, reconnect_min, reconnect_max and
+	// link (the tlink timers). Its Devices come from Config.Devices.
+	Device device.Config `yaml:",inline"`
 }
 
 // HTTPConfig configures the gateway's local HTTP listener (metrics now, the
@@ -139,7 +149,6 @@ func (c Config) WithDefaults() Config {
 	if c.HSM.IdentityLabel == "" {
 		c.HSM.IdentityLabel = "link-identity"
 	}
-	c.Offline = c.Offline.withDefaults(c.DataDir)
 	if c.Log.Format == "" {
 		c.Log.Format = "text"
 	}
@@ -183,7 +192,19 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(d.HTTP.Listen); err != nil {
 		bad("http.listen", d.HTTP.Listen, "must be host:port")
 	}
-	errs = append(errs, d.Offline.validate()...)
+	dc := d.Terminals.Device
+	dc.Devices = d.Devices
+	if err := dc.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := d.POS.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	for _, a := range []string{d.POS.Listen, d.POS.TLS.Listen} {
+		if a != "" && (a == d.HTTP.Listen || a == d.Terminals.Listen) {
+			bad("pos.listen", a, "must differ from http.listen and terminals.listen (leave pos.listen empty to share http.listen)")
+		}
+	}
 	switch d.Log.Format {
 	case "text", "json":
 	default:

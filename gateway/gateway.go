@@ -7,6 +7,7 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/posgate/posgate/gateway/device"
+	"github.com/posgate/posgate/gateway/ecr"
 	"github.com/posgate/posgate/hsm"
 	"github.com/posgate/posgate/protocol/iso93"
 	"github.com/posgate/posgate/protocol/link"
@@ -119,11 +122,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 	metrics := NewMetrics()
 	fwd := &Forwarder{Timeout: cfg.Center.RequestTimeout, Logger: log, Metrics: metrics}
-	off, err := openOffline(cfg, tok, fwd, log.With("component", "offline"), metrics)
-	if err != nil {
-		return err
-	}
-	defer off.store.Close()
 
 	tlsConf, err := linkTLS(cfg, tok)
 	var client *link.Client
@@ -155,8 +153,27 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 		fwd.Uplink = client
 		fwd.Reverser = &Reverser{Uplink: client, Logger: log.With("component", "reversals")}
-		off.start(cfg, client)
 	}
+
+	// The device manager relays terminal-link financial requests through
+	// the same Forwarder; the POS API runs transactions on its devices and
+	// hears every result it learns.
+	var posAPI *ecr.Server
+	dcfg := cfg.Terminals.Device
+	dcfg.Devices = cfg.Devices
+	dcfg.Handler = fwd
+	dcfg.Logger = log.With("component", "devices")
+	dcfg.Registerer = metrics.Registry
+	dcfg.OnResult = func(r device.TxnResult) { posAPI.OnResult(r) }
+	devices, err := device.New(dcfg)
+	if err != nil {
+		return err
+	}
+	posAPI, err = ecr.New(cfg.POS, devices, ecr.Options{Logger: log.With("component", "pos-api"), Registerer: metrics.Registry})
+	if err != nil {
+		return err
+	}
+	defer posAPI.Close()
 
 	termL, err := net.Listen("tcp", cfg.Terminals.Listen)
 	if err != nil {
@@ -169,8 +186,42 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
-	off.routes(mux)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	// POS API servers: no write timeout, a sale waits for the customer.
+	var posServers []*http.Server
+	var posListeners []net.Listener
+	closeAll := func() {
+		termL.Close()
+		httpL.Close()
+		for _, l := range posListeners {
+			l.Close()
+		}
+	}
+	if cfg.POS.Listen == "" {
+		mux.Handle("/pos/v1/", posAPI.Handler())
+	} else {
+		l, err := net.Listen("tcp", cfg.POS.Listen)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("POS API listener: %w", err)
+		}
+		posListeners = append(posListeners, l)
+		posServers = append(posServers, &http.Server{Handler: posAPI.Handler(), ReadHeaderTimeout: 5 * time.Second})
+	}
+	if cfg.POS.TLS.Listen != "" {
+		tc, err := posTLS(cfg.POS.TLS)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		l, err := tls.Listen("tcp", cfg.POS.TLS.Listen, tc)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("POS API TLS listener: %w", err)
+		}
+		posListeners = append(posListeners, l)
+		posServers = append(posServers, &http.Server{Handler: posAPI.Handler(), ReadHeaderTimeout: 5 * time.Second})
+	}
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -185,9 +236,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if fwd.Reverser != nil {
 		wg.Go(func() { fwd.Reverser.Run(ctx) })
 	}
-	if client != nil {
-		wg.Go(func() { off.run(ctx, client) })
-	}
 	wg.Go(func() {
 		ts := &TerminalServer{Forwarder: fwd, Logger: log.With("component", "terminals")}
 		if err := ts.Serve(ctx, termL); ctx.Err() == nil {
@@ -199,11 +247,27 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			cancel(fmt.Errorf("http: %w", err))
 		}
 	})
+	wg.Go(func() {
+		if err := devices.Run(ctx); ctx.Err() == nil {
+			cancel(fmt.Errorf("devices: %w", err))
+		}
+	})
+	for i, ps := range posServers {
+		wg.Go(func() {
+			if err := ps.Serve(posListeners[i]); !errors.Is(err, http.ErrServerClosed) {
+				cancel(fmt.Errorf("POS API: %w", err))
+			}
+		})
+	}
 	log.Info("posgate running", "gateway_id", cfg.GatewayID, "terminals", termL.Addr().String(), "http", httpL.Addr().String(), "center", cfg.Center.Addrs)
 	<-ctx.Done()
 	shut, done := context.WithTimeout(context.Background(), 10*time.Second)
 	defer done()
 	srv.Shutdown(shut)
+	for _, ps := range posServers {
+		ps.Shutdown(shut)
+	}
+	posAPI.Close()
 	if client != nil {
 		client.Close()
 	}
@@ -215,3 +279,27 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 type notEnrolled struct{}
 
 func (notEnrolled) RoundTrip(context.Context, []byte) ([]byte, error) { return nil, ErrNotEnrolled }
+
+// posTLS builds the POS API's HTTPS configuration: the server certificate,
+// and client certificates verified against the client CA when given (a POS
+// without one authenticates with its API key).
+func posTLS(c ecr.TLSConfig) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(c.Cert, c.Key)
+	if err != nil {
+		return nil, fmt.Errorf("POS API TLS certificate: %w", err)
+	}
+	caPEM, err := os.ReadFile(c.ClientCA)
+	if err != nil {
+		return nil, fmt.Errorf("POS API client CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("POS API client CA %s: no PEM certificate", c.ClientCA)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		ClientCAs:    pool,
+		ClientAuth:   tls.VerifyClientCertIfGiven,
+		MinVersion:   tls.VersionTLS12,
+	}, nil
+}
