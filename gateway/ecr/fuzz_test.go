@@ -51,3 +51,14 @@ func FuzzParse(f *testing.F) {
 }
 
 func jsonUint(v uint64) string { b, _ := json.Marshal(v); return string(b) }
+
+// BenchmarkParse measures the strict decoding and validation of a sale body.
+func BenchmarkParse(b *testing.B) {
+	b.ReportAllocs()
+	const body = `{"terminal_id":"T1","amount":1000,"currency":"392"}`
+	for b.Loop() {
+		if _, aerr := parse(tlink.KindSale, strings.NewReader(body)); aerr != nil {
+			b.Fatal(aerr.code)
+		}
+	}
+}
