@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/moov-io/iso8583"
@@ -27,6 +28,11 @@ type LinkHandler struct {
 	Switch  Authorizer
 	Logger  *slog.Logger
 	Metrics *Metrics
+	// NegFile answers 1304 negative-file inquiries; nil means one is
+	// built on first use from Switch's store (when Switch is an
+	// *authz.Switch), else 1304s are answered 902.
+	NegFile *NegFileServer
+	negOnce sync.Once
 }
 
 // ServeLink implements link.Handler. A message that cannot be unpacked far
@@ -52,6 +58,9 @@ func (h *LinkHandler) answer(ctx context.Context, p link.Peer, mti string, msg *
 	if err := iso93.Validate(msg); err != nil {
 		h.Logger.Warn("request refused", "gateway", p.GatewayID, "mti", mti, "reason", err)
 		return reply(msg, iso93.ActionFormatError, authz.Response{})
+	}
+	if mti == iso93.MTIFileAction {
+		return h.fileAction(ctx, p, msg)
 	}
 	var r authz.Request
 	switch mti {

@@ -1,0 +1,361 @@
+package center
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/moov-io/iso8583"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/posgate/posgate/cloud/authz"
+	"github.com/posgate/posgate/cloud/store"
+	"github.com/posgate/posgate/offline/negfile"
+	"github.com/posgate/posgate/protocol/iso93"
+	"github.com/posgate/posgate/protocol/link"
+)
+
+// ErrBadInquiry reports a 1304 negative-file inquiry whose DE 72 is not
+// "NF1? <have>[ <S|D> <base> <version> <total> <next>]".
+var ErrBadInquiry = errors.New("center: malformed negative-file inquiry")
+
+// NegInquiry is a gateway's negative-file state as its 1304 reports it.
+type NegInquiry struct {
+	// Loaded is false when the gateway has no negative file yet.
+	Loaded bool
+	// Have is the version in force at the gateway (when Loaded).
+	Have uint64
+	// Session is the staged sync session, if any.
+	Session *NegSession
+}
+
+// NegSession is a gateway's partly received sync session.
+type NegSession struct {
+	Snapshot      bool
+	Base, Version uint64
+	Total, Next   uint32
+}
+
+// ParseNegInquiry reads the DE 72 of a 1304 inquiry. It accepts exactly
+// what String produces.
+func ParseNegInquiry(s string) (NegInquiry, error) {
+	f := strings.Split(s, " ")
+	if (len(f) != 2 && len(f) != 7) || f[0] != "NF1?" {
+		return NegInquiry{}, fmt.Errorf("%w: want NF1? and 1 or 6 fields", ErrBadInquiry)
+	}
+	num := func(s string, bits int) (uint64, error) {
+		if s == "" || (len(s) > 1 && s[0] == '0') {
+			return 0, fmt.Errorf("%w: number not in canonical decimal", ErrBadInquiry)
+		}
+		v, err := strconv.ParseUint(s, 10, bits)
+		if err != nil {
+			return 0, fmt.Errorf("%w: number out of range", ErrBadInquiry)
+		}
+		return v, nil
+	}
+	var q NegInquiry
+	if f[1] != "-" {
+		v, err := num(f[1], 64)
+		if err != nil {
+			return NegInquiry{}, err
+		}
+		q.Loaded, q.Have = true, v
+	}
+	if len(f) == 7 {
+		s := &NegSession{}
+		switch f[2] {
+		case "S":
+			s.Snapshot = true
+		case "D":
+		default:
+			return NegInquiry{}, fmt.Errorf("%w: session kind must be S or D", ErrBadInquiry)
+		}
+		var vals [4]uint64
+		for i, bits := range []int{64, 64, 32, 32} {
+			v, err := num(f[3+i], bits)
+			if err != nil {
+				return NegInquiry{}, err
+			}
+			vals[i] = v
+		}
+		s.Base, s.Version, s.Total, s.Next = vals[0], vals[1], uint32(vals[2]), uint32(vals[3])
+		q.Session = s
+	}
+	return q, nil
+}
+
+// String returns the wire form of q.
+func (q NegInquiry) String() string {
+	have := "-"
+	if q.Loaded {
+		have = strconv.FormatUint(q.Have, 10)
+	}
+	out := "NF1? " + have
+	if s := q.Session; s != nil {
+		kind := "D"
+		if s.Snapshot {
+			kind = "S"
+		}
+		out += fmt.Sprintf(" %s %d %d %d %d", kind, s.Base, s.Version, s.Total, s.Next)
+	}
+	return out
+}
+
+// NegFileServer answers gateways' 1304 negative-file inquiries with the next
+// chunk they lack (docs/offline.md): a snapshot when they hold no file, a
+// delta from the version they hold otherwise, resuming a staged session
+// when it is still one the center can serve. Chunks are built with
+// negfile.Split from the store's negative-file entries, adds and removes
+// netted per fingerprint, so the chunks of one session are the same on
+// every request. It remembers in memory which version each gateway last
+// reported and exports it as cardcenter_negfile_gateway_version{gateway}.
+//
+// NegFileServer is safe for concurrent use.
+type NegFileServer struct {
+	Store  *store.Store
+	Logger *slog.Logger
+
+	held *prometheus.GaugeVec
+
+	mu    sync.Mutex
+	cache map[sessionKey][]negfile.Chunk // a few recent sessions
+	order []sessionKey
+}
+
+type sessionKey struct {
+	snapshot      bool
+	base, version uint64
+}
+
+const sessionCacheSize = 8
+
+// NewNegFileServer returns a server on st, registering its gauge on reg
+// (nil: not exported).
+func NewNegFileServer(st *store.Store, reg prometheus.Registerer, log *slog.Logger) (*NegFileServer, error) {
+	n := &NegFileServer{Store: st, Logger: log, cache: map[sessionKey][]negfile.Chunk{}}
+	n.held = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "cardcenter_negfile_gateway_version",
+		Help: "Negative-file version each gateway last reported holding (-1: none loaded). In memory: reset when the center restarts.",
+	}, []string{"gateway"})
+	if reg != nil {
+		if err := reg.Register(n.held); err != nil {
+			return nil, fmt.Errorf("register negative-file metrics: %w", err)
+		}
+	}
+	return n, nil
+}
+
+// fileAction answers a validated 1304 for h, building the NegFileServer on
+// first use when none was set.
+func (h *LinkHandler) fileAction(ctx context.Context, p link.Peer, msg *iso8583.Message) ([]byte, iso93.ActionCode, error) {
+	h.negOnce.Do(func() {
+		if h.NegFile != nil {
+			return
+		}
+		sw, ok := h.Switch.(*authz.Switch)
+		if !ok || sw.Store == nil {
+			return
+		}
+		var reg prometheus.Registerer
+		if h.Metrics != nil {
+			reg = h.Metrics.Registry
+		}
+		n, err := NewNegFileServer(sw.Store, reg, h.Logger)
+		if err != nil {
+			h.Logger.Error("negative-file service unavailable", "reason", err)
+			return
+		}
+		h.NegFile = n
+	})
+	if h.NegFile == nil {
+		return replyFile(msg, iso93.ActionInvalidTransaction, nil)
+	}
+	return h.NegFile.Answer(ctx, p, msg)
+}
+
+// Answer answers one 1304 inquiry from gateway p: 000 with DE 72 the next
+// chunk (DE 24 its function code), 000 without DE 72 when the gateway is
+// current, 904 for a malformed inquiry or another file, 914 when the
+// gateway holds a version the center does not have. A store failure is
+// answered 909.
+func (n *NegFileServer) Answer(ctx context.Context, p link.Peer, msg *iso8583.Message) ([]byte, iso93.ActionCode, error) {
+	var fa iso93.FileAction
+	if err := msg.Unmarshal(&fa); err != nil || fa.FileName != negfile.FileName {
+		n.Logger.Warn("negative-file inquiry refused", "gateway", p.GatewayID, "reason", "not a NEGFILE inquiry")
+		return replyFile(msg, iso93.ActionFormatError, nil)
+	}
+	q, err := ParseNegInquiry(fa.DataRecord)
+	if err != nil {
+		n.Logger.Warn("negative-file inquiry refused", "gateway", p.GatewayID, "reason", err)
+		return replyFile(msg, iso93.ActionFormatError, nil)
+	}
+	if q.Loaded {
+		n.held.WithLabelValues(p.GatewayID).Set(float64(q.Have))
+	} else {
+		n.held.WithLabelValues(p.GatewayID).Set(-1)
+	}
+	var current int64
+	if err := n.Store.View(ctx, func(tx *store.Tx) error {
+		var err error
+		current, err = tx.NegativeFileVersion(ctx)
+		return err
+	}); err != nil {
+		n.Logger.Error("negative-file inquiry failed", "gateway", p.GatewayID, "reason", err)
+		return replyFile(msg, iso93.ActionSystemMalfunction, nil)
+	}
+	v := uint64(current)
+	var (
+		key sessionKey
+		seq uint32 = 1
+	)
+	switch {
+	case q.Loaded && q.Have == v:
+		return replyFile(msg, iso93.ActionApproved, nil)
+	case q.Loaded && q.Have > v:
+		n.Logger.Error("gateway holds a negative-file version the center does not have", "gateway", p.GatewayID, "have", q.Have, "center", v)
+		return replyFile(msg, iso93.ActionOriginalNotFound, nil)
+	case q.Session != nil && n.resumable(q, v):
+		s := q.Session
+		key, seq = sessionKey{snapshot: s.Snapshot, base: s.Base, version: s.Version}, s.Next
+	case q.Loaded:
+		key = sessionKey{base: q.Have, version: v}
+	default:
+		key = sessionKey{snapshot: true, version: v}
+	}
+	chunks, err := n.session(ctx, key)
+	if err != nil {
+		n.Logger.Error("negative-file inquiry failed", "gateway", p.GatewayID, "reason", err)
+		return replyFile(msg, iso93.ActionSystemMalfunction, nil)
+	}
+	if q.Session != nil && (int(seq) > len(chunks) || uint32(len(chunks)) != q.Session.Total) {
+		// The staged session does not match what the center builds now
+		// (entries expired meanwhile): restart it.
+		seq = 1
+	}
+	c := chunks[seq-1]
+	b, err := negfile.Marshal(c)
+	if err != nil {
+		return nil, "", fmt.Errorf("marshal negative-file chunk: %w", err)
+	}
+	return replyFile(msg, iso93.ActionApproved, &fileChunk{function: c.Op.FunctionCode(), data: string(b)})
+}
+
+// resumable tells whether the gateway's staged session can be continued:
+// it leads from what the gateway holds to a version the center has.
+func (n *NegFileServer) resumable(q NegInquiry, v uint64) bool {
+	s := q.Session
+	if s.Next < 2 || s.Next > s.Total || s.Version > v {
+		return false
+	}
+	if s.Snapshot {
+		return s.Base == 0 && (!q.Loaded || s.Version >= q.Have)
+	}
+	return q.Loaded && s.Base == q.Have && s.Base < s.Version
+}
+
+// session returns the chunks of one session, from the cache or built from
+// the store.
+func (n *NegFileServer) session(ctx context.Context, k sessionKey) ([]negfile.Chunk, error) {
+	n.mu.Lock()
+	c, ok := n.cache[k]
+	n.mu.Unlock()
+	if ok {
+		return c, nil
+	}
+	var entries []store.NegativeEntry
+	from := k.base
+	if k.snapshot {
+		from = 0
+	}
+	if err := n.Store.View(ctx, func(tx *store.Tx) error {
+		// Versions are gapless, one per entry: (from, version] is exactly
+		// version-from entries. Read in pages to bound each query.
+		for next := int64(from); next < int64(k.version); {
+			page, err := tx.NegativeEntries(ctx, next, int(min(int64(k.version)-next, 10_000)))
+			if err != nil {
+				return err
+			}
+			if len(page) == 0 {
+				return fmt.Errorf("negative-file entries after version %d missing", next)
+			}
+			entries = append(entries, page...)
+			next = page[len(page)-1].Version
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read negative-file entries: %w", err)
+	}
+	// Net per fingerprint: the last change in the range wins.
+	last := map[string]store.NegativeAction{}
+	for _, e := range entries {
+		if e.Version > int64(k.version) {
+			break
+		}
+		last[e.Fingerprint] = e.Action
+	}
+	var adds, dels []string
+	for fp, a := range last {
+		if a == store.NegativeAdd {
+			adds = append(adds, fp)
+		} else if !k.snapshot {
+			dels = append(dels, fp)
+		}
+	}
+	slices.Sort(adds)
+	slices.Sort(dels)
+	var (
+		chunks []negfile.Chunk
+		err    error
+	)
+	if k.snapshot {
+		chunks, err = negfile.Split(negfile.OpSnapshot, 0, k.version, adds, nil, negfile.MaxDE72)
+	} else {
+		chunks, err = negfile.Split(negfile.OpAdd, k.base, k.version, adds, dels, negfile.MaxDE72)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("split negative-file session: %w", err)
+	}
+	n.mu.Lock()
+	if _, ok := n.cache[k]; !ok {
+		n.cache[k] = chunks
+		n.order = append(n.order, k)
+		if len(n.order) > sessionCacheSize {
+			delete(n.cache, n.order[0])
+			n.order = n.order[1:]
+		}
+	}
+	n.mu.Unlock()
+	return chunks, nil
+}
+
+type fileChunk struct{ function, data string }
+
+// replyFile packs the 1314 answering msg; with c, DE 24 is the chunk's
+// function code and DE 72 the chunk.
+func replyFile(msg *iso8583.Message, action iso93.ActionCode, c *fileChunk) ([]byte, iso93.ActionCode, error) {
+	resp, err := iso93.NewResponse(msg, action)
+	if err != nil {
+		return nil, "", fmt.Errorf("build 1314: %w", err)
+	}
+	if err := resp.Field(iso93.FieldFileName, negfile.FileName); err != nil {
+		return nil, "", fmt.Errorf("set 1314 file name: %w", err)
+	}
+	if c != nil {
+		if err := resp.Field(iso93.FieldFunctionCode, c.function); err != nil {
+			return nil, "", fmt.Errorf("set 1314 function code: %w", err)
+		}
+		if err := resp.Field(iso93.FieldDataRecord, c.data); err != nil {
+			return nil, "", fmt.Errorf("set 1314 data record: %w", err)
+		}
+	}
+	raw, err := iso93.PackMessage(resp)
+	if err != nil {
+		return nil, "", fmt.Errorf("pack 1314: %w", err)
+	}
+	return raw, action, nil
+}

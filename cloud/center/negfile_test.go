@@ -1,0 +1,246 @@
+package center
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/posgate/posgate/cloud/store"
+	"github.com/posgate/posgate/offline"
+	"github.com/posgate/posgate/offline/negfile"
+	"github.com/posgate/posgate/protocol/iso93"
+	"github.com/posgate/posgate/protocol/link"
+)
+
+func TestParseNegInquiry(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		ok   bool
+	}{
+		{"none_loaded", "NF1? -", true},
+		{"loaded", "NF1? 12", true},
+		{"zero_version", "NF1? 0", true},
+		{"snapshot_session", "NF1? - S 0 40 2 2", true},
+		{"delta_session", "NF1? 3 D 3 9 4 2", true},
+		{"leading_zero", "NF1? 012", false},
+		{"bad_kind", "NF1? 3 X 3 9 4 2", false},
+		{"short_session", "NF1? 3 D 3 9 4", false},
+		{"wrong_tag", "NF2? 3", false},
+		{"double_space", "NF1?  3", false},
+		{"overflow", "NF1? 99999999999999999999", false},
+		{"seq_overflow", "NF1? 3 D 3 9 4294967296 1", false},
+		{"empty", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q, err := ParseNegInquiry(tt.in)
+			if (err == nil) != tt.ok {
+				t.Fatalf("ParseNegInquiry(%q) error %v, want ok=%v", tt.in, err, tt.ok)
+			}
+			if err != nil && !errors.Is(err, ErrBadInquiry) {
+				t.Fatalf("error %v does not wrap ErrBadInquiry", err)
+			}
+			if err == nil && q.String() != tt.in {
+				t.Fatalf("round trip %q -> %q", tt.in, q.String())
+			}
+		})
+	}
+}
+
+// FuzzParseNegInquiry: whatever parses prints back to the same bytes.
+func FuzzParseNegInquiry(f *testing.F) {
+	for _, s := range []string{"NF1? -", "NF1? 7", "NF1? - S 0 40 2 2", "NF1? 3 D 3 9 4 2", "NF1? 0 D 0 1 1 1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		q, err := ParseNegInquiry(s)
+		if err != nil {
+			return
+		}
+		if q.String() != s {
+			t.Fatalf("round trip %q -> %q", s, q.String())
+		}
+	})
+}
+
+type testSealer struct{ a cipher.AEAD }
+
+func (s testSealer) Seal(p, aad []byte) ([]byte, error) {
+	n := make([]byte, s.a.NonceSize())
+	rand.Read(n)
+	return s.a.Seal(n, n, p, aad), nil
+}
+
+func (s testSealer) Open(c, aad []byte) ([]byte, error) {
+	if len(c) < s.a.NonceSize() {
+		return nil, errors.New("short")
+	}
+	return s.a.Open(nil, c[:s.a.NonceSize()], c[s.a.NonceSize():], aad)
+}
+
+func fp(i int) string { return fmt.Sprintf("%032x", i+1) }
+
+// syncOnce runs the gateway's side of one sync pass against n with a real
+// offline store (the gateway package has the production loop; this one
+// proves the center's answers).
+func syncOnce(t *testing.T, n *NegFileServer, gw *offline.Store, maxChunks int) (offline.NegativeState, iso93.ActionCode) {
+	t.Helper()
+	peer := link.Peer{GatewayID: "GW000001"}
+	for i := 0; i < maxChunks; i++ {
+		st, err := gw.Negative()
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := NegInquiry{Loaded: st.Loaded, Have: st.Version}
+		if s := st.Session; s != nil {
+			q.Session = &NegSession{Snapshot: s.Snapshot, Base: s.Base, Version: s.Version, Total: s.Total, Next: s.Next}
+		}
+		fa := iso93.FileAction{Trace: iso93.Trace{TransmissionTime: "1124120000", STAN: "000001", FunctionCode: negfile.FunctionReplace,
+			IdempotencyKey: "NFQ-1"}, DataRecord: q.String(), FileName: negfile.FileName}
+		raw, err := iso93.Pack(&fa, iso93.MTIFileAction)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, msg, err := iso93.Unpack(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, code, err := n.Answer(t.Context(), peer, msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, rm, err := iso93.Unpack(resp)
+		if err != nil {
+			t.Fatalf("1314 unreadable: %v", err)
+		}
+		if code != iso93.ActionApproved {
+			return st, code
+		}
+		if rm.GetField(iso93.FieldDataRecord) == nil {
+			return st, code
+		}
+		de24, _ := rm.GetString(iso93.FieldFunctionCode)
+		de72, _ := rm.GetString(iso93.FieldDataRecord)
+		if _, err := gw.ApplyFileAction(de24, []byte(de72)); err != nil {
+			t.Fatalf("chunk refused: %v", err)
+		}
+	}
+	st, _ := gw.Negative()
+	return st, "cut"
+}
+
+func TestNegFileServerSync(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Config{Driver: "sqlite", Path: filepath.Join(t.TempDir(), "center.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	add := func(action store.NegativeAction, fps ...string) {
+		t.Helper()
+		err := st.Update(ctx, func(tx *store.Tx) error {
+			for _, f := range fps {
+				if _, err := tx.AddNegativeEntry(ctx, store.NegativeEntry{Fingerprint: f, Action: action, Reason: "lost",
+					ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := make([]byte, 32)
+	rand.Read(key)
+	b, _ := aes.NewCipher(key)
+	a, _ := cipher.NewGCM(b)
+	gw, err := offline.Open(offline.Config{Path: filepath.Join(t.TempDir(), "gw.db"), Sealer: testSealer{a}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	n, err := NewNegFileServer(st, NewMetrics().Registry, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocked := func(i int) bool {
+		t.Helper()
+		ok, err := gw.Blocked(fp(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+
+	// Empty center file: a snapshot of version 0 loads an empty file.
+	if s, code := syncOnce(t, n, gw, 10); code != "000" || !s.Loaded || s.Version != 0 {
+		t.Fatalf("empty sync: %+v %s", s, code)
+	}
+	// 60 adds, 3 netted away again: snapshot is skipped (loaded), delta 0 -> 63
+	// in 3 chunks; cut after the first: version 0 stays in force.
+	var fps []string
+	for i := range 60 {
+		fps = append(fps, fp(i))
+	}
+	add(store.NegativeAdd, fps...)
+	add(store.NegativeRemove, fp(0), fp(1), fp(2))
+	if s, _ := syncOnce(t, n, gw, 1); s.Version != 0 || s.Session == nil || blocked(10) {
+		t.Fatalf("after a cut mid-delta: %+v, blocked(10)=%v; want version 0 in force with a session staged", s, blocked(10))
+	}
+	// The next pass resumes and completes.
+	if s, code := syncOnce(t, n, gw, 10); code != "000" || s.Version != 63 || s.Session != nil {
+		t.Fatalf("resumed sync: %+v %s", s, code)
+	}
+	if blocked(0) || blocked(2) || !blocked(3) || !blocked(59) || blocked(60) {
+		t.Fatal("delta not netted: removed cards blocked or added ones missing")
+	}
+	// A fresh gateway gets a snapshot of the same content.
+	gw2, err := offline.Open(offline.Config{Path: filepath.Join(t.TempDir(), "gw2.db"), Sealer: testSealer{a}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw2.Close()
+	if s, code := syncOnce(t, n, gw2, 10); code != "000" || s.Version != 63 {
+		t.Fatalf("snapshot sync: %+v %s", s, code)
+	}
+	for i, want := range map[int]bool{1: false, 3: true, 59: true} {
+		if ok, _ := gw2.Blocked(fp(i)); ok != want {
+			t.Fatalf("snapshot: card %d blocked=%v, want %v", i, ok, want)
+		}
+	}
+
+	t.Run("gateway_ahead_of_center_914", func(t *testing.T) {
+		peer := link.Peer{GatewayID: "GW000002"}
+		fa := iso93.FileAction{Trace: iso93.Trace{TransmissionTime: "1124120000", STAN: "000001", FunctionCode: negfile.FunctionReplace,
+			IdempotencyKey: "NFQ-2"}, DataRecord: "NF1? 999", FileName: negfile.FileName}
+		raw, _ := iso93.Pack(&fa, iso93.MTIFileAction)
+		_, msg, _ := iso93.Unpack(raw)
+		if _, code, err := n.Answer(t.Context(), peer, msg); err != nil || code != iso93.ActionOriginalNotFound {
+			t.Fatalf("answer %s, %v; want 914", code, err)
+		}
+	})
+	t.Run("malformed_inquiry_904", func(t *testing.T) {
+		fa := iso93.FileAction{Trace: iso93.Trace{TransmissionTime: "1124120000", STAN: "000001", FunctionCode: negfile.FunctionReplace,
+			IdempotencyKey: "NFQ-3"}, DataRecord: "give me everything", FileName: negfile.FileName}
+		raw, _ := iso93.Pack(&fa, iso93.MTIFileAction)
+		h := &LinkHandler{Switch: &recorder{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), NegFile: n}
+		resp, err := h.ServeLink(t.Context(), link.Peer{GatewayID: "GW000001"}, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r iso93.FileActionResponse
+		if err := iso93.UnpackInto(resp, &r); err != nil || r.ActionCode != iso93.ActionFormatError {
+			t.Fatalf("answer %+v, %v; want 904", r, err)
+		}
+	})
+}
