@@ -26,6 +26,9 @@ type Config struct {
 	Center    CenterConfig   `yaml:"center"`
 	Terminals TerminalConfig `yaml:"terminals"`
 	HTTP      HTTPConfig     `yaml:"http"`
+	// Offline configures stand-in, store-and-forward and the negative-file
+	// sync; see docs/offline.md.
+	Offline OfflineConfig `yaml:"offline"`
 	// Devices are the terminals, sign pads and DTMF boxes attached by the
 	// terminal link (serial, USB tty, TCP); see docs/terminal-link.md.
 	Devices []device.DeviceConfig `yaml:"devices"`
@@ -149,6 +152,7 @@ func (c Config) WithDefaults() Config {
 	if c.HSM.IdentityLabel == "" {
 		c.HSM.IdentityLabel = "link-identity"
 	}
+	c.Offline = c.Offline.withDefaults(c.DataDir)
 	if c.Log.Format == "" {
 		c.Log.Format = "text"
 	}
@@ -205,6 +209,7 @@ func (c *Config) Validate() error {
 			bad("pos.listen", a, "must differ from http.listen and terminals.listen (leave pos.listen empty to share http.listen)")
 		}
 	}
+	errs = append(errs, d.Offline.validate()...)
 	switch d.Log.Format {
 	case "text", "json":
 	default:

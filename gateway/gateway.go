@@ -122,6 +122,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 	metrics := NewMetrics()
 	fwd := &Forwarder{Timeout: cfg.Center.RequestTimeout, Logger: log, Metrics: metrics}
+	off, err := openOffline(cfg, tok, fwd, log.With("component", "offline"), metrics)
+	if err != nil {
+		return err
+	}
+	defer off.store.Close()
 
 	tlsConf, err := linkTLS(cfg, tok)
 	var client *link.Client
@@ -153,6 +158,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 		fwd.Uplink = client
 		fwd.Reverser = &Reverser{Uplink: client, Logger: log.With("component", "reversals")}
+		off.start(cfg, client)
 	}
 
 	// The device manager relays terminal-link financial requests through
@@ -186,6 +192,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+	off.routes(mux)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	// POS API servers: no write timeout, a sale waits for the customer.
 	var posServers []*http.Server
@@ -235,6 +242,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	if fwd.Reverser != nil {
 		wg.Go(func() { fwd.Reverser.Run(ctx) })
+	}
+	if client != nil {
+		wg.Go(func() { off.run(ctx, client) })
 	}
 	wg.Go(func() {
 		ts := &TerminalServer{Forwarder: fwd, Logger: log.With("component", "terminals")}
