@@ -1,0 +1,88 @@
+package gateway
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/posgate/posgate/offline/standin"
+)
+
+func TestOfflineConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		yaml    string
+		wantErr string
+	}{
+		{"defaults", "", ""},
+		{"policy_and_keys", "offline:\n  forward_rate: 50\n  window: 4\n  negfile_poll: 1s\n  policy:\n    default:\n      floor_limit: 5000\n    brands:\n      house: {floor_limit: 30000}\n", ""},
+		{"bad_window", "offline:\n  window: 5000\n", "offline.window"},
+		{"negative_rate", "offline:\n  forward_rate: -1\n", "offline.forward_rate"},
+		{"negative_poll", "offline:\n  negfile_poll: -1s\n", "offline.negfile_poll"},
+		{"negative_floor", "offline:\n  policy:\n    default:\n      floor_limit: -1\n", "offline.policy"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c Config
+			dec := yaml.NewDecoder(strings.NewReader(tt.yaml))
+			dec.KnownFields(true)
+			if err := dec.Decode(&c); err != nil && tt.yaml != "" {
+				t.Fatal(err)
+			}
+			err := c.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Validate = %v, want an error naming %s", err, tt.wantErr)
+			}
+		})
+	}
+	var c Config
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if o := c.Offline; o.Path != "data/posgate/offline.db" || o.KeyLabel != "at-rest" || o.Window != 16 || o.ForwardRate != 200 || o.NegfilePoll != 5*time.Second {
+		t.Fatalf("defaults: %+v", o)
+	}
+}
+
+// TestOfflineAdminRoutes checks the admin routes answer loopback clients
+// only, and list no request bytes.
+func TestOfflineAdminRoutes(t *testing.T) {
+	st := openStore(t, true, standin.Policy{})
+	approveOffline(t, st, 1)
+	o := &offlineParts{store: st, logger: quiet()}
+	mux := http.NewServeMux()
+	o.routes(mux)
+	tests := []struct {
+		name, method, path, remote string
+		want                       int
+	}{
+		{"status_local", "GET", "/offline/status", "127.0.0.1:5000", http.StatusOK},
+		{"rejected_local", "GET", "/offline/rejected", "[::1]:5000", http.StatusOK},
+		{"forward_not_enrolled", "POST", "/offline/forward", "127.0.0.1:5000", http.StatusConflict},
+		{"status_remote_refused", "GET", "/offline/status", "192.0.2.7:5000", http.StatusForbidden},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(tt.method, tt.path, nil)
+			r.RemoteAddr = tt.remote
+			w := httptest.NewRecorder()
+			mux.ServeHTTP(w, r)
+			if w.Code != tt.want {
+				t.Fatalf("%s %s from %s: %d, want %d: %s", tt.method, tt.path, tt.remote, w.Code, tt.want, w.Body)
+			}
+			if tt.path == "/offline/status" && tt.want == http.StatusOK && !strings.Contains(w.Body.String(), `"pending":{"count":1,"amount":1200}`) {
+				t.Fatalf("status body %s", w.Body)
+			}
+		})
+	}
+}
