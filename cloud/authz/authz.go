@@ -148,6 +148,9 @@ type Switch struct {
 // BIN neither on-us nor routed; 208 lost; 209 stolen;
 // 104 suspended; 125 closed; 101 expired; 119 currency or merchant not
 // allowed for the card; 116 insufficient funds; 914 original not found.
+// Refunds (a 1200 with processing code 20xxxx, see refund.go): 121 more
+// than the card may still get back at the merchant, 914 no purchase of the
+// card there within RefundWindow.
 // Chip and CVV2 (docs/emv.md, docs/issuing.md): 904 malformed DE 55; 902
 // application identifier not accepted; 102 ARQC does not verify; 100 ATC
 // replayed or regressed, CVV2 wrong, or CVV2 missing for a product that
@@ -173,6 +176,9 @@ func (s *Switch) Authorize(ctx context.Context, r Request) (Response, error) {
 	}
 	switch r.MTI {
 	case iso93.MTIAuthorizationRequest, iso93.MTIFinancialRequest:
+		if isRefund(r) {
+			return s.refund(ctx, r) // refund.go
+		}
 		return s.authorize(ctx, r)
 	case iso93.MTIAdvice, iso93.MTIAdviceRepeat:
 		return s.advice(ctx, r)
@@ -326,8 +332,8 @@ func validate(r Request) (code, reason string) {
 		return string(iso93.ActionFormatError), "currency is not an accepted ISO 4217 numeric code"
 	case r.Amount <= 0 || r.Amount > ledger.MaxAmount:
 		return string(iso93.ActionInvalidAmount), "amount out of range"
-	case r.ProcessingCode[:2] != "00":
-		return string(iso93.ActionInvalidTransaction), "only purchases (processing code 00xxxx) are supported"
+	case r.ProcessingCode[:2] != "00" && !isRefund(r):
+		return string(iso93.ActionInvalidTransaction), "only purchases (processing code 00xxxx) and 1200 refunds (20xxxx) are supported"
 	}
 	return "", ""
 }

@@ -102,7 +102,9 @@ func TestDeclines(t *testing.T) {
 			{"zero_amount", func(t *testing.T, c cloudtest.Card, r *authz.Request) { r.Amount = 0 }, iso93.ActionInvalidAmount, "request_invalid"},
 			{"unknown_currency", func(t *testing.T, c cloudtest.Card, r *authz.Request) { r.Currency = "999" }, iso93.ActionFormatError, "request_invalid"},
 			{"bad_stan", func(t *testing.T, c cloudtest.Card, r *authz.Request) { r.STAN = "12x" }, iso93.ActionFormatError, "request_invalid"},
-			{"refund_not_supported", func(t *testing.T, c cloudtest.Card, r *authz.Request) { r.ProcessingCode = iso93.ProcessingRefund }, iso93.ActionInvalidTransaction, "request_invalid"},
+			{"refund_by_1100_not_supported", func(t *testing.T, c cloudtest.Card, r *authz.Request) {
+				r.MTI, r.ProcessingCode = iso93.MTIAuthorizationRequest, iso93.ProcessingRefund
+			}, iso93.ActionInvalidTransaction, "request_invalid"},
 			{"unknown_terminal", func(t *testing.T, c cloudtest.Card, r *authz.Request) { r.TerminalID = "NOPE0001" }, iso93.ActionNotPermittedToTerminal, "terminal_refused"},
 			{"terminal_of_other_gateway", func(t *testing.T, c cloudtest.Card, r *authz.Request) { r.TerminalID = cloudtest.OtherTerminal }, iso93.ActionNotPermittedToTerminal, "terminal_refused"},
 			{"malformed_block", func(t *testing.T, c cloudtest.Card, r *authz.Request) { r.CardBlock = []byte("garbage") }, iso93.ActionFormatError, "card_block_invalid"},
