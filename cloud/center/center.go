@@ -110,10 +110,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	defer keys.Close()
 	sw := &authz.Switch{Store: p.Store, Decrypter: p.Vault, Vault: p.Vault, Router: router.Router,
 		Chip: authz.ChipConfig{Keys: keys, IMKLabel: cfg.Keys.IMKAC, CVKLabel: cfg.Keys.CVK, AllowedAIDs: cfg.Keys.AllowedAIDs}}
+	negFile, err := NewNegFileServer(p.Store, metrics.Registry, log.With("component", "negfile"))
+	if err != nil {
+		return err
+	}
 	srv, err := link.NewServer(link.ServerConfig{
 		Addr:       cfg.Link.Listen,
 		TLS:        tlsConf,
-		Handler:    &LinkHandler{Switch: sw, Logger: log.With("component", "link"), Metrics: metrics},
+		Handler:    &LinkHandler{Switch: sw, NegFile: negFile, Logger: log.With("component", "link"), Metrics: metrics},
 		Control:    iso93.NetworkCodec{},
 		Authorize:  signOnCheck(p.Store, log),
 		OnPeer:     metrics.linkPeer,

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/moov-io/iso8583"
@@ -28,11 +27,8 @@ type LinkHandler struct {
 	Switch  Authorizer
 	Logger  *slog.Logger
 	Metrics *Metrics
-	// NegFile answers 1304 negative-file inquiries; nil means one is
-	// built on first use from Switch's store (when Switch is an
-	// *authz.Switch), else 1304s are answered 902.
+	// NegFile answers 1304 negative-file inquiries; nil answers them 902.
 	NegFile *NegFileServer
-	negOnce sync.Once
 }
 
 // ServeLink implements link.Handler. A message that cannot be unpacked far

@@ -13,7 +13,6 @@ import (
 	"github.com/moov-io/iso8583"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/posgate/posgate/cloud/authz"
 	"github.com/posgate/posgate/cloud/store"
 	"github.com/posgate/posgate/offline/negfile"
 	"github.com/posgate/posgate/protocol/iso93"
@@ -150,28 +149,9 @@ func NewNegFileServer(st *store.Store, reg prometheus.Registerer, log *slog.Logg
 	return n, nil
 }
 
-// fileAction answers a validated 1304 for h, building the NegFileServer on
-// first use when none was set.
+// fileAction answers a validated 1304 for h; without a NegFileServer it
+// answers 902.
 func (h *LinkHandler) fileAction(ctx context.Context, p link.Peer, msg *iso8583.Message) ([]byte, iso93.ActionCode, error) {
-	h.negOnce.Do(func() {
-		if h.NegFile != nil {
-			return
-		}
-		sw, ok := h.Switch.(*authz.Switch)
-		if !ok || sw.Store == nil {
-			return
-		}
-		var reg prometheus.Registerer
-		if h.Metrics != nil {
-			reg = h.Metrics.Registry
-		}
-		n, err := NewNegFileServer(sw.Store, reg, h.Logger)
-		if err != nil {
-			h.Logger.Error("negative-file service unavailable", "reason", err)
-			return
-		}
-		h.NegFile = n
-	})
 	if h.NegFile == nil {
 		return replyFile(msg, iso93.ActionInvalidTransaction, nil)
 	}
