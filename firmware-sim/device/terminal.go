@@ -149,7 +149,9 @@ type Result struct {
 	PINEntered   bool      // a PIN block was sent
 	Latency      time.Duration
 
-	// What a reversal of the request needs (see BuildReversal).
+	// What a reversal or completion of the request needs (see
+	// BuildReversal, BuildCompletion).
+	MTI            string // of the request; "" (state written before it was kept) means 1200
 	ProcessingCode string // DE 3
 	Amount         int64  // DE 4
 	Currency       string // DE 49
@@ -283,20 +285,50 @@ func (t *Terminal) Sale(ctx context.Context, c deck.Card, amount int64) (Result,
 	return res, nil
 }
 
-// CompleteResult checks that raw is the 1210 answering the request res was
-// built for (same STAN and terminal ID) and fills res's ActionCode and
-// ApprovalCode from it. The error names the mismatch, never card data.
+// CompleteResult checks that raw answers the request res was built for
+// (the response MTI of res.MTI: 1210 for a 1200, 1110 for a 1100, 1230
+// for a 1220; same STAN and terminal ID) and fills res's ActionCode,
+// ApprovalCode and RRN from it. The error names the mismatch, never card
+// data.
 func (t *Terminal) CompleteResult(raw []byte, res *Result) error {
-	var resp iso93.FinancialResponse
-	if err := iso93.UnpackInto(raw, &resp); err != nil {
-		return fmt.Errorf("terminal %s: answer: %w", t.ID(), err)
+	sent := res.MTI
+	if sent == "" {
+		sent = iso93.MTIFinancialRequest
 	}
-	if resp.STAN != res.STAN || resp.TerminalID != t.ID() {
-		return fmt.Errorf("terminal %s: answer for STAN %s, sent %s", t.ID(), resp.STAN, res.STAN)
+	want, _ := iso93.ResponseMTI(sent)
+	var (
+		tr       iso93.Trace
+		action   iso93.ActionCode
+		approval string
+	)
+	switch want {
+	case iso93.MTIAuthorizationResponse:
+		var m iso93.AuthorizationResponse
+		if err := iso93.UnpackInto(raw, &m); err != nil {
+			return fmt.Errorf("terminal %s: answer: %w", t.ID(), err)
+		}
+		tr, action, approval = m.Trace, m.ActionCode, m.ApprovalCode
+	case iso93.MTIAdviceResponse:
+		var m iso93.AdviceResponse
+		if err := iso93.UnpackInto(raw, &m); err != nil {
+			return fmt.Errorf("terminal %s: answer: %w", t.ID(), err)
+		}
+		tr, action = m.Trace, m.ActionCode
+	case iso93.MTIFinancialResponse:
+		var m iso93.FinancialResponse
+		if err := iso93.UnpackInto(raw, &m); err != nil {
+			return fmt.Errorf("terminal %s: answer: %w", t.ID(), err)
+		}
+		tr, action, approval = m.Trace, m.ActionCode, m.ApprovalCode
+	default:
+		return fmt.Errorf("terminal %s: answer to a %s: not a request this terminal sends", t.ID(), sent)
 	}
-	res.ActionCode = resp.ActionCode
-	res.ApprovalCode = resp.ApprovalCode
-	res.RRN = resp.RRN
+	if tr.STAN != res.STAN || tr.TerminalID != t.ID() {
+		return fmt.Errorf("terminal %s: answer for STAN %s, sent %s", t.ID(), tr.STAN, res.STAN)
+	}
+	res.ActionCode = action
+	res.ApprovalCode = approval
+	res.RRN = tr.RRN
 	return nil
 }
 
@@ -364,6 +396,9 @@ type Read struct {
 
 // Financial describes one financial request for BuildFinancial.
 type Financial struct {
+	// MTI is iso93.MTIFinancialRequest (the default, "") or
+	// iso93.MTIAuthorizationRequest (a pre-authorization, 1100).
+	MTI  string
 	Read Read
 	// ProcessingCode is DE 3. Default iso93.ProcessingPurchase.
 	ProcessingCode string
@@ -377,13 +412,45 @@ type Financial struct {
 // persists the DUKPT counter and STAN, encrypts the card data into the
 // card-data block (DE 120) and, when f.Read.PIN is set, the PIN into a
 // format 4 block under the DUKPT PIN key of the same KSN (DE 125), and
-// returns the packed 1200 with its Result (ActionCode still empty; see
-// CompleteResult). It does no network I/O and is safe for concurrent use.
+// returns the packed 1200 (or 1100, by f.MTI) with its Result (ActionCode
+// still empty; see CompleteResult). It does no network I/O and is safe for
+// concurrent use.
 func (t *Terminal) BuildFinancial(f Financial) ([]byte, Result, error) {
-	return t.buildSale(f)
+	switch f.MTI {
+	case "":
+		f.MTI = iso93.MTIFinancialRequest
+	case iso93.MTIFinancialRequest, iso93.MTIAuthorizationRequest:
+	default:
+		return nil, Result{}, fmt.Errorf("terminal %s: MTI %q: want 1100 or 1200", t.ID(), f.MTI)
+	}
+	return t.buildRequest(f, nil)
 }
 
-func (t *Terminal) buildSale(f Financial) ([]byte, Result, error) {
+// ReasonCompletion is the DE 25 message reason code of a completion
+// advice (BuildCompletion): ISO 8583:1993's completion of a previously
+// authorized transaction. The center does not branch on it.
+const ReasonCompletion = "1376"
+
+// BuildCompletion reads f.Read like BuildFinancial and returns a packed
+// 1220 completion advice of f.Amount for orig, a pre-authorization (1100)
+// that was approved: DE 56 names orig (MTI, STAN, local time), DE 38 is
+// orig's approval code, DE 24 201, DE 25 ReasonCompletion. Its idempotency
+// key is derived from orig, so a capture sent again (also after a restart)
+// is answered with the center's first answer and never captures twice.
+// f.MTI is ignored. Safe for concurrent use.
+func (t *Terminal) BuildCompletion(orig Result, f Financial) ([]byte, Result, error) {
+	if orig.MTI != iso93.MTIAuthorizationRequest || orig.ApprovalCode == "" {
+		return nil, Result{}, fmt.Errorf("terminal %s: completion of STAN %s: the original is not an approved 1100", t.ID(), orig.STAN)
+	}
+	if f.Amount > orig.Amount {
+		return nil, Result{}, fmt.Errorf("terminal %s: completion of STAN %s: amount %d above the %d authorized", t.ID(), orig.STAN, f.Amount, orig.Amount)
+	}
+	f.MTI = iso93.MTIAdvice
+	return t.buildRequest(f, &orig)
+}
+
+// buildRequest builds a 1100, 1200 (orig nil) or a 1220 completion of orig.
+func (t *Terminal) buildRequest(f Financial, orig *Result) ([]byte, Result, error) {
 	c, amount := f.Read.Card, f.Amount
 	if amount < 1 {
 		return nil, Result{}, fmt.Errorf("terminal %s: amount %d: must be positive", t.ID(), amount)
@@ -452,37 +519,64 @@ func (t *Terminal) buildSale(f Financial) ([]byte, Result, error) {
 	now := t.now()
 	var nonce [4]byte
 	rand.Read(nonce[:])
-	req := iso93.FinancialRequest{
-		Trace: iso93.Trace{
-			TransmissionTime: now.UTC().Format("0102150405"),
-			STAN:             stan,
-			LocalTime:        now.Format("060102150405"),
-			FunctionCode:     iso93.FunctionOriginalFinancial,
-			AcquirerID:       t.acquirerID,
-			TerminalID:       t.ID(),
-			MerchantID:       t.merchantID,
-			IdempotencyKey:   t.ID() + "-" + ksn.String() + "-" + hex.EncodeToString(nonce[:]),
-		},
-		Payment: iso93.Payment{
-			ProcessingCode: proc,
-			Amount:         amount,
-			POSDataCode:    posDataCode(entry, f.Read.PIN != ""),
-			Currency:       cur,
-		},
-		Card: iso93.Card{
-			CardData:    blkBytes,
-			KSN:         ksn[:],
-			Fingerprint: fp,
-			MaskedPAN:   pan.Masked(),
-			PINBlock:    pinBlk,
-		},
+	tr := iso93.Trace{
+		TransmissionTime: now.UTC().Format("0102150405"),
+		STAN:             stan,
+		LocalTime:        now.Format("060102150405"),
+		FunctionCode:     iso93.FunctionOriginalFinancial,
+		AcquirerID:       t.acquirerID,
+		TerminalID:       t.ID(),
+		MerchantID:       t.merchantID,
+		IdempotencyKey:   t.ID() + "-" + ksn.String() + "-" + hex.EncodeToString(nonce[:]),
 	}
-	raw, err := iso93.Pack(&req, iso93.MTIFinancialRequest)
+	pay := iso93.Payment{
+		ProcessingCode: proc,
+		Amount:         amount,
+		POSDataCode:    posDataCode(entry, f.Read.PIN != ""),
+		Currency:       cur,
+	}
+	cd2 := iso93.Card{
+		CardData:    blkBytes,
+		KSN:         ksn[:],
+		Fingerprint: fp,
+		MaskedPAN:   pan.Masked(),
+		PINBlock:    pinBlk,
+	}
+	var raw []byte
+	switch f.MTI {
+	case iso93.MTIAuthorizationRequest:
+		tr.FunctionCode = iso93.FunctionOriginalAuthorization
+		raw, err = iso93.Pack(&iso93.AuthorizationRequest{Trace: tr, Payment: pay, Card: cd2}, f.MTI)
+	case iso93.MTIAdvice:
+		raw, err = t.packCompletion(tr, pay, cd2, *orig)
+	default:
+		raw, err = iso93.Pack(&iso93.FinancialRequest{Trace: tr, Payment: pay, Card: cd2}, f.MTI)
+	}
 	if err != nil {
-		return nil, Result{}, fmt.Errorf("pack 1200: %w", err)
+		return nil, Result{}, fmt.Errorf("terminal %s: pack %s: %w", t.ID(), f.MTI, err)
 	}
-	return raw, Result{STAN: stan, MaskedPAN: pan.Masked(), KSN: ksn.String(), Entry: entry, PINEntered: f.Read.PIN != "",
-		ProcessingCode: proc, Amount: amount, Currency: cur, LocalTime: req.LocalTime, Fingerprint: fp}, nil
+	return raw, Result{MTI: f.MTI, STAN: stan, MaskedPAN: pan.Masked(), KSN: ksn.String(), Entry: entry, PINEntered: f.Read.PIN != "",
+		ProcessingCode: proc, Amount: amount, Currency: cur, LocalTime: tr.LocalTime, Fingerprint: fp}, nil
+}
+
+// packCompletion packs the 1220 completion advice of orig: the typed
+// Advice has no DE 56, so it is set on the message before packing.
+func (t *Terminal) packCompletion(tr iso93.Trace, pay iso93.Payment, c iso93.Card, orig Result) ([]byte, error) {
+	od, err := iso93.OriginalData{MTI: orig.MTI, STAN: orig.STAN, LocalTime: orig.LocalTime, AcquirerID: t.acquirerID}.Encode()
+	if err != nil {
+		return nil, fmt.Errorf("original of completion: %w", err)
+	}
+	tr.FunctionCode = iso93.FunctionPreviousApproval
+	tr.ReasonCode = ReasonCompletion
+	tr.IdempotencyKey = t.ID() + "-cap-" + orig.STAN + "-" + orig.LocalTime
+	msg := iso93.NewMessage(iso93.MTIAdvice)
+	if err := msg.Marshal(&iso93.Advice{Trace: tr, Payment: pay, Card: c, ApprovalCode: orig.ApprovalCode}); err != nil {
+		return nil, fmt.Errorf("marshal 1220: %w", err)
+	}
+	if err := msg.Field(iso93.FieldOriginalData, od); err != nil {
+		return nil, fmt.Errorf("set DE 56: %w", err)
+	}
+	return iso93.PackMessage(msg)
 }
 
 // nextSTAN advances and persists the STAN alone (messages without card
@@ -509,7 +603,11 @@ func (t *Terminal) BuildReversal(orig Result, reason string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("terminal %s: reversal: %w", t.ID(), err)
 	}
-	od, err := iso93.OriginalData{MTI: iso93.MTIFinancialRequest, STAN: orig.STAN, LocalTime: orig.LocalTime, AcquirerID: t.acquirerID}.Encode()
+	mti := orig.MTI
+	if mti == "" {
+		mti = iso93.MTIFinancialRequest
+	}
+	od, err := iso93.OriginalData{MTI: mti, STAN: orig.STAN, LocalTime: orig.LocalTime, AcquirerID: t.acquirerID}.Encode()
 	if err != nil {
 		return nil, fmt.Errorf("terminal %s: reversal of STAN %s: %w", t.ID(), orig.STAN, err)
 	}

@@ -46,6 +46,9 @@ const (
 	DefaultPIN         = "1234"
 	// maxReceipts is how many printed receipts Receipts keeps.
 	maxReceipts = 32
+	// MaxJournal is how many approved transactions the terminal's journal
+	// keeps for voids and captures; older ones are forgotten.
+	MaxJournal = 64
 )
 
 // DefaultFactoryVersion is the firmware version a terminal reports before
@@ -204,6 +207,28 @@ type stored struct {
 	// Owed are the requests sent whose answer never came and whose 1420
 	// has not been answered yet: what BuildReversal needs, no card data.
 	Owed []device.Result `json:"reversals_owed,omitempty"`
+	// Journal holds the approved transactions, oldest first, at most
+	// MaxJournal: what a void (1420) or a capture (1220) of one needs.
+	Journal []journalEntry `json:"journal,omitempty"`
+}
+
+// journalEntry is one approved transaction in the terminal's journal. No
+// card data: Request has the masked PAN and the fingerprint only.
+type journalEntry struct {
+	Kind     uint8         `json:"kind"`
+	Ref      string        `json:"ref"`
+	Time     string        `json:"time"`
+	Request  device.Result `json:"request"`
+	Voided   bool          `json:"voided,omitempty"`
+	Captured bool          `json:"captured,omitempty"` // pre-auths: completed by a capture
+}
+
+// update is one change of the non-volatile record (see save).
+type update struct {
+	last    *lastRecord    // replaces the last transaction (copied) when not nil
+	owe     *device.Result // added to the reversals owed when not nil
+	paid    string         // STAN of an owed reversal answered: removed
+	journal func([]journalEntry) []journalEntry
 }
 
 func (r *lastRecord) result() tlink.TxnResult {
@@ -229,6 +254,7 @@ type Firmware struct {
 	fin      map[string]chan []byte // financial requests awaiting a response, by STAN
 	version  fwimage.Version        // installed firmware; the Updater's copy is for the message loop
 	owed     []device.Result        // reversals owed (see stored)
+	journal  []journalEntry         // approved transactions (see stored)
 
 	pmu sync.Mutex // orders saves of the non-volatile record; held across the state file write
 }
@@ -304,11 +330,11 @@ func New(cfg Config) (*Firmware, error) {
 		if err := json.Unmarshal(raw, &st); err != nil {
 			return nil, fmt.Errorf("terminal %s: last transaction record: %w", cfg.Serial, err)
 		}
-		f.last, f.owed = st.Last, st.Owed
+		f.last, f.owed, f.journal = st.Last, st.Owed, st.Journal
 		if r := st.Last; r != nil && tlink.Outcome(r.Outcome) == tlink.OutcomePending {
 			failed := *r
 			failed.Outcome = uint8(tlink.OutcomeFailed)
-			if err := f.save(&failed, nil, ""); err != nil {
+			if err := f.save(update{last: &failed}); err != nil {
 				return nil, err
 			}
 		}
@@ -615,25 +641,33 @@ func (f *Firmware) firmwareChunk(ctx context.Context, ep *tlink.Endpoint, p []by
 	f.send(ctx, ep, tlink.KindFirmwareAck, &ack)
 }
 
-// save updates the non-volatile record: last (when not nil) replaces the
-// last transaction (copied), owe (when not nil) is added to the reversals
-// owed, and the one with STAN paid (when not empty) is removed. pmu keeps
-// the snapshot and the write of concurrent saves in order.
-func (f *Firmware) save(last *lastRecord, owe *device.Result, paid string) error {
+// save applies u to the non-volatile record and writes it: u.last (when
+// not nil) replaces the last transaction (copied), u.owe (when not nil) is
+// added to the reversals owed, the one with STAN u.paid (when not empty)
+// is removed, and u.journal (when not nil) edits a copy of the journal,
+// which is then cut to the newest MaxJournal entries. pmu keeps the
+// snapshot and the write of concurrent saves in order.
+func (f *Firmware) save(u update) error {
 	f.pmu.Lock()
 	defer f.pmu.Unlock()
 	f.mu.Lock()
-	st := stored{Last: f.last, Owed: slices.Clone(f.owed)}
+	st := stored{Last: f.last, Owed: slices.Clone(f.owed), Journal: slices.Clone(f.journal)}
 	f.mu.Unlock()
-	if last != nil {
-		c := *last
+	if u.last != nil {
+		c := *u.last
 		st.Last = &c
 	}
-	if owe != nil {
-		st.Owed = append(st.Owed, *owe)
+	if u.owe != nil {
+		st.Owed = append(st.Owed, *u.owe)
 	}
-	if paid != "" {
-		st.Owed = slices.DeleteFunc(st.Owed, func(r device.Result) bool { return r.STAN == paid })
+	if u.paid != "" {
+		st.Owed = slices.DeleteFunc(st.Owed, func(r device.Result) bool { return r.STAN == u.paid })
+	}
+	if u.journal != nil {
+		st.Journal = u.journal(st.Journal)
+		if n := len(st.Journal); n > MaxJournal {
+			st.Journal = st.Journal[n-MaxJournal:]
+		}
 	}
 	b, err := json.Marshal(st)
 	if err != nil {
@@ -643,7 +677,7 @@ func (f *Firmware) save(last *lastRecord, owe *device.Result, paid string) error
 		return err
 	}
 	f.mu.Lock()
-	f.last, f.owed = st.Last, st.Owed
+	f.last, f.owed, f.journal = st.Last, st.Owed, st.Journal
 	f.mu.Unlock()
 	return nil
 }
@@ -660,7 +694,7 @@ func (f *Firmware) reverse(ctx context.Context, ep *tlink.Endpoint, orig device.
 		f.log.Warn("reversal not answered; kept for the next link", "stan", orig.STAN, "err", err)
 		return
 	}
-	if err := f.save(nil, nil, orig.STAN); err != nil {
+	if err := f.save(update{paid: orig.STAN}); err != nil {
 		f.log.Error("record reversal", "err", err)
 		return
 	}
@@ -767,56 +801,86 @@ func (f *Firmware) report(r Report) {
 // tctx also ends on a cancel: it bounds only the card read and PIN entry,
 // before anything was sent to the host.
 func (f *Firmware) runTxn(ctx, tctx context.Context, ep *tlink.Endpoint, kind tlink.Kind, cmd tlink.TxnCommand, start time.Time, end func()) {
-	rec := &lastRecord{Command: uint8(kind), Ref: cmd.Ref, Amount: cmd.Amount, Currency: cmd.Currency,
-		Outcome: uint8(tlink.OutcomePending), Time: start.Format("20060102150405")}
-	rep := Report{Kind: kind}
-	paid := "" // STAN of the request whose answer came
-	finish := func(o tlink.Outcome, action iso93.ActionCode, err error) {
-		rec.Outcome, rec.Action = uint8(o), string(action)
-		if serr := f.save(rec, nil, paid); serr != nil {
-			f.log.Error("record last transaction", "err", serr)
-		}
-		rep.Result, rep.Err = rec.result(), err
-		rep.Latency = f.cfg.Now().Sub(start)
-		f.report(rep)
-		end()
-		f.send(ctx, ep, tlink.KindTxnResult, &rep.Result)
-	}
-	if err := f.save(rec, nil, ""); err != nil {
+	t := &run{f: f, ctx: ctx, tctx: tctx, ep: ep, kind: kind, cmd: cmd, start: start, end: end,
+		rec: &lastRecord{Command: uint8(kind), Ref: cmd.Ref, Amount: cmd.Amount, Currency: cmd.Currency,
+			Outcome: uint8(tlink.OutcomePending), Time: start.Format("20060102150405")},
+		rep: Report{Kind: kind}}
+	if err := f.save(update{last: t.rec}); err != nil {
 		f.log.Error("record last transaction", "err", err)
-		finish(tlink.OutcomeFailed, iso93.ActionSystemMalfunction, err)
+		t.finish(tlink.OutcomeFailed, iso93.ActionSystemMalfunction, err)
 		return
 	}
-	proc := iso93.ProcessingPurchase
 	switch kind {
 	case tlink.KindSale:
+		t.card(iso93.MTIFinancialRequest, iso93.ProcessingPurchase)
 	case tlink.KindRefund:
-		proc = iso93.ProcessingRefund
+		t.card(iso93.MTIFinancialRequest, iso93.ProcessingRefund)
+	case tlink.KindPreAuth:
+		t.card(iso93.MTIAuthorizationRequest, iso93.ProcessingPurchase)
+	case tlink.KindVoid:
+		t.void()
+	case tlink.KindCapture:
+		t.capture()
 	default:
-		// Void, pre-auth and capture need host-side message flows (1420
-		// against an original, 1100/1220) that this simulator does not
-		// implement yet.
-		finish(tlink.OutcomeFailed, iso93.ActionInvalidTransaction, fmt.Errorf("%s not supported by the simulated firmware", kind))
-		return
+		t.finish(tlink.OutcomeFailed, iso93.ActionInvalidTransaction, fmt.Errorf("%s is not a transaction command", kind))
 	}
+}
 
-	f.show(fmt.Sprintf("%s %d %s\nPRESENT CARD", strings.ToUpper(kind.String()), cmd.Amount, cmd.Currency))
-	read, err := f.cfg.Picker.Pick(tctx, kind, cmd)
+// run is one transaction command in progress.
+type run struct {
+	f         *Firmware
+	ctx, tctx context.Context
+	ep        *tlink.Endpoint
+	kind      tlink.Kind
+	cmd       tlink.TxnCommand
+	start     time.Time
+	end       func()
+	rec       *lastRecord
+	rep       Report
+	paid      string                              // STAN of an owed request whose answer came
+	journal   func([]journalEntry) []journalEntry // journal change saved with the result
+}
+
+// finish records the result (with the journal change, if any), reports
+// it, makes the terminal idle and sends the txn-result.
+func (t *run) finish(o tlink.Outcome, action iso93.ActionCode, err error) {
+	f := t.f
+	t.rec.Outcome, t.rec.Action = uint8(o), string(action)
+	if serr := f.save(update{last: t.rec, paid: t.paid, journal: t.journal}); serr != nil {
+		f.log.Error("record last transaction", "err", serr)
+	}
+	t.rep.Result, t.rep.Err = t.rec.result(), err
+	t.rep.Latency = f.cfg.Now().Sub(t.start)
+	f.report(t.rep)
+	t.end()
+	f.send(t.ctx, t.ep, tlink.KindTxnResult, &t.rep.Result)
+}
+
+// cancelled reports whether the command was cancelled (not the link).
+func (t *run) cancelled() bool { return t.tctx.Err() != nil && t.ctx.Err() == nil }
+
+// read asks the Picker for the card and applies the cardholder
+// verification choice (pin: whether this kind may take a PIN at all). ok
+// is false when the transaction was finished (cancelled or no card).
+func (t *run) read(pin bool) (device.Read, bool) {
+	f := t.f
+	f.show(fmt.Sprintf("%s %d %s\nPRESENT CARD", strings.ToUpper(t.kind.String()), t.cmd.Amount, t.cmd.Currency))
+	read, err := f.cfg.Picker.Pick(t.tctx, t.kind, t.cmd)
 	if err != nil {
-		if tctx.Err() != nil && ctx.Err() == nil {
+		if t.cancelled() {
 			f.show("CANCELLED")
-			finish(tlink.OutcomeCancelled, "", nil)
-			return
+			t.finish(tlink.OutcomeCancelled, "", nil)
+			return device.Read{}, false
 		}
 		f.show("CARD ERROR")
-		finish(tlink.OutcomeFailed, "", fmt.Errorf("read card: %w", err))
-		return
+		t.finish(tlink.OutcomeFailed, "", fmt.Errorf("read card: %w", err))
+		return device.Read{}, false
 	}
 	if read.Entry == 0 {
 		read.Entry = device.EntryChip
 	}
-	rep.Entry, rep.MaskedPAN = read.Entry, read.Card.Masked()
-	if f.needsPIN(read, int64(cmd.Amount)) {
+	t.rep.Entry, t.rep.MaskedPAN = read.Entry, read.Card.Masked()
+	if pin && f.needsPIN(read, int64(t.cmd.Amount)) {
 		f.show("ENTER PIN")
 		if read.PIN == "" {
 			read.PIN = f.cfg.PIN
@@ -824,57 +888,236 @@ func (f *Firmware) runTxn(ctx, tctx context.Context, ep *tlink.Endpoint, kind tl
 	} else {
 		read.PIN = ""
 	}
-	if tctx.Err() != nil && ctx.Err() == nil {
+	if t.cancelled() {
 		f.show("CANCELLED")
-		finish(tlink.OutcomeCancelled, "", nil)
+		t.finish(tlink.OutcomeCancelled, "", nil)
+		return device.Read{}, false
+	}
+	return read, true
+}
+
+// card runs a sale (1200 000000), refund (1200 200000) or pre-auth (1100):
+// read the card, send the request, reverse it when its answer is lost.
+func (t *run) card(mti, proc string) {
+	f := t.f
+	read, ok := t.read(true)
+	if !ok {
 		return
 	}
-	raw, res, err := f.cfg.Terminal.BuildFinancial(device.Financial{Read: read, ProcessingCode: proc, Amount: int64(cmd.Amount), Currency: cmd.Currency})
+	raw, res, err := f.cfg.Terminal.BuildFinancial(device.Financial{MTI: mti, Read: read, ProcessingCode: proc,
+		Amount: int64(t.cmd.Amount), Currency: t.cmd.Currency})
 	if err != nil {
 		f.show("CARD ERROR")
-		finish(tlink.OutcomeFailed, "", err)
+		t.finish(tlink.OutcomeFailed, "", err)
 		return
 	}
-	rec.STAN = res.STAN
+	t.rec.STAN = res.STAN
 	// From here the request may reach the host: a cancel no longer
 	// applies, and a lost answer is reversed.
-	if err := f.save(rec, &res, ""); err != nil {
+	if err := f.save(update{last: t.rec, owe: &res}); err != nil {
 		// Without the record a lost answer could not be reversed after a
 		// restart: do not send.
 		f.show("SYSTEM ERROR")
-		finish(tlink.OutcomeFailed, iso93.ActionSystemMalfunction, err)
+		t.finish(tlink.OutcomeFailed, iso93.ActionSystemMalfunction, err)
 		return
 	}
 	f.show("PROCESSING")
 	sent := f.cfg.Now()
-	resp, err := f.financial(ctx, ep, raw)
+	resp, err := f.financial(t.ctx, t.ep, raw)
 	if err == nil {
-		rep.HostLatency = f.cfg.Now().Sub(sent)
+		t.rep.HostLatency = f.cfg.Now().Sub(sent)
 		err = f.cfg.Terminal.CompleteResult(resp, &res)
 	}
 	if err != nil {
 		f.show("NO ANSWER\nTRANSACTION VOID")
-		finish(tlink.OutcomeFailed, "", fmt.Errorf("financial request: %w", err))
+		t.finish(tlink.OutcomeFailed, "", fmt.Errorf("financial request: %w", err))
 		// The reversal is owed in the record; send it now if the link is
 		// up, otherwise the next Serve sends it.
-		if ctx.Err() == nil {
-			f.reverse(ctx, ep, res)
+		if t.ctx.Err() == nil {
+			f.reverse(t.ctx, t.ep, res)
 		}
 		return
 	}
-	paid = res.STAN
-	rec.Approval, rec.RRN = res.ApprovalCode, res.RRN
+	t.paid = res.STAN
+	t.rec.Approval, t.rec.RRN = res.ApprovalCode, res.RRN
 	outcome := tlink.OutcomeDeclined
 	if res.ActionCode.Approved() {
 		outcome = tlink.OutcomeApproved
+		e := journalEntry{Kind: uint8(t.kind), Ref: t.cmd.Ref, Time: t.rec.Time, Request: res}
+		t.journal = func(j []journalEntry) []journalEntry { return append(j, e) }
 	}
-	f.print(receipt(f.cfg.Serial, kind, cmd, res, outcome, start))
+	t.done(res, outcome)
+}
+
+// done prints the receipt, shows the outcome and finishes.
+func (t *run) done(res device.Result, outcome tlink.Outcome) {
+	f := t.f
+	f.print(receipt(f.cfg.Serial, t.kind, t.cmd, res, outcome, t.start))
 	if outcome == tlink.OutcomeApproved {
 		f.show("APPROVED")
 	} else {
 		f.show("DECLINED " + string(res.ActionCode))
 	}
-	finish(outcome, res.ActionCode, nil)
+	t.finish(outcome, res.ActionCode, nil)
+}
+
+// original finds the approved journal entry the command's OrigRef names
+// (the newest with that ref), or refuses the command locally (outcome
+// declined, action 914: nothing sent) and returns false.
+func (t *run) original(want ...tlink.Kind) (journalEntry, bool) {
+	f := t.f
+	f.mu.Lock()
+	var e journalEntry
+	found := false
+	for i := len(f.journal) - 1; i >= 0; i-- {
+		if f.journal[i].Ref == t.cmd.OrigRef && slices.Contains(want, tlink.Kind(f.journal[i].Kind)) {
+			e, found = f.journal[i], true
+			break
+		}
+	}
+	f.mu.Unlock()
+	switch {
+	case !found:
+		return t.refuse(iso93.ActionOriginalNotFound, fmt.Errorf("%s: no approved %v with ref %q in the journal", t.kind, want, t.cmd.OrigRef))
+	case e.Voided:
+		return t.refuse(iso93.ActionOriginalNotFound, fmt.Errorf("%s: %q was voided", t.kind, t.cmd.OrigRef))
+	case e.Captured:
+		return t.refuse(iso93.ActionDuplicateTransmission, fmt.Errorf("%s: %q was already captured", t.kind, t.cmd.OrigRef))
+	}
+	return e, true
+}
+
+func (t *run) refuse(action iso93.ActionCode, err error) (journalEntry, bool) {
+	t.f.show("DECLINED " + string(action))
+	t.finish(tlink.OutcomeDeclined, action, err)
+	return journalEntry{}, false
+}
+
+// markJournal returns a journal change that applies mark to the entry
+// whose request had STAN stan.
+func markJournal(stan string, mark func(*journalEntry)) func([]journalEntry) []journalEntry {
+	return func(j []journalEntry) []journalEntry {
+		for i := range j {
+			if j[i].Request.STAN == stan {
+				mark(&j[i])
+			}
+		}
+		return j
+	}
+}
+
+// void sends the 1420 (reason 4000) of the approved transaction OrigRef
+// names: a sale, refund, pre-auth or capture. The original goes on the
+// reversals owed first, so an unanswered void is sent again (as for a
+// timeout reversal, under the same idempotency key) at the next link.
+func (t *run) void() {
+	f := t.f
+	e, ok := t.original(tlink.KindSale, tlink.KindRefund, tlink.KindPreAuth, tlink.KindCapture)
+	if !ok {
+		return
+	}
+	orig := e.Request
+	if t.cmd.Amount != 0 && (int64(t.cmd.Amount) != orig.Amount || t.cmd.Currency != orig.Currency) {
+		t.refuse(iso93.ActionInvalidAmount, fmt.Errorf("void of %q: amount %d %s differs from the original's %d %s (partial voids are not supported)",
+			t.cmd.OrigRef, t.cmd.Amount, t.cmd.Currency, orig.Amount, orig.Currency))
+		return
+	}
+	t.rec.Amount, t.rec.Currency = uint64(orig.Amount), orig.Currency
+	t.rep.MaskedPAN, t.rep.Entry = orig.MaskedPAN, orig.Entry
+	f.show(fmt.Sprintf("VOID %d %s\nPROCESSING", orig.Amount, orig.Currency))
+	raw, err := f.cfg.Terminal.BuildReversal(orig, iso93.ReasonCustomerCancel)
+	if err == nil {
+		err = f.save(update{last: t.rec, owe: &orig})
+	}
+	if err != nil {
+		f.show("SYSTEM ERROR")
+		t.finish(tlink.OutcomeFailed, iso93.ActionSystemMalfunction, err)
+		return
+	}
+	h, _ := iso93.Peek(raw)
+	t.rec.STAN = h.STAN
+	sent := f.cfg.Now()
+	resp, err := f.financial(t.ctx, t.ep, raw)
+	var a iso93.Header
+	if err == nil {
+		t.rep.HostLatency = f.cfg.Now().Sub(sent)
+		if a, err = iso93.Peek(resp); err == nil && (a.MTI != iso93.MTIReversalResponse || a.TerminalID != f.cfg.Terminal.ID()) {
+			err = fmt.Errorf("answer to the 1420 is a %s for terminal %s", a.MTI, a.TerminalID)
+		}
+	}
+	if err != nil {
+		// Still owed: the next Serve sends the 1420 again.
+		f.show("NO ANSWER\nVOID PENDING")
+		t.finish(tlink.OutcomeFailed, "", fmt.Errorf("void: %w", err))
+		return
+	}
+	t.paid = orig.STAN
+	res := orig
+	res.STAN, res.ActionCode, res.ApprovalCode, res.RRN = h.STAN, iso93.ActionCode(a.ActionCode), "", ""
+	outcome := tlink.OutcomeDeclined
+	if res.ActionCode == iso93.ActionReversalAccepted {
+		outcome = tlink.OutcomeApproved
+		t.journal = markJournal(orig.STAN, func(e *journalEntry) { e.Voided = true })
+	}
+	t.done(res, outcome)
+}
+
+// capture sends the 1220 completion advice of the approved pre-auth
+// OrigRef names, for the command's amount (at most the authorized one),
+// after the cardholder presents the same card again (checked by
+// fingerprint; no PIN).
+func (t *run) capture() {
+	f := t.f
+	e, ok := t.original(tlink.KindPreAuth)
+	if !ok {
+		return
+	}
+	orig := e.Request
+	if int64(t.cmd.Amount) > orig.Amount || t.cmd.Currency != orig.Currency {
+		t.refuse(iso93.ActionInvalidAmount, fmt.Errorf("capture of %q: %d %s above the %d %s authorized",
+			t.cmd.OrigRef, t.cmd.Amount, t.cmd.Currency, orig.Amount, orig.Currency))
+		return
+	}
+	read, ok := t.read(false)
+	if !ok {
+		return
+	}
+	raw, res, err := f.cfg.Terminal.BuildCompletion(orig, device.Financial{Read: read, Amount: int64(t.cmd.Amount), Currency: t.cmd.Currency})
+	if err != nil {
+		f.show("CARD ERROR")
+		t.finish(tlink.OutcomeFailed, "", err)
+		return
+	}
+	if res.Fingerprint != orig.Fingerprint {
+		t.refuse(iso93.ActionOriginalNotFound, fmt.Errorf("capture of %q: the card presented is not the pre-authorized one", t.cmd.OrigRef))
+		return
+	}
+	t.rec.STAN = res.STAN
+	f.show("PROCESSING")
+	sent := f.cfg.Now()
+	resp, err := f.financial(t.ctx, t.ep, raw)
+	if err == nil {
+		t.rep.HostLatency = f.cfg.Now().Sub(sent)
+		err = f.cfg.Terminal.CompleteResult(resp, &res)
+	}
+	if err != nil {
+		// An advice is not reversed: the capture may be sent again, under
+		// the same idempotency key, by a new capture command.
+		f.show("NO ANSWER\nRETRY CAPTURE")
+		t.finish(tlink.OutcomeFailed, "", fmt.Errorf("completion advice: %w", err))
+		return
+	}
+	res.ApprovalCode = orig.ApprovalCode
+	t.rec.RRN = res.RRN
+	outcome := tlink.OutcomeDeclined
+	if res.ActionCode.Approved() {
+		outcome = tlink.OutcomeApproved
+		t.rec.Approval = res.ApprovalCode
+		captured := journalEntry{Kind: uint8(t.kind), Ref: t.cmd.Ref, Time: t.rec.Time, Request: res}
+		mark := markJournal(orig.STAN, func(e *journalEntry) { e.Captured = true })
+		t.journal = func(j []journalEntry) []journalEntry { return append(mark(j), captured) }
+	}
+	t.done(res, outcome)
 }
 
 // needsPIN is the terminal's cardholder verification choice: chip and PIN

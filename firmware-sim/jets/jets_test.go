@@ -60,8 +60,16 @@ type gateway struct {
 
 	reversed chan iso93.Reversal // every 1420 received
 
-	mu   sync.Mutex
-	reqs []iso93.FinancialRequest
+	mu      sync.Mutex
+	reqs    []iso93.FinancialRequest
+	auths   []iso93.AuthorizationRequest // 1100s
+	advices []adviceSeen                 // 1220s
+}
+
+// adviceSeen is a 1220 the fake gateway answered, with its DE 56.
+type adviceSeen struct {
+	iso93.Advice
+	original string
 }
 
 // rig is one firmware serving the master side of a pty, and a gateway.
@@ -170,6 +178,12 @@ func (g *gateway) serve(t *testing.T, ctx context.Context) {
 				g.ep.Send(ctx, tlink.KindFinancialResponse, raw)
 				continue
 			}
+			if mti == iso93.MTIAuthorizationRequest || mti == iso93.MTIAdvice {
+				if err := g.answerOther(ctx, mti, m.Payload); err != nil {
+					t.Errorf("%s: %v", mti, err)
+				}
+				continue
+			}
 			var req iso93.FinancialRequest
 			if err := iso93.UnpackInto(m.Payload, &req); err != nil {
 				t.Errorf("1200 does not unpack: %v", err)
@@ -199,6 +213,55 @@ func (g *gateway) serve(t *testing.T, ctx context.Context) {
 	}
 }
 
+// answerOther answers a 1100 with a 1110 and a 1220 with a 1230, both
+// with g.action, and records them.
+func (g *gateway) answerOther(ctx context.Context, mti string, raw []byte) error {
+	var resp []byte
+	var err error
+	g.mu.Lock()
+	action, drop := g.action, g.drop
+	g.mu.Unlock()
+	switch mti {
+	case iso93.MTIAuthorizationRequest:
+		var req iso93.AuthorizationRequest
+		if err := iso93.UnpackInto(raw, &req); err != nil {
+			return err
+		}
+		g.mu.Lock()
+		g.auths = append(g.auths, req)
+		g.mu.Unlock()
+		r := req.Response(action)
+		if action.Approved() {
+			r.ApprovalCode = "PA0001"
+		}
+		resp, err = iso93.Pack(r, iso93.MTIAuthorizationResponse)
+	case iso93.MTIAdvice:
+		var adv iso93.Advice
+		if err := iso93.UnpackInto(raw, &adv); err != nil {
+			return err
+		}
+		_, msg, err := iso93.Unpack(raw)
+		if err != nil {
+			return err
+		}
+		od, _ := msg.GetString(iso93.FieldOriginalData)
+		g.mu.Lock()
+		g.advices = append(g.advices, adviceSeen{Advice: adv, original: od})
+		g.mu.Unlock()
+		resp, err = iso93.Pack(adv.Response(action), iso93.MTIAdviceResponse)
+		if err != nil {
+			return err
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if drop {
+		return nil
+	}
+	return g.ep.Send(ctx, tlink.KindFinancialResponse, resp)
+}
+
 func (g *gateway) requests() []iso93.FinancialRequest {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -221,15 +284,21 @@ func request[T interface{ UnmarshalBinary([]byte) error }](t *testing.T, ep *tli
 
 func sale(t *testing.T, g *gateway, ref string, amount uint64) tlink.TxnResult {
 	t.Helper()
-	c := tlink.TxnCommand{Ref: ref, Amount: amount, Currency: "392"}
+	return command(t, g, tlink.KindSale, tlink.TxnCommand{Ref: ref, Amount: amount, Currency: "392"})
+}
+
+// command sends a transaction command and waits for its txn-result.
+func command(t *testing.T, g *gateway, k tlink.Kind, c tlink.TxnCommand) tlink.TxnResult {
+	t.Helper()
+	ref := c.Ref
 	p, err := c.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := g.ep.Send(ctx, tlink.KindSale, p); err != nil {
-		t.Fatalf("send sale: %v", err)
+	if err := g.ep.Send(ctx, k, p); err != nil {
+		t.Fatalf("send %s: %v", k, err)
 	}
 	select {
 	case r := <-g.results:
