@@ -322,6 +322,7 @@ func TestUnregisteredGatewayRefused(t *testing.T) {
 	gc.GatewayID = "GW000099"
 	gc.DataDir = filepath.Join(t.TempDir(), "gw99")
 	gc.Center.Cert, gc.Center.CACert = "", ""
+	gc.Offline.Path = "" // its own bbolt file under its own data dir
 	gc.HSM = gateway.HSMConfig{SoftHSMDir: "-", TokenLabel: tc.TokenLabel, PIN: tc.PIN, IdentityLabel: hsmtest.Label(t, "gw99-id")}
 	gc.Terminals.Listen = freeAddr(t, "tcp")
 	gc.HTTP.Listen = freeAddr(t, "tcp")
@@ -348,7 +349,14 @@ func TestUnregisteredGatewayRefused(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- gateway.Run(ctx, gc, quietLogger(t)) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("gateway GW000099 did not stop")
+		}
+	}()
 
 	st, err := store.Open(ctx, store.Config{Driver: "sqlite", Path: sys.centerCfg.Store.Path})
 	if err != nil {
@@ -371,6 +379,12 @@ func TestUnregisteredGatewayRefused(t *testing.T) {
 				t.Fatalf("audit names %q", recs[0].Actor)
 			}
 			break
+		}
+		select {
+		case err := <-done:
+			done <- err // for the deferred wait
+			t.Fatalf("gateway GW000099 stopped early: %v", err)
+		default:
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("no audit record of the refused sign-on after 20s")
