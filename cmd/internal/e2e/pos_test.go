@@ -1,0 +1,252 @@
+package e2e_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/posgate/posgate/firmware-sim/deck"
+)
+
+// posTxn is the part of a POS API Transaction the test reads.
+type posTxn struct {
+	ID         string `json:"id"`
+	Type       string `json:"type"`
+	Status     string `json:"status"`
+	ActionCode string `json:"action_code"`
+	Approval   string `json:"approval_code"`
+	STAN       string `json:"stan"`
+	MaskedPAN  string `json:"masked_pan"`
+	Amount     int64  `json:"amount"`
+	Original   string `json:"original_transaction_id"`
+}
+
+// posClient calls the gateway's POS API with one API key.
+type posClient struct {
+	t    *testing.T
+	base string
+	key  string
+}
+
+func (c posClient) post(route, idemKey string, body map[string]any) (int, posTxn) {
+	c.t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest("POST", c.base+"/pos/v1/"+route, bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	req.Header.Set("Idempotency-Key", idemKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatalf("POST %s: %v", route, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var tx posTxn
+	if resp.StatusCode < 300 {
+		if err := json.Unmarshal(raw, &tx); err != nil {
+			c.t.Fatalf("POST %s: answer %d is not a transaction: %v", route, resp.StatusCode, err)
+		}
+	} else {
+		c.t.Logf("POST %s: %d %s", route, resp.StatusCode, raw)
+	}
+	return resp.StatusCode, tx
+}
+
+// want posts and requires a 200 with status and action code.
+func (c posClient) want(route, idemKey string, body map[string]any, status, action string) posTxn {
+	c.t.Helper()
+	code, tx := c.post(route, idemKey, body)
+	if code != http.StatusOK || tx.Status != status || tx.ActionCode != action {
+		c.t.Fatalf("POST %s: %d status %q action %q, want 200 %s %s", route, code, tx.Status, tx.ActionCode, status, action)
+	}
+	if tx.MaskedPAN != "" && !strings.Contains(tx.MaskedPAN, "*") {
+		c.t.Fatalf("POST %s: masked PAN %q is not masked", route, tx.MaskedPAN)
+	}
+	return tx
+}
+
+// farmLine matches termsim farm's "SERIAL MEDIUM WHERE" line of a pty.
+var farmLine = regexp.MustCompile(`(?m)^(T\d{7}) pty (/dev/pts/\d+)$`)
+
+// TestPOSFlowsEndToEnd drives the "Terminals at the edge" path with the
+// real binaries: POS API → posgate → a real pty → the simulated terminal
+// firmware (termsim farm) → posgate → QUIC → cardcenter and back, for a
+// sale, a refund, a void, a pre-auth and its capture, and a POS retry;
+// then the ledger check. Byte-flip noise on the line is covered at unit
+// level (terminal/tlink).
+func TestPOSFlowsEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	linkAddr, centerHTTP := freeAddr(t, "udp"), freeAddr(t, "tcp")
+	termAddr, gwHTTP := freeAddr(t, "tcp"), freeAddr(t, "tcp")
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("center.yaml", fmt.Sprintf("data_dir: ./center\nlink:\n  listen: %s\nhttp:\n  listen: %s\n", linkAddr, centerHTTP))
+	run(t, dir, "cardcenter", "seed-demo", "--config", "center.yaml", "--terminals", "1")
+	run(t, dir, "hsmctl", "inject", "--format", "json", "--softhsm-dir", "center/hsm", "--token", "cardcenter", "--bdk", "bdk",
+		"--terminal-id", "T0000001", "--ikid", "0000000100000001",
+		"--fingerprint-components", "center/ceremony/fingerprint-components.json", "--out", "termsim/T0000001.json")
+
+	// The terminal: its firmware on the master side of a pty.
+	farm := start(t, dir, "termsim", "farm", "--keys", "termsim", "--terminals", "1", "--medium", "pty", "--cards", "visa-ok:chip")
+	var slave string
+	deadline := time.Now().Add(30 * time.Second)
+	for slave == "" {
+		if m := farmLine.FindStringSubmatch(farm.logs.String()); m != nil {
+			slave = m[2]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("termsim farm printed no pty line:\n%s", farm.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	const apiKey = "e2e-pos-key-0123456789"
+	sum := sha256.Sum256([]byte(apiKey))
+	write("gateway.yaml", fmt.Sprintf(`data_dir: ./gateway
+center:
+  addrs: [%s]
+terminals:
+  listen: %s
+devices:
+  - id: T1
+    kind: payment-terminal
+    transport: usb-acm
+    path: %s
+http:
+  listen: %s
+pos:
+  clients:
+    - id: POS01
+      key_sha256: %s
+      terminals: [T1]
+`, linkAddr, termAddr, slave, gwHTTP, hex.EncodeToString(sum[:])))
+	csr := strings.TrimSpace(run(t, dir, "posgate", "csr", "--config", "gateway.yaml"))
+	run(t, dir, "cardcenter", "enrol", "--config", "center.yaml", "--gateway-id", "GW000001", "--csr", csr,
+		"--out", "gateway/link/gateway.crt", "--ca-out", "gateway/link/ca.crt")
+
+	center := start(t, dir, "cardcenter", "--config", "center.yaml")
+	gw := start(t, dir, "posgate", "--config", "gateway.yaml")
+	waitMetric(t, gwHTTP, "posgate_link_up 1")
+	pos := posClient{t: t, base: "http://" + gwHTTP, key: apiKey}
+	waitTerminalUp(t, pos, "T1")
+
+	yen := func(amount int64, extra ...string) map[string]any {
+		b := map[string]any{"terminal_id": "T1", "amount": amount, "currency": "392"}
+		if len(extra) == 1 {
+			b["original_transaction_id"] = extra[0]
+		}
+		return b
+	}
+	commands := 0
+
+	// Sale, and a POS retry of it: the same transaction, one command.
+	sale := pos.want("sales", "till-1", yen(1000), "approved", "000")
+	commands++
+	if sale.MaskedPAN == "" || sale.Approval == "" || sale.STAN == "" {
+		t.Fatalf("sale %+v lacks masked PAN, approval code or STAN", sale)
+	}
+	if again := pos.want("sales", "till-1", yen(1000), "approved", "000"); again.ID != sale.ID || again.STAN != sale.STAN {
+		t.Fatalf("retry with the same Idempotency-Key gave transaction %s STAN %s, first %s %s", again.ID, again.STAN, sale.ID, sale.STAN)
+	}
+
+	// Refund of part of it (the center allows up to the card's purchases
+	// at the merchant).
+	refund := pos.want("refunds", "till-2", yen(400, sale.ID), "approved", "000")
+	commands++
+	if refund.STAN == sale.STAN {
+		t.Fatal("refund reused the sale's STAN")
+	}
+
+	// Void of a second sale.
+	sale2 := pos.want("sales", "till-3", yen(700), "approved", "000")
+	commands++
+	pos.want("voids", "till-4", map[string]any{"terminal_id": "T1", "original_transaction_id": sale2.ID}, "approved", "400")
+	commands++
+	// Voided once: the terminal refuses a second void.
+	pos.want("voids", "till-5", map[string]any{"terminal_id": "T1", "original_transaction_id": sale2.ID}, "declined", "914")
+	commands++
+
+	// Pre-auth, then its capture for less.
+	pre := pos.want("preauths", "till-6", yen(5000), "approved", "000")
+	commands++
+	pos.want("captures", "till-7", yen(4200, pre.ID), "approved", "000")
+	commands++
+
+	// The terminal saw each command once: stop the farm and read its
+	// summary.
+	farm.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-farm.done:
+		farm.done <- nil
+	case <-time.After(30 * time.Second):
+		t.Fatal("termsim farm did not stop on SIGTERM")
+	}
+	lines := strings.Split(strings.TrimSpace(farm.logs.String()), "\n")
+	var fs struct {
+		Transactions int            `json:"transactions"`
+		ByOutcome    map[string]int `json:"by_outcome"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &fs); err != nil {
+		t.Fatalf("farm's last line is not its summary: %v", err)
+	}
+	if fs.Transactions != commands {
+		t.Fatalf("the terminal ran %d transactions, want %d (a retry must not reach it)", fs.Transactions, commands)
+	}
+
+	gw.stop(t)
+	center.stop(t)
+	if r := run(t, dir, "cardcenter", "ledger", "check", "--config", "center.yaml"); !strings.Contains(r, "OK") {
+		t.Fatalf("ledger check: %s", r)
+	}
+	all := center.logs.String() + gw.logs.String() + farm.logs.String()
+	for _, c := range deck.Cards() {
+		if strings.Contains(all, c.PAN) {
+			t.Errorf("a daemon's output carries the clear PAN of deck card %s", c.Name)
+		}
+	}
+}
+
+// waitTerminalUp polls GET /pos/v1/terminals until the device is
+// connected (bounded: 30 s).
+func waitTerminalUp(t *testing.T, pos posClient, id string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, _ := http.NewRequest("GET", pos.base+"/pos/v1/terminals", nil)
+		req.Header.Set("Authorization", "Bearer "+pos.key)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			var v struct {
+				Terminals []struct {
+					ID        string `json:"id"`
+					Connected bool   `json:"connected"`
+				} `json:"terminals"`
+			}
+			err := json.NewDecoder(resp.Body).Decode(&v)
+			resp.Body.Close()
+			for _, tm := range v.Terminals {
+				if err == nil && tm.ID == id && tm.Connected {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("terminal %s not connected within 30s", id)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
