@@ -84,7 +84,8 @@ var farmLine = regexp.MustCompile(`(?m)^(T\d{7}) pty (/dev/pts/\d+)$`)
 // firmware (termsim farm) → posgate → QUIC → cardcenter and back, for a
 // sale, a refund, a void, a pre-auth and its capture, and a POS retry;
 // then the ledger check. Byte-flip noise on the line is covered at unit
-// level (terminal/tlink).
+// level (terminal/tlink TestCorruptedFrameIsNakedAndRetransmitted); a
+// pulled cable by TestPOSPulledCableResolvesByLastTxn.
 func TestPOSFlowsEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	linkAddr, centerHTTP := freeAddr(t, "udp"), freeAddr(t, "tcp")
@@ -246,6 +247,135 @@ func waitTerminalUp(t *testing.T, pos posClient, id string) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("terminal %s not connected within 30s", id)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestPOSPulledCableResolvesByLastTxn pulls the cable in the middle of a
+// sale: the center is paused so the sale waits for its answer, the
+// terminal process is killed (its line drops) and started again on the
+// same TCP port (a pty path does not survive its owner, so this part runs
+// over the tcp transport). The gateway reopens the line and resolves the
+// POS request by the terminal's last-transaction record; the money is
+// reversed and the ledger adds up.
+func TestPOSPulledCableResolvesByLastTxn(t *testing.T) {
+	dir := t.TempDir()
+	linkAddr, centerHTTP := freeAddr(t, "udp"), freeAddr(t, "tcp")
+	termAddr, gwHTTP, devAddr := freeAddr(t, "tcp"), freeAddr(t, "tcp"), freeAddr(t, "tcp")
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("center.yaml", fmt.Sprintf("data_dir: ./center\nlink:\n  listen: %s\nhttp:\n  listen: %s\n", linkAddr, centerHTTP))
+	run(t, dir, "cardcenter", "seed-demo", "--config", "center.yaml", "--terminals", "1")
+	run(t, dir, "hsmctl", "inject", "--format", "json", "--softhsm-dir", "center/hsm", "--token", "cardcenter", "--bdk", "bdk",
+		"--terminal-id", "T0000001", "--ikid", "0000000100000001",
+		"--fingerprint-components", "center/ceremony/fingerprint-components.json", "--out", "termsim/T0000001.json")
+	const apiKey = "e2e-pos-key-cable-0123"
+	sum := sha256.Sum256([]byte(apiKey))
+	write("gateway.yaml", fmt.Sprintf(`data_dir: ./gateway
+center:
+  addrs: [%s]
+terminals:
+  listen: %s
+  resolve_timeout: 60s
+  reconnect_max: 1s
+devices:
+  - id: T1
+    kind: payment-terminal
+    transport: tcp
+    address: %s
+http:
+  listen: %s
+pos:
+  clients:
+    - id: POS01
+      key_sha256: %s
+      terminals: [T1]
+`, linkAddr, termAddr, devAddr, gwHTTP, hex.EncodeToString(sum[:])))
+	csr := strings.TrimSpace(run(t, dir, "posgate", "csr", "--config", "gateway.yaml"))
+	run(t, dir, "cardcenter", "enrol", "--config", "center.yaml", "--gateway-id", "GW000001", "--csr", csr,
+		"--out", "gateway/link/gateway.crt", "--ca-out", "gateway/link/ca.crt")
+
+	farmArgs := []string{"farm", "--keys", "termsim", "--terminals", "1", "--medium", "tcp-listen", "--address", devAddr, "--cards", "visa-ok:chip"}
+	farm := start(t, dir, "termsim", farmArgs...)
+	center := start(t, dir, "cardcenter", "--config", "center.yaml")
+	gw := start(t, dir, "posgate", "--config", "gateway.yaml")
+	waitMetric(t, gwHTTP, "posgate_link_up 1")
+	pos := posClient{t: t, base: "http://" + gwHTTP, key: apiKey}
+	waitTerminalUp(t, pos, "T1")
+	pos.want("sales", "till-1", map[string]any{"terminal_id": "T1", "amount": 300, "currency": "392"}, "approved", "000")
+
+	// Pause the center so the next sale waits for its answer at the
+	// terminal, then pull the cable.
+	if err := center.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		code int
+		tx   posTxn
+	}
+	done := make(chan answer, 1)
+	go func() {
+		code, tx := pos.post("sales", "till-2", map[string]any{"terminal_id": "T1", "amount": 800, "currency": "392"})
+		done <- answer{code, tx}
+	}()
+	processing := strings.Count(farm.logs.String(), "PROCESSING") + 1
+	deadline := time.Now().Add(30 * time.Second)
+	for strings.Count(farm.logs.String(), "PROCESSING") < processing {
+		if time.Now().After(deadline) {
+			center.cmd.Process.Signal(syscall.SIGCONT)
+			t.Fatalf("the terminal never sent the second sale:\n%s", farm.logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	farm.cmd.Process.Kill()
+	<-farm.done
+	farm.done <- nil
+	if err := center.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	farm2 := start(t, dir, "termsim", farmArgs...)
+
+	var a answer
+	select {
+	case a = <-done:
+	case <-time.After(120 * time.Second):
+		t.Fatal("the POS request was not answered after the cable came back")
+	}
+	if a.code != http.StatusOK || a.tx.Status != "failed" {
+		t.Fatalf("sale with a pulled cable: %d %+v, want 200 failed (resolved from the terminal's last transaction)", a.code, a.tx)
+	}
+	// The terminal still works, and the lost sale's reversal has gone
+	// through before the books are checked (the restarted firmware sends
+	// the 1420 it owes at the start of the link).
+	pos.want("sales", "till-3", map[string]any{"terminal_id": "T1", "amount": 200, "currency": "392"}, "approved", "000")
+	waitMetricPart(t, centerHTTP, `mti="1420"}`)
+	farm2.stop(t)
+	gw.stop(t)
+	center.stop(t)
+	if r := run(t, dir, "cardcenter", "ledger", "check", "--config", "center.yaml"); !strings.Contains(r, "OK") {
+		t.Fatalf("ledger check: %s", r)
+	}
+}
+
+// waitMetricPart waits (bounded: 30 s) for addr's /metrics to contain
+// part.
+func waitMetricPart(t *testing.T, addr, part string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(b), part) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no metric with %s at %s within 30s", part, addr)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
