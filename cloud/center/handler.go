@@ -67,6 +67,18 @@ func (h *LinkHandler) answer(ctx context.Context, p link.Peer, mti string, msg *
 			return reply(msg, iso93.ActionFormatError, authz.Response{})
 		}
 		r = requestFrom(mti, p.GatewayID, m.Trace, m.Payment, m.Card)
+		// A completion advice names its pre-authorization in DE 56; an
+		// offline approval's advice carries none.
+		if mti == iso93.MTIAdvice || mti == iso93.MTIAdviceRepeat {
+			if de56, err := msg.GetString(iso93.FieldOriginalData); err == nil && de56 != "" {
+				od, err := iso93.ParseOriginalData(de56)
+				if err != nil {
+					h.Logger.Warn("advice refused", "gateway", p.GatewayID, "reason", err)
+					return reply(msg, iso93.ActionFormatError, authz.Response{})
+				}
+				r.Original = &authz.OriginalData{MTI: od.MTI, STAN: od.STAN, LocalTime: od.LocalTime}
+			}
+		}
 	case iso93.MTIReversal, iso93.MTIReversalRepeat:
 		var m iso93.Reversal
 		if err := msg.Unmarshal(&m); err != nil {

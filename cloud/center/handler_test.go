@@ -70,6 +70,40 @@ func TestLinkHandler(t *testing.T) {
 			t.Errorf("request mapped wrong: %+v", r)
 		}
 	})
+	t.Run("completion_advice_names_its_original", func(t *testing.T) {
+		rec := &recorder{resp: authz.Response{ActionCode: "000", RRN: "000000000043"}}
+		h := &LinkHandler{Switch: rec, Logger: quiet}
+		_, msg, err := iso93.Unpack(testSale(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg.MTI(iso93.MTIAdvice)
+		msg.Field(iso93.FieldFunctionCode, iso93.FunctionPreviousApproval)
+		msg.Field(iso93.FieldApprovalCode, "A1B2C3")
+		msg.Field(iso93.FieldReasonCode, "1376")
+		od, err := iso93.OriginalData{MTI: "1100", STAN: "000111", LocalTime: "261124115900", AcquirerID: "99000001"}.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg.Field(iso93.FieldOriginalData, od)
+		if err := iso93.Validate(msg); err != nil {
+			t.Fatalf("test advice invalid: %v", err)
+		}
+		req, err := iso93.PackMessage(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := h.ServeLink(t.Context(), peer, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hd, _ := iso93.Peek(resp); hd.ActionCode != "000" {
+			t.Fatalf("advice answered %q", hd.ActionCode)
+		}
+		if len(rec.got) != 1 || rec.got[0].Original == nil || rec.got[0].Original.MTI != "1100" || rec.got[0].Original.STAN != "000111" {
+			t.Fatalf("the switch got %+v, want the 1100 named in DE 56", rec.got)
+		}
+	})
 	t.Run("missing_mandatory_field_904", func(t *testing.T) {
 		rec := &recorder{}
 		h := &LinkHandler{Switch: rec, Logger: quiet}
