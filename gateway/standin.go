@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/posgate/posgate/emv"
+	"github.com/posgate/posgate/emv/de55"
 	"github.com/posgate/posgate/offline"
 	"github.com/posgate/posgate/offline/standin"
 	"github.com/posgate/posgate/protocol/iso93"
@@ -51,6 +53,10 @@ func saleFrom(raw []byte) (offline.Sale, error) {
 	default:
 		return offline.Sale{}, errNotStandIn
 	}
+	chip, err := chipDecision(c.ICCData)
+	if err != nil {
+		return offline.Sale{}, fmt.Errorf("%s for stand-in: %w", mti, err)
+	}
 	return offline.Sale{
 		IdempotencyKey: t.IdempotencyKey,
 		TerminalID:     t.TerminalID,
@@ -61,11 +67,37 @@ func saleFrom(raw []byte) (offline.Sale, error) {
 		Amount:         p.Amount,
 		Currency:       p.Currency,
 		Refund:         strings.HasPrefix(p.ProcessingCode, "20"),
-		// DE 55 (the card's own offline decision) is read by the EMV
-		// issue's work; until then every card counts as ChipNone.
-		Chip:    standin.ChipNone,
-		Message: raw,
+		Chip:           chip,
+		Message:        raw,
 	}, nil
+}
+
+// chipDecision reads the card's own offline decision from a request's DE 55
+// (ICC data): the cryptogram type in the Cryptogram Information Data (9F27).
+// A TC (the card approved offline) is standin.ChipTC, an AAC (the card
+// declined) standin.ChipAAC, an ARQC (the card asks to go online) and a
+// request without DE 55 (magstripe, or no chip data) standin.ChipNone, so
+// the policy alone decides. A DE 55 that de55.ParseRequest refuses, or a
+// 9F27 of the reserved type, is an error: the center would refuse the
+// request as malformed (904), so stand-in does too.
+func chipDecision(iccData []byte) (standin.Chip, error) {
+	if len(iccData) == 0 {
+		return standin.ChipNone, nil
+	}
+	req, err := de55.ParseRequest(iccData)
+	if err != nil {
+		return 0, fmt.Errorf("read DE 55: %w", err)
+	}
+	switch t := req.CID().Type(); t {
+	case emv.TC:
+		return standin.ChipTC, nil
+	case emv.AAC:
+		return standin.ChipAAC, nil
+	case emv.ARQC:
+		return standin.ChipNone, nil
+	default:
+		return 0, fmt.Errorf("DE 55 tag 9F27 names a reserved cryptogram type %s", t)
+	}
 }
 
 // BrandOf names the card brand of a masked PAN (DE 124) by its BIN, for the

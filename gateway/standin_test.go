@@ -6,10 +6,14 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"path/filepath"
 	"testing"
 
+	"github.com/posgate/posgate/emv/de55"
+	"github.com/posgate/posgate/emv/dol"
+	"github.com/posgate/posgate/emv/tags"
 	"github.com/posgate/posgate/offline"
 	"github.com/posgate/posgate/offline/negfile"
 	"github.com/posgate/posgate/offline/standin"
@@ -212,6 +216,91 @@ func TestBrandOf(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := BrandOf(tt.masked); got != tt.want {
 				t.Fatalf("BrandOf(%q) = %s, want %s", tt.masked, got, tt.want)
+			}
+		})
+	}
+}
+
+// chipData builds a request DE 55 with de55.Build whose 9F27 is cid: the
+// golden online purchase's values (testdata/emv/de55_request.hex) with the
+// cryptogram type changed.
+func chipData(t *testing.T, cid byte) []byte {
+	t.Helper()
+	v := dol.Values{
+		tags.ApplicationCryptogram:   mustHex(t, "C2C12B1AD1A3A5BC"),
+		tags.CID:                     {cid},
+		tags.IssuerApplicationData:   mustHex(t, "0110A00003220000000000000000000000FF"),
+		tags.UnpredictableNumber:     mustHex(t, "BBA4CD5B"),
+		tags.ATC:                     mustHex(t, "0001"),
+		tags.TVR:                     mustHex(t, "0000048000"),
+		tags.TransactionDate:         mustHex(t, "260121"),
+		tags.TransactionType:         {0x00},
+		tags.AmountAuthorised:        mustHex(t, "000000001200"),
+		tags.TransactionCurrencyCode: mustHex(t, "0392"),
+		tags.AIP:                     mustHex(t, "3900"),
+		tags.TerminalCountryCode:     mustHex(t, "0392"),
+	}
+	b, err := de55.Build(v)
+	if err != nil {
+		t.Fatalf("build DE 55: %v", err)
+	}
+	return b
+}
+
+func mustHex(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestForwarderStandInChip follows the card's own offline decision read
+// from DE 55: a TC is approved past the floor limit (the terminal applied
+// it), an AAC is declined, an ARQC leaves the decision to the policy, and a
+// DE 55 that cannot be read is refused as malformed.
+func TestForwarderStandInChip(t *testing.T) {
+	tests := []struct {
+		name     string
+		icc      func(t *testing.T) []byte
+		amount   int64
+		want     string
+		wantChip standin.Chip
+		stored   bool
+	}{
+		{"tc_within_floor_approved", func(t *testing.T) []byte { return chipData(t, 0x40) }, 1200, "000", standin.ChipTC, true},
+		{"tc_over_floor_approved", func(t *testing.T) []byte { return chipData(t, 0x40) }, 10_001, "000", standin.ChipTC, true},
+		{"aac_declined_offline", func(t *testing.T) []byte { return chipData(t, 0x00) }, 1200, standin.ReasonCardDeclined.ActionCode(), 0, false},
+		{"arqc_within_floor_policy_approves", func(t *testing.T) []byte { return chipData(t, 0x80) }, 1200, "000", standin.ChipNone, true},
+		{"arqc_over_floor_policy_declines", func(t *testing.T) []byte { return chipData(t, 0x80) }, 10_001, standin.ReasonFloorLimit.ActionCode(), 0, false},
+		{"no_de55_policy_decides", func(*testing.T) []byte { return nil }, 10_001, standin.ReasonFloorLimit.ActionCode(), 0, false},
+		{"rfu_cryptogram_format_error", func(t *testing.T) []byte { return chipData(t, 0xC0) }, 1200, "904", 0, false},
+		{"malformed_de55_format_error", func(*testing.T) []byte { return []byte{0x9F, 0x27, 0x05, 0x40} }, 1200, "904", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := openStore(t, true, standin.Policy{})
+			f := &Forwarder{Uplink: linkDown, Logger: quiet(), Metrics: NewMetrics(), Offline: st}
+			raw := saleWith(t, "000050", func(r *iso93.FinancialRequest) {
+				r.ICCData, r.Amount = tt.icc(t), tt.amount
+			})
+			resp, err := f.Handle(t.Context(), raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := actionOf(t, resp); got != tt.want {
+				t.Fatalf("action %s, want %s", got, tt.want)
+			}
+			recs, err := st.Queue().Next(10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (len(recs) == 1) != tt.stored || len(recs) > 1 {
+				t.Fatalf("%d records stored, want stored=%v", len(recs), tt.stored)
+			}
+			if tt.stored && recs[0].Chip != tt.wantChip {
+				t.Fatalf("stored chip decision %d, want %d", recs[0].Chip, tt.wantChip)
 			}
 		})
 	}
