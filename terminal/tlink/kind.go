@@ -30,6 +30,8 @@ const (
 	KindKeyStatusResponse Kind = 0x25 // T→G key status
 	KindFirmwareChunk     Kind = 0x26 // G→T one chunk of a firmware image
 	KindFirmwareAck       Kind = 0x27 // T→G acknowledgement of a firmware chunk
+	KindSignature         Kind = 0x28 // T→G one chunk of a captured signature; answered by KindSignatureAck
+	KindSignatureAck      Kind = 0x29 // G→T acknowledgement of a signature chunk
 
 	KindFinancialRequest  Kind = 0x40 // T→G ISO 8583:1993 request (1100, 1200, 1220, 1420 …)
 	KindFinancialResponse Kind = 0x41 // G→T ISO 8583:1993 response (1110, 1210, 1230, 1430 …)
@@ -54,6 +56,8 @@ var kindNames = map[Kind]string{
 	KindKeyStatusResponse: "key-status-response",
 	KindFirmwareChunk:     "firmware-chunk",
 	KindFirmwareAck:       "firmware-ack",
+	KindSignature:         "signature",
+	KindSignatureAck:      "signature-ack",
 	KindFinancialRequest:  "financial-request",
 	KindFinancialResponse: "financial-response",
 }
@@ -88,6 +92,8 @@ func ResponseKind(k Kind) (Kind, bool) {
 		return KindKeyStatusResponse, true
 	case KindFirmwareChunk:
 		return KindFirmwareAck, true
+	case KindSignature:
+		return KindSignatureAck, true
 	case KindFinancialRequest:
 		return KindFinancialResponse, true
 	}

@@ -42,6 +42,12 @@ const (
 	tagData        byte = 0x43 // 1..maxChunk bytes of image
 	tagFwStatus    byte = 0x44 // uint8 FirmwareStatus
 	tagNextOffset  byte = 0x45 // uint32: next offset the terminal expects
+	tagSigFormat   byte = 0x50 // uint8 SignatureFormat
+	tagSigOffset   byte = 0x51 // uint32: offset of a signature chunk
+	tagSigTotal    byte = 0x52 // uint32 > 0: encoded signature size
+	tagSigData     byte = 0x53 // 1..MaxChunk bytes of the encoded signature
+	tagSigStatus   byte = 0x54 // uint8 SignatureStatus
+	tagSigNext     byte = 0x55 // uint32: next offset the gateway expects
 	maxTLVValue         = 0xFFFF
 	tlvHeaderLen        = 3
 )
@@ -56,7 +62,8 @@ var tagNames = map[byte]string{
 	tagFirmware: "firmware", tagProtocol: "protocol", tagKey: "key", tagKeySlot: "slot",
 	tagKeyType: "key_type", tagKCV: "kcv", tagKSN: "ksn", tagImage: "image",
 	tagOffset: "offset", tagTotal: "total", tagData: "data", tagFwStatus: "status",
-	tagNextOffset: "next_offset",
+	tagNextOffset: "next_offset", tagSigFormat: "format", tagSigOffset: "offset",
+	tagSigTotal: "total", tagSigData: "data", tagSigStatus: "status", tagSigNext: "next_offset",
 }
 
 // fieldError builds a payload error naming the tag and the broken rule,

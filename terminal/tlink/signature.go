@@ -1,0 +1,202 @@
+package tlink
+
+import (
+	"errors"
+	"fmt"
+)
+
+// MaxSignature is the largest encoded signature (Signature.Total) the link
+// carries: 64 KiB, about 20,000 points in the sign pad's version 1
+// encoding.
+const MaxSignature = 64 << 10
+
+// SignatureFormat says how a signature's bytes are encoded.
+type SignatureFormat uint8
+
+// Signature formats.
+const (
+	// SignatureSignpadV1 is the sign pad's stroke encoding, version 1
+	// ("SG" 0x01 …, docs/termsim.md and firmware-sim/signpad).
+	SignatureSignpadV1 SignatureFormat = 1
+)
+
+// SignatureStatus is the gateway's answer to a signature chunk.
+type SignatureStatus uint8
+
+// Signature statuses.
+const (
+	// SignatureOK: chunk stored; send the chunk at NextOffset.
+	SignatureOK SignatureStatus = iota + 1
+	// SignatureResend: unexpected offset (or the partial signature expired);
+	// send again from NextOffset.
+	SignatureResend
+	// SignatureRefused: the signature breaks a rule (size, no matching
+	// transaction) and was discarded; do not send it again.
+	SignatureRefused
+	// SignatureComplete: the last chunk arrived and the gateway has taken
+	// the whole signature for delivery to the center.
+	SignatureComplete
+)
+
+// Signature is the payload of KindSignature: one chunk of the encoded
+// signature the cardholder gave for the transaction named by Ref and STAN.
+// Chunks are sent in order, each after the previous chunk's SignatureAck;
+// the chunk with Offset+len(Data) == Total is the last. It carries no card
+// data: the transaction is named by its ref and STAN, never by PAN.
+type Signature struct {
+	Ref    string          // tag 0x01, required: the transaction command's ref
+	STAN   string          // tag 0x13, required: the transaction's STAN (DE 11)
+	Format SignatureFormat // tag 0x50, required
+	Offset uint32          // tag 0x51, always present
+	Total  uint32          // tag 0x52, required: encoded size, 1..MaxSignature
+	Data   []byte          // tag 0x53, required: 1..MaxChunk bytes
+}
+
+func (s *Signature) validate() error {
+	switch {
+	case s.Ref == "":
+		return missing(tagRef)
+	case s.STAN == "":
+		return missing(tagSTAN)
+	case s.Format == 0:
+		return missing(tagSigFormat)
+	case s.Total == 0:
+		return missing(tagSigTotal)
+	case len(s.Data) == 0:
+		return missing(tagSigData)
+	case s.Total > MaxSignature:
+		return fieldError(tagSigTotal, fmt.Sprintf("must be at most %d bytes", MaxSignature))
+	case len(s.Data) > MaxChunk:
+		return fieldError(tagSigData, fmt.Sprintf("must be at most %d bytes", MaxChunk))
+	case uint64(s.Offset)+uint64(len(s.Data)) > uint64(s.Total):
+		return fieldError(tagSigOffset, "chunk ends past the signature size")
+	}
+	return errors.Join(checkToken(tagRef, s.Ref), checkDigits(tagSTAN, s.STAN, 6),
+		checkEnum(tagSigFormat, uint8(s.Format), uint8(SignatureSignpadV1)))
+}
+
+// MarshalBinary returns the canonical TLV encoding of s.
+func (s *Signature) MarshalBinary() ([]byte, error) {
+	if err := s.validate(); err != nil {
+		return nil, fmt.Errorf("encode signature: %w", err)
+	}
+	b := putStr(nil, tagRef, s.Ref)
+	b = putStr(b, tagSTAN, s.STAN)
+	b = putU8(b, tagSigFormat, uint8(s.Format))
+	b = putU32(b, tagSigOffset, s.Offset)
+	b = putU32(b, tagSigTotal, s.Total)
+	return putBytes(b, tagSigData, s.Data), nil
+}
+
+// UnmarshalBinary decodes a canonical TLV encoding into s; s is unchanged
+// on error. s.Data is a copy.
+func (s *Signature) UnmarshalBinary(b []byte) error {
+	var out Signature
+	var haveOffset bool
+	it := tlvIter{b: b}
+	for {
+		tag, v, ok, err := it.next()
+		if err == nil && ok {
+			switch tag {
+			case tagRef:
+				out.Ref = string(v)
+			case tagSTAN:
+				out.STAN = string(v)
+			case tagSigFormat:
+				var f uint8
+				f, err = getU8(tag, v)
+				out.Format = SignatureFormat(f)
+			case tagSigOffset:
+				out.Offset, err = getU32(tag, v)
+				haveOffset = true
+			case tagSigTotal:
+				out.Total, err = getU32(tag, v)
+			case tagSigData:
+				out.Data = append([]byte(nil), v...)
+			default:
+				err = unknownTag(tag)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("decode signature: %w", err)
+		}
+		if !ok {
+			break
+		}
+	}
+	if !haveOffset {
+		return fmt.Errorf("decode signature: %w", missing(tagSigOffset))
+	}
+	if err := out.validate(); err != nil {
+		return fmt.Errorf("decode signature: %w", err)
+	}
+	*s = out
+	return nil
+}
+
+// SignatureAck is the payload of KindSignatureAck.
+type SignatureAck struct {
+	Ref        string          // tag 0x01, required: the chunk's Ref
+	Status     SignatureStatus // tag 0x54, required
+	NextOffset uint32          // tag 0x55, always present: the offset the gateway expects next
+}
+
+func (a *SignatureAck) validate() error {
+	switch {
+	case a.Ref == "":
+		return missing(tagRef)
+	case a.Status == 0:
+		return missing(tagSigStatus)
+	}
+	return errors.Join(checkToken(tagRef, a.Ref), checkEnum(tagSigStatus, uint8(a.Status), uint8(SignatureComplete)))
+}
+
+// MarshalBinary returns the canonical TLV encoding of a.
+func (a *SignatureAck) MarshalBinary() ([]byte, error) {
+	if err := a.validate(); err != nil {
+		return nil, fmt.Errorf("encode signature ack: %w", err)
+	}
+	b := putStr(nil, tagRef, a.Ref)
+	b = putU8(b, tagSigStatus, uint8(a.Status))
+	return putU32(b, tagSigNext, a.NextOffset), nil
+}
+
+// UnmarshalBinary decodes a canonical TLV encoding into a; a is unchanged
+// on error.
+func (a *SignatureAck) UnmarshalBinary(b []byte) error {
+	var out SignatureAck
+	var haveNext bool
+	it := tlvIter{b: b}
+	for {
+		tag, v, ok, err := it.next()
+		if err == nil && ok {
+			switch tag {
+			case tagRef:
+				out.Ref = string(v)
+			case tagSigStatus:
+				var s uint8
+				s, err = getU8(tag, v)
+				out.Status = SignatureStatus(s)
+			case tagSigNext:
+				out.NextOffset, err = getU32(tag, v)
+				haveNext = true
+			default:
+				err = unknownTag(tag)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("decode signature ack: %w", err)
+		}
+		if !ok {
+			break
+		}
+	}
+	if !haveNext {
+		return fmt.Errorf("decode signature ack: %w", missing(tagSigNext))
+	}
+	if err := out.validate(); err != nil {
+		return fmt.Errorf("decode signature ack: %w", err)
+	}
+	*a = out
+	return nil
+}
