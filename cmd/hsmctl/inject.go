@@ -50,30 +50,93 @@ func (r injectResult) text(w io.Writer) error {
 	)
 }
 
+// injectBatch is what inject --count prints: one injectResult per
+// terminal, in terminal order; never a key.
+type injectBatch struct {
+	Terminals []injectResult `json:"terminals"`
+}
+
+func (b injectBatch) text(w io.Writer) error {
+	for _, r := range b.Terminals {
+		checks := strings.Join(r.FingerprintChecks, ",")
+		if checks == "" {
+			checks = "none"
+		}
+		if _, err := fmt.Fprintf(w, "%s  IKID %s  IK KCV %s  fingerprint KCV %s (checked: %s)  %s\n",
+			r.TerminalID, r.IKID, r.IKKCV, r.FingerprintKCV, checks, r.Out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// maxBatch bounds inject --count: terminal numbers have 7 digits.
+const maxBatch = 9999999
+
 func setupInject(fs *flag.FlagSet, g *globals) func(context.Context) (result, error) {
 	bdk := fs.String("bdk", "", "label of the AES BDK in the token")
 	tid := fs.String("terminal-id", "", "terminal ID, 8 characters (e.g. T0000001)")
 	ikid := fs.String("ikid", "", "the terminal's Initial Key ID, 16 hex digits (BDK ID || derivation ID)")
 	fpFile := fs.String("fingerprint-components", "", "PAN fingerprint key components file (JSON written by cardcenter's first run)")
 	out := fs.String("out", "", "key bundle to write (mode 0600)")
-	force := fs.Bool("force", false, "replace --out if it exists")
+	force := fs.Bool("force", false, "replace --out (with --count: the bundles in --out-dir) if it exists")
+	count := fs.Int("count", 0, "batch mode: inject this many terminals T<first>.. in one token session, instead of --terminal-id/--ikid/--out")
+	first := fs.Int("first", 1, "with --count: number of the first terminal (1 is T0000001)")
+	bdkID := fs.String("bdk-id", "00000001", "with --count: BDK ID, 8 hex digits; terminal k gets IKID <bdk-id> || k as 8 decimal digits")
+	outDir := fs.String("out-dir", "", "with --count: directory to write <terminal-id>.json bundles into (mode 0600)")
 	return func(ctx context.Context) (res result, err error) {
-		if err := required("bdk", *bdk, "terminal-id", *tid, "ikid", *ikid, "fingerprint-components", *fpFile, "out", *out); err != nil {
-			return nil, err
+		// targets are the bundles to write, checked before the token is
+		// opened.
+		type target struct {
+			tid string
+			id  [8]byte
+			out string
 		}
-		if len(*tid) != 8 {
-			return nil, fmt.Errorf("--terminal-id %q: must be 8 characters: %w", *tid, errInput)
+		var targets []target
+		if *count != 0 {
+			if *tid != "" || *ikid != "" || *out != "" {
+				return nil, fmt.Errorf("--count replaces --terminal-id, --ikid and --out (use --first, --bdk-id and --out-dir): %w", errUsage)
+			}
+			if err := required("bdk", *bdk, "fingerprint-components", *fpFile, "out-dir", *outDir); err != nil {
+				return nil, err
+			}
+			if *count < 1 || *first < 1 || *first > maxBatch-*count+1 {
+				return nil, fmt.Errorf("--first %d --count %d: terminals are numbered 1 to %d: %w", *first, *count, maxBatch, errInput)
+			}
+			prefix, err := parseHex("--bdk-id", *bdkID, 4)
+			if err != nil {
+				return nil, err
+			}
+			for k := *first; k < *first+*count; k++ {
+				t := target{tid: fmt.Sprintf("T%07d", k), out: filepath.Join(*outDir, fmt.Sprintf("T%07d.json", k))}
+				deriv, err := hex.DecodeString(fmt.Sprintf("%08d", k))
+				if err != nil {
+					return nil, fmt.Errorf("derivation ID of terminal %d: %w", k, errInput)
+				}
+				copy(t.id[:4], prefix)
+				copy(t.id[4:], deriv)
+				targets = append(targets, t)
+			}
+		} else {
+			if err := required("bdk", *bdk, "terminal-id", *tid, "ikid", *ikid, "fingerprint-components", *fpFile, "out", *out); err != nil {
+				return nil, err
+			}
+			if len(*tid) != 8 {
+				return nil, fmt.Errorf("--terminal-id %q: must be 8 characters: %w", *tid, errInput)
+			}
+			idb, err := parseHex("--ikid", *ikid, 8)
+			if err != nil {
+				return nil, err
+			}
+			targets = []target{{tid: *tid, id: [8]byte(idb), out: *out}}
 		}
-		idb, err := parseHex("--ikid", *ikid, 8)
-		if err != nil {
-			return nil, err
-		}
-		id := [8]byte(idb)
 		// Everything that can be checked without the token is checked
 		// before it is opened.
 		if !*force {
-			if _, err := os.Lstat(*out); err == nil {
-				return nil, fmt.Errorf("inject %s: %w", *out, errExists)
+			for _, t := range targets {
+				if _, err := os.Lstat(t.out); err == nil {
+					return nil, fmt.Errorf("inject %s: %w", t.out, errExists)
+				}
 			}
 		}
 		fp, err := readFingerprintComponents(*fpFile)
@@ -113,28 +176,52 @@ func setupInject(fs *flag.FlagSet, g *globals) func(context.Context) (result, er
 				checks = append(checks, "token")
 			}
 		}
-		ik, err := tok.AESInitialKeyForInjection(*bdk, id)
-		if err != nil {
-			return nil, fmt.Errorf("derive the initial key: %w", err)
+		var batch injectBatch
+		for _, t := range targets {
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("inject %s: %w", t.tid, err)
+			}
+			r, err := injectOne(tok, *bdk, t.tid, t.id, fpKey, t.out, *force)
+			if err != nil {
+				if *count != 0 {
+					return nil, fmt.Errorf("inject %s (%d of %d written): %w", t.tid, len(batch.Terminals), len(targets), err)
+				}
+				return nil, err
+			}
+			r.FingerprintKCV, r.FingerprintChecks = fpKCV, checks
+			batch.Terminals = append(batch.Terminals, r)
 		}
-		defer clear(ik)
-		ikKCV, err := softKCV(hsm.KindAES, ik)
-		if err != nil {
-			return nil, fmt.Errorf("initial key KCV: %w", err)
+		if *count == 0 {
+			return batch.Terminals[0], nil
 		}
-		keys := device.Keys{TerminalID: *tid, IKID: id, InitialKey: ik, FingerprintKey: fpKey}
-		if err := keys.Validate(); err != nil {
-			return nil, fmt.Errorf("key bundle for BDK %q: %w", *bdk, err)
-		}
-		if err := writeBundle(*out, keys, *force); err != nil {
-			return nil, err
-		}
-		return injectResult{
-			TerminalID: *tid, IKID: strings.ToUpper(hex.EncodeToString(id[:])), BDK: *bdk,
-			IKKCV: ikKCV, IKBits: 8 * len(ik), FingerprintKCV: fpKCV, FingerprintChecks: checks,
-			KCVMethod: kcvMethodAES, Out: *out,
-		}, nil
+		return batch, nil
 	}
+}
+
+// injectOne derives terminal tid's initial key for IKID id from the BDK
+// labelled bdk and writes its bundle to out. The result lacks the
+// fingerprint fields, which the caller fills.
+func injectOne(tok *hsm.Token, bdk, tid string, id [8]byte, fpKey []byte, out string, force bool) (injectResult, error) {
+	ik, err := tok.AESInitialKeyForInjection(bdk, id)
+	if err != nil {
+		return injectResult{}, fmt.Errorf("derive the initial key: %w", err)
+	}
+	defer clear(ik)
+	ikKCV, err := softKCV(hsm.KindAES, ik)
+	if err != nil {
+		return injectResult{}, fmt.Errorf("initial key KCV: %w", err)
+	}
+	keys := device.Keys{TerminalID: tid, IKID: id, InitialKey: ik, FingerprintKey: fpKey}
+	if err := keys.Validate(); err != nil {
+		return injectResult{}, fmt.Errorf("key bundle for BDK %q: %w", bdk, err)
+	}
+	if err := writeBundle(out, keys, force); err != nil {
+		return injectResult{}, err
+	}
+	return injectResult{
+		TerminalID: tid, IKID: strings.ToUpper(hex.EncodeToString(id[:])), BDK: bdk,
+		IKKCV: ikKCV, IKBits: 8 * len(ik), KCVMethod: kcvMethodAES, Out: out,
+	}, nil
 }
 
 // writeBundle writes keys to path with mode 0600. Without force the file is
