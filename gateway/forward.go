@@ -58,13 +58,21 @@ type Forwarder struct {
 // then closes the connection with a logged reason.
 func (f *Forwarder) Handle(ctx context.Context, raw []byte) ([]byte, error) {
 	start := time.Now()
+	mti := "unknown"
+	var uplink time.Duration
+	// The gateway's own share of the answer time is everything but the
+	// uplink round trip. Deferred first so that it runs last and also
+	// counts releasing the in-flight entry.
+	defer func() { f.Metrics.observeGateway(mti, time.Since(start)-uplink) }()
 	h, err := iso93.Peek(raw)
 	if err != nil {
 		// Peek walks the same layout as a full unpack: a message it cannot
 		// read has no trace fields to echo, so no answer can be built.
-		f.Metrics.observe(mtiOrUnknown(raw), "closed", time.Since(start))
+		mti = mtiOrUnknown(raw)
+		f.Metrics.observe(mti, "closed", time.Since(start))
 		return nil, fmt.Errorf("unreadable terminal message: %w", err)
 	}
+	mti = h.MTI
 	key := match.KeyOf(h)
 	p, err := f.inflight.Begin(key)
 	if err != nil {
@@ -79,7 +87,9 @@ func (f *Forwarder) Handle(ctx context.Context, raw []byte) ([]byte, error) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	sent := time.Now()
 	resp, err := f.Uplink.RoundTrip(rctx, raw)
+	uplink = time.Since(sent)
 	if err != nil {
 		// A request that may have reached the center is reversed, never
 		// left hanging, and never decided in stand-in.

@@ -13,6 +13,7 @@ type Metrics struct {
 	Registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	own      *prometheus.HistogramVec
 	linkUp   prometheus.Gauge
 }
 
@@ -30,12 +31,17 @@ func NewMetrics() *Metrics {
 			Help:    "Time from a terminal request to its answer, by request MTI.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"mti"}),
+		own: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "posgate_gateway_seconds",
+			Help:    "Time a terminal request spent in the gateway's forwarder, excluding the uplink round trip to the center, by request MTI.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .075, .1, .25, .5, 1, 2.5},
+		}, []string{"mti"}),
 		linkUp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "posgate_link_up",
 			Help: "1 when the QUIC link to the center is signed on, else 0.",
 		}),
 	}
-	m.Registry.MustRegister(m.requests, m.latency, m.linkUp,
+	m.Registry.MustRegister(m.requests, m.latency, m.own, m.linkUp,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -46,6 +52,15 @@ func (m *Metrics) observe(mti, action string, d time.Duration) {
 	}
 	m.requests.WithLabelValues(mti, action).Inc()
 	m.latency.WithLabelValues(mti).Observe(d.Seconds())
+}
+
+// observeGateway records the time a request spent in the forwarder less
+// its uplink round trip: what the gateway adds to the center's answer time.
+func (m *Metrics) observeGateway(mti string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.own.WithLabelValues(mti).Observe(d.Seconds())
 }
 
 // SetLinkUp records the link state.
