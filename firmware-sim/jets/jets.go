@@ -959,6 +959,9 @@ func (t *run) done(res device.Result, outcome tlink.Outcome) {
 		f.show("DECLINED " + string(res.ActionCode))
 	}
 	t.finish(outcome, res.ActionCode, nil)
+	if needsSignature(t.kind, outcome, res.PINEntered) { // signature.go
+		f.captureSignature(t.ctx, t.ep, t.cmd.Ref, res.STAN)
+	}
 }
 
 // original finds the approved journal entry the command's OrigRef names
