@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/moov-io/iso8583"
 	"github.com/prometheus/client_golang/prometheus"
@@ -114,17 +115,35 @@ func (q NegInquiry) String() string {
 // every request. It remembers in memory which version each gateway last
 // reported and exports it as cardcenter_negfile_gateway_version{gateway}.
 //
+// Entries expire: before it answers an inquiry, at most once per
+// ExpireEvery, it runs Expire, which appends a removal (reason "expired")
+// for every card whose entry in force is an add past its ExpiresAt, so an
+// expired entry leaves the distributed file at the next version like any
+// other removal and the chunks of a version never change.
+//
 // NegFileServer is safe for concurrent use.
 type NegFileServer struct {
 	Store  *store.Store
 	Logger *slog.Logger
+	// Now is the clock of expiry; nil means time.Now.
+	Now func() time.Time
+	// ExpireEvery is the least time between two expiry sweeps made by
+	// Answer; zero means DefaultExpireEvery, negative never sweeps there.
+	ExpireEvery time.Duration
 
 	held *prometheus.GaugeVec
 
-	mu    sync.Mutex
-	cache map[sessionKey][]negfile.Chunk // a few recent sessions
-	order []sessionKey
+	mu         sync.Mutex
+	cache      map[sessionKey][]negfile.Chunk // a few recent sessions
+	order      []sessionKey
+	lastExpire time.Time // guarded by mu
 }
+
+// DefaultExpireEvery is NegFileServer.ExpireEvery when zero.
+const DefaultExpireEvery = time.Minute
+
+// ExpiredReason is the reason of the removal Expire appends.
+const ExpiredReason = "expired"
 
 type sessionKey struct {
 	snapshot      bool
@@ -174,6 +193,7 @@ func (n *NegFileServer) Answer(ctx context.Context, p link.Peer, msg *iso8583.Me
 		n.Logger.Warn("negative-file inquiry refused", "gateway", p.GatewayID, "reason", err)
 		return replyFile(msg, iso93.ActionFormatError, nil)
 	}
+	n.maybeExpire(ctx)
 	if q.Loaded {
 		n.held.WithLabelValues(p.GatewayID).Set(float64(q.Have))
 	} else {
@@ -311,6 +331,88 @@ func (n *NegFileServer) session(ctx context.Context, k sessionKey) ([]negfile.Ch
 	}
 	n.mu.Unlock()
 	return chunks, nil
+}
+
+// maybeExpire runs Expire when ExpireEvery has passed since the last sweep
+// this server made. A failed sweep is logged; the inquiry is answered from
+// the file as it stands.
+func (n *NegFileServer) maybeExpire(ctx context.Context) {
+	every := n.ExpireEvery
+	if every < 0 {
+		return
+	}
+	if every == 0 {
+		every = DefaultExpireEvery
+	}
+	now := n.now()
+	n.mu.Lock()
+	due := n.lastExpire.IsZero() || now.Sub(n.lastExpire) >= every
+	if due {
+		n.lastExpire = now
+	}
+	n.mu.Unlock()
+	if !due {
+		return
+	}
+	if k, err := n.Expire(ctx); err != nil {
+		n.Logger.Error("negative-file expiry sweep failed", "reason", err)
+	} else if k > 0 {
+		n.Logger.Info("negative-file entries expired", "count", k)
+	}
+}
+
+func (n *NegFileServer) now() time.Time {
+	if n.Now != nil {
+		return n.Now()
+	}
+	return time.Now()
+}
+
+// Expire appends, in one transaction, a removal with reason ExpiredReason
+// for every fingerprint whose entry in force (its latest) is an add whose
+// ExpiresAt (when set) is not after now, and returns how many it appended.
+// Each removal takes the next version, so gateways drop the card with
+// their next delta; the add stays in the history. Two centers sweeping at
+// once may both append a removal; the second nets to the same file.
+func (n *NegFileServer) Expire(ctx context.Context) (int, error) {
+	now := n.now()
+	count := 0
+	err := n.Store.Update(ctx, func(tx *store.Tx) error {
+		count = 0
+		last := map[string]store.NegativeEntry{}
+		for since := int64(0); ; {
+			page, err := tx.NegativeEntries(ctx, since, 10_000)
+			if err != nil {
+				return err
+			}
+			if len(page) == 0 {
+				break
+			}
+			for _, e := range page {
+				last[e.Fingerprint] = e
+			}
+			since = page[len(page)-1].Version
+		}
+		var due []store.NegativeEntry
+		for _, e := range last {
+			if e.Action == store.NegativeAdd && !e.ExpiresAt.IsZero() && !e.ExpiresAt.After(now) {
+				due = append(due, e)
+			}
+		}
+		slices.SortFunc(due, func(a, b store.NegativeEntry) int { return strings.Compare(a.Fingerprint, b.Fingerprint) })
+		for _, e := range due {
+			if _, err := tx.AddNegativeEntry(ctx, store.NegativeEntry{Fingerprint: e.Fingerprint, Action: store.NegativeRemove,
+				Reason: ExpiredReason, CardID: e.CardID, ExpiresAt: e.ExpiresAt}); err != nil {
+				return err
+			}
+		}
+		count = len(due)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("expire negative-file entries: %w", err)
+	}
+	return count, nil
 }
 
 type fileChunk struct{ function, data string }

@@ -244,3 +244,89 @@ func TestNegFileServerSync(t *testing.T) {
 		}
 	})
 }
+
+// TestNegFileServerExpiry proves that an expired entry leaves the file the
+// gateways hold: the sweep before an inquiry appends a removal at the next
+// version, the gateway's delta drops the card, entries not yet expired and
+// cards already removed stay as they are, and a second sweep adds nothing.
+func TestNegFileServerExpiry(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Config{Driver: "sqlite", Path: filepath.Join(t.TempDir(), "center.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	entries := []store.NegativeEntry{
+		{Fingerprint: fp(0), Action: store.NegativeAdd, Reason: "lost", ExpiresAt: now.Add(time.Hour)},       // expires later
+		{Fingerprint: fp(1), Action: store.NegativeAdd, Reason: "stolen", ExpiresAt: now.Add(2 * time.Hour)}, // expires later
+		{Fingerprint: fp(2), Action: store.NegativeAdd, Reason: "manual"},                                    // never expires
+		{Fingerprint: fp(3), Action: store.NegativeAdd, Reason: "lost", ExpiresAt: now.Add(time.Hour)},
+		{Fingerprint: fp(3), Action: store.NegativeRemove, Reason: "resumed", ExpiresAt: now.Add(time.Hour)}, // removed already
+	}
+	if err := st.Update(ctx, func(tx *store.Tx) error {
+		for _, e := range entries {
+			if _, err := tx.AddNegativeEntry(ctx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	key := make([]byte, 32)
+	rand.Read(key)
+	b, _ := aes.NewCipher(key)
+	a, _ := cipher.NewGCM(b)
+	gw, err := offline.Open(offline.Config{Path: filepath.Join(t.TempDir(), "gw.db"), Sealer: testSealer{a}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	clock := now
+	n, err := NewNegFileServer(st, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Now = func() time.Time { return clock }
+	n.ExpireEvery = time.Hour
+
+	steps := []struct {
+		name        string
+		at          time.Time
+		wantVersion uint64
+		blocked     map[int]bool
+	}{
+		{"nothing_expired_yet", now, 5, map[int]bool{0: true, 1: true, 2: true, 3: false}},
+		{"first_expired_removed_next_version", now.Add(61 * time.Minute), 6, map[int]bool{0: false, 1: true, 2: true, 3: false}},
+		{"expired_but_swept_within_expire_every", now.Add(2*time.Hour + 30*time.Second), 6, map[int]bool{0: false, 1: true}},
+		{"second_expired_removed", now.Add(3 * time.Hour), 7, map[int]bool{0: false, 1: false, 2: true, 3: false}},
+		{"sweep_again_adds_nothing", now.Add(5 * time.Hour), 7, map[int]bool{0: false, 1: false, 2: true}},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			clock = s.at
+			if got, code := syncOnce(t, n, gw, 10); code != "000" || got.Version != s.wantVersion {
+				t.Fatalf("sync: version %d (%s), want %d", got.Version, code, s.wantVersion)
+			}
+			for i, want := range s.blocked {
+				if ok, err := gw.Blocked(fp(i)); err != nil || ok != want {
+					t.Fatalf("card %d blocked=%v (%v), want %v", i, ok, err, want)
+				}
+			}
+		})
+	}
+	var last store.NegativeEntry
+	if err := st.View(ctx, func(tx *store.Tx) error {
+		es, err := tx.NegativeEntries(ctx, 6, 10)
+		if len(es) == 1 {
+			last = es[0]
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if last.Action != store.NegativeRemove || last.Reason != ExpiredReason || last.Fingerprint != fp(1) {
+		t.Fatalf("version 7 is %+v, want the expiry removal of card 1", last)
+	}
+}
