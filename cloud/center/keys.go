@@ -81,7 +81,7 @@ func EnsureKeys(tok keyToken, keys KeysConfig, dataDir string, log *slog.Logger)
 		kcv, _ := tok.KCV(k.label)
 		log.Warn("bootstrap: generated key in the token", "label", k.label, "kind", k.what, "kcv", kcv)
 	}
-	if err := ensureIssuerKeys(tok, keys, log); err != nil {
+	if err := ensureIssuerKeys(tok, keys, dataDir, log); err != nil {
 		return err
 	}
 	ok, err := tok.HasKey(keys.Fingerprint)
@@ -125,6 +125,14 @@ func EnsureKeys(tok keyToken, keys KeysConfig, dataDir string, log *slog.Logger)
 	return nil
 }
 
+// IMKComponentsPath is where the bootstrap writes the components of the
+// IMK-AC it creates, for the simulator playing the card bureau (see
+// ensureIssuerKeys). The file has the FingerprintComponents layout with
+// 16-byte components.
+func IMKComponentsPath(dataDir string) string {
+	return filepath.Join(dataDir, "ceremony", "imk-components.json")
+}
+
 // LoadFingerprintKey reads the components file written by EnsureKeys and
 // returns the assembled key, for the key-injection step only.
 func LoadFingerprintKey(dataDir string) ([]byte, error) {
@@ -159,10 +167,14 @@ func LoadFingerprintKey(dataDir string) ([]byte, error) {
 // makes the missing ones: the IMK-AC from two random components XORed and
 // imported as a derive-only DES2 key (as `hsmctl gen-bdk --alg tdes`
 // does), the CVK from a random 16-byte value imported with its CVK-A||CVK-A
-// object. The values are wiped; nobody holds a copy, so cards personalised
-// elsewhere will not verify under them: production imports the issuer's
-// keys from custodians' components instead.
-func ensureIssuerKeys(tok keyToken, keys KeysConfig, log *slog.Logger) error {
+// object. The CVK value is wiped. The IMK-AC's components are written to
+// IMKComponentsPath (mode 0600), like the fingerprint key's: a demo or
+// test center's deck cards are personalised under that IMK by the card
+// bureau, which the terminal simulator plays (firmware-sim/device
+// IssuerTestKeys); terminals never hold issuer keys. Production imports
+// the issuer's keys from custodians' components instead and has no such
+// file.
+func ensureIssuerKeys(tok keyToken, keys KeysConfig, dataDir string, log *slog.Logger) error {
 	for _, k := range []struct{ label, what string }{{keys.IMKAC, "IMK-AC"}, {keys.CVK, "CVK"}} {
 		ok, err := tok.HasKey(k.label)
 		if err != nil {
@@ -181,8 +193,10 @@ func ensureIssuerKeys(tok keyToken, keys KeysConfig, log *slog.Logger) error {
 			}
 			cryptogram.SetParity(c)
 		}
+		var imkOut *FingerprintComponents
 		if k.what == "IMK-AC" {
 			err = tok.ImportKeyFromComponents(k.label, hsm.KindTDES, comps, nil, hsm.UseDerive)
+			imkOut = &FingerprintComponents{Label: k.label, Components: []string{hex.EncodeToString(comps[0]), hex.EncodeToString(comps[1])}}
 		} else {
 			for i := range comps[0] {
 				comps[0][i] ^= comps[1][i]
@@ -197,6 +211,24 @@ func ensureIssuerKeys(tok keyToken, keys KeysConfig, log *slog.Logger) error {
 		}
 		kcv, _ := tok.KCV(k.label)
 		log.Warn("bootstrap: generated key in the token", "label", k.label, "kind", k.what, "kcv", kcv)
+		if imkOut != nil {
+			imkOut.KCV = kcv
+			path := IMKComponentsPath(dataDir)
+			if err := writeComponents(path, imkOut); err != nil {
+				return fmt.Errorf("write IMK-AC components: %w", err)
+			}
+			log.Warn("bootstrap: IMK-AC components written for the simulator's card personalisation — a demo/test center only; delete the file in production",
+				"label", k.label, "kcv", kcv, "file", path)
+		}
 	}
 	return nil
+}
+
+// writeComponents writes c as JSON to path with mode 0600.
+func writeComponents(path string, c *FingerprintComponents) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(c, "", "  ")
+	return os.WriteFile(path, append(b, '\n'), 0o600)
 }

@@ -5,12 +5,14 @@
 package device
 
 import (
+	"crypto/des"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Keys is what the key-injection step loads into a terminal's secure
@@ -21,14 +23,37 @@ type Keys struct {
 	IKID           [8]byte
 	InitialKey     []byte // AES DUKPT initial key (16 or 32 bytes)
 	FingerprintKey []byte // 32-byte PAN fingerprint key
+	// Issuer holds optional issuer test keys, nil when none (see
+	// IssuerTestKeys).
+	Issuer *IssuerTestKeys
+}
+
+// IssuerTestKeys are the issuer keys the simulator needs to personalise
+// its deck's chip cards: the work of the card bureau, which the simulator
+// also plays. A real terminal never holds them, and nothing on the
+// terminal's side of the simulation uses them beyond creating the
+// simulated cards (emv/card) — the terminal kernel only sees what the
+// card answers. `hsmctl inject --imk-components` copies them into the
+// bundle from the components file a demo or test center's bootstrap
+// writes (cloud/center IMKComponentsPath); the token's IMK itself is
+// non-extractable.
+type IssuerTestKeys struct {
+	// IMKAC is the issuer master key for application cryptograms
+	// (double-length TDES, 16 bytes).
+	IMKAC []byte
 }
 
 // keysFile is the JSON form of Keys.
 type keysFile struct {
-	TerminalID     string `json:"terminal_id"`
-	IKID           string `json:"ikid"`
-	InitialKey     string `json:"initial_key"`
-	FingerprintKey string `json:"fingerprint_key"`
+	TerminalID     string          `json:"terminal_id"`
+	IKID           string          `json:"ikid"`
+	InitialKey     string          `json:"initial_key"`
+	FingerprintKey string          `json:"fingerprint_key"`
+	Issuer         *issuerKeysFile `json:"issuer_test_keys,omitempty"`
+}
+
+type issuerKeysFile struct {
+	IMKAC string `json:"imk_ac"`
 }
 
 // ErrBadKeys is returned for a key bundle that cannot be used.
@@ -48,6 +73,9 @@ func (k Keys) Validate() error {
 	if len(k.FingerprintKey) != 32 {
 		return fmt.Errorf("fingerprint key of %d bytes, want 32: %w", len(k.FingerprintKey), ErrBadKeys)
 	}
+	if k.Issuer != nil && len(k.Issuer.IMKAC) != 16 {
+		return fmt.Errorf("issuer test IMK-AC of %d bytes, want 16: %w", len(k.Issuer.IMKAC), ErrBadKeys)
+	}
 	return nil
 }
 
@@ -56,12 +84,16 @@ func SaveKeys(path string, k Keys) error {
 	if err := k.Validate(); err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(keysFile{
+	kf := keysFile{
 		TerminalID:     k.TerminalID,
 		IKID:           hex.EncodeToString(k.IKID[:]),
 		InitialKey:     hex.EncodeToString(k.InitialKey),
 		FingerprintKey: hex.EncodeToString(k.FingerprintKey),
-	}, "", "  ")
+	}
+	if k.Issuer != nil {
+		kf.Issuer = &issuerKeysFile{IMKAC: hex.EncodeToString(k.Issuer.IMKAC)}
+	}
+	b, err := json.MarshalIndent(kf, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -94,8 +126,74 @@ func LoadKeys(path string) (Keys, error) {
 	if k.FingerprintKey, err = hex.DecodeString(f.FingerprintKey); err != nil {
 		return Keys{}, fmt.Errorf("key bundle %s: fingerprint_key is not hex: %w", path, ErrBadKeys)
 	}
+	if f.Issuer != nil {
+		imk, err := hex.DecodeString(f.Issuer.IMKAC)
+		if err != nil {
+			return Keys{}, fmt.Errorf("key bundle %s: issuer_test_keys.imk_ac is not hex: %w", path, ErrBadKeys)
+		}
+		k.Issuer = &IssuerTestKeys{IMKAC: imk}
+	}
 	if err := k.Validate(); err != nil {
 		return Keys{}, fmt.Errorf("key bundle %s: %w", path, err)
 	}
 	return k, nil
+}
+
+// imkComponentsFile is the layout of the IMK-AC components file a demo
+// center's bootstrap writes (cloud/center FingerprintComponents).
+type imkComponentsFile struct {
+	Label      string   `json:"label"`
+	Components []string `json:"components"`
+	KCV        string   `json:"kcv"`
+}
+
+// LoadIMKComponents reads the IMK-AC components file a demo or test
+// center's bootstrap writes (cloud/center IMKComponentsPath), XORs the
+// 16-byte components and, when the file names a KCV, checks the result
+// against it (TDES-ECB of zeros, first three bytes). It is for the card
+// bureau's side of the simulator only. Errors never carry key bytes.
+func LoadIMKComponents(path string) (*IssuerTestKeys, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read IMK-AC components: %w", err)
+	}
+	var f imkComponentsFile
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return nil, fmt.Errorf("IMK-AC components %s: %w", path, ErrBadKeys)
+	}
+	if len(f.Components) < 2 {
+		return nil, fmt.Errorf("IMK-AC components %s: %d components, want at least 2: %w", path, len(f.Components), ErrBadKeys)
+	}
+	imk := make([]byte, 16)
+	for i, h := range f.Components {
+		c, err := hex.DecodeString(h)
+		if err != nil || len(c) != 16 {
+			return nil, fmt.Errorf("IMK-AC components %s: component %d is not 16 bytes of hex: %w", path, i+1, ErrBadKeys)
+		}
+		for j := range imk {
+			imk[j] ^= c[j]
+		}
+	}
+	if f.KCV != "" {
+		kcv, err := tdesKCV(imk)
+		if err != nil {
+			return nil, fmt.Errorf("IMK-AC components %s: %w", path, err)
+		}
+		if !strings.EqualFold(f.KCV, kcv) && !strings.HasPrefix(strings.ToUpper(kcv), strings.ToUpper(f.KCV)) {
+			return nil, fmt.Errorf("IMK-AC components %s assemble to KCV %s, the file says %s: %w", path, kcv, f.KCV, ErrBadKeys)
+		}
+	}
+	return &IssuerTestKeys{IMKAC: imk}, nil
+}
+
+// tdesKCV returns the check value of a double-length TDES key: the first
+// three bytes of TDES-ECB of a zero block, upper-case hex.
+func tdesKCV(k []byte) (string, error) {
+	b, err := des.NewTripleDESCipher(append(append([]byte(nil), k...), k[:8]...))
+	if err != nil {
+		return "", fmt.Errorf("IMK-AC: %w", err)
+	}
+	var out [8]byte
+	b.Encrypt(out[:], make([]byte, 8))
+	return strings.ToUpper(hex.EncodeToString(out[:3])), nil
 }

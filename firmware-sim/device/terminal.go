@@ -157,6 +157,11 @@ type Result struct {
 	Currency       string // DE 49
 	LocalTime      string // DE 12 of the request
 	Fingerprint    string // DE 122
+
+	// ICCResponse is the answer's DE 55 (issuer authentication data, for
+	// the card's second GENERATE AC), set by CompleteResult; not kept in
+	// the terminal's non-volatile record.
+	ICCResponse []byte `json:"-"`
 }
 
 // Approved reports whether the sale was approved.
@@ -308,6 +313,7 @@ func (t *Terminal) CompleteResult(raw []byte, res *Result) error {
 			return fmt.Errorf("terminal %s: answer: %w", t.ID(), err)
 		}
 		tr, action, approval = m.Trace, m.ActionCode, m.ApprovalCode
+		res.ICCResponse = m.ICCData
 	case iso93.MTIAdviceResponse:
 		var m iso93.AdviceResponse
 		if err := iso93.UnpackInto(raw, &m); err != nil {
@@ -320,6 +326,7 @@ func (t *Terminal) CompleteResult(raw []byte, res *Result) error {
 			return fmt.Errorf("terminal %s: answer: %w", t.ID(), err)
 		}
 		tr, action, approval = m.Trace, m.ActionCode, m.ApprovalCode
+		res.ICCResponse = m.ICCData
 	default:
 		return fmt.Errorf("terminal %s: answer to a %s: not a request this terminal sends", t.ID(), sent)
 	}
@@ -406,6 +413,10 @@ type Financial struct {
 	Amount int64
 	// Currency is the ISO 4217 numeric code. Default the terminal's.
 	Currency string
+	// ICCData is DE 55, the chip data of an EMV read (de55.Build), nil
+	// for a magnetic-stripe read or a direct sale. It carries no card
+	// data; the PAN and track 2 equivalent go only in the card-data block.
+	ICCData []byte
 }
 
 // BuildFinancial reads f.Read at the simulated read head: it advances and
@@ -541,6 +552,7 @@ func (t *Terminal) buildRequest(f Financial, orig *Result) ([]byte, Result, erro
 		Fingerprint: fp,
 		MaskedPAN:   pan.Masked(),
 		PINBlock:    pinBlk,
+		ICCData:     f.ICCData,
 	}
 	var raw []byte
 	switch f.MTI {

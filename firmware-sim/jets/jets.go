@@ -30,6 +30,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/posgate/posgate/emv/card"
 	"github.com/posgate/posgate/firmware-sim/deck"
 	"github.com/posgate/posgate/firmware-sim/device"
 	"github.com/posgate/posgate/firmware-sim/fwimage"
@@ -174,6 +175,9 @@ type Config struct {
 	// request was acknowledged; after it the terminal reverses (1420).
 	// Default DefaultHostTimeout.
 	HostTimeout time.Duration
+	// FloorLimit is the terminal's floor limit in minor units: a chip
+	// transaction above it is sent online (ARQC). Default 0: online only.
+	FloorLimit int64
 	// Link configures the tlink endpoint.
 	Link tlink.Config
 	// Logger receives display text, receipts (masked PAN only) and events.
@@ -255,6 +259,7 @@ type Firmware struct {
 	version  fwimage.Version        // installed firmware; the Updater's copy is for the message loop
 	owed     []device.Result        // reversals owed (see stored)
 	journal  []journalEntry         // approved transactions (see stored)
+	chips    map[string]*card.Card  // deck cards personalised by the simulator, by name (chip.go)
 
 	pmu sync.Mutex // orders saves of the non-volatile record; held across the state file write
 }
@@ -904,8 +909,15 @@ func (t *run) card(mti, proc string) {
 	if !ok {
 		return
 	}
-	raw, res, err := f.cfg.Terminal.BuildFinancial(device.Financial{MTI: mti, Read: read, ProcessingCode: proc,
-		Amount: int64(t.cmd.Amount), Currency: t.cmd.Currency})
+	fin := device.Financial{MTI: mti, Read: read, ProcessingCode: proc, Amount: int64(t.cmd.Amount), Currency: t.cmd.Currency}
+	chip, err := t.startChip(&read, &fin) // chip.go: the EMV kernel up to the first GENERATE AC
+	var (
+		raw []byte
+		res device.Result
+	)
+	if err == nil {
+		raw, res, err = f.cfg.Terminal.BuildFinancial(fin)
+	}
 	if err != nil {
 		f.show("CARD ERROR")
 		t.finish(tlink.OutcomeFailed, "", err)
@@ -937,6 +949,17 @@ func (t *run) card(mti, proc string) {
 			f.reverse(t.ctx, t.ep, res)
 		}
 		return
+	}
+	if chip != nil && res.ActionCode.Approved() {
+		if ok, cerr := chip.complete(res); !ok { // chip.go: the card's AAC overrides the approval
+			f.show("CARD DECLINED")
+			res.ActionCode, res.ApprovalCode = iso93.ActionDoNotHonour, ""
+			t.finish(tlink.OutcomeDeclined, res.ActionCode, fmt.Errorf("card declined the host's approval: %v", cerr))
+			f.reverse(t.ctx, t.ep, res) // still owed: the record keeps it until answered
+			return
+		}
+	} else if chip != nil {
+		chip.complete(res) // the card records the decline (AAC)
 	}
 	t.paid = res.STAN
 	t.rec.Approval, t.rec.RRN = res.ApprovalCode, res.RRN
