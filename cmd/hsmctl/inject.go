@@ -83,6 +83,7 @@ func setupInject(fs *flag.FlagSet, g *globals) func(context.Context) (result, er
 	count := fs.Int("count", 0, "batch mode: inject this many terminals T<first>.. in one token session, instead of --terminal-id/--ikid/--out")
 	first := fs.Int("first", 1, "with --count: number of the first terminal (1 is T0000001)")
 	bdkID := fs.String("bdk-id", "00000001", "with --count: BDK ID, 8 hex digits; terminal k gets IKID <bdk-id> || k as 8 decimal digits")
+	imkFile := fs.String("imk-components", "", "optional: IMK-AC components file a demo/test center's bootstrap writes (center/ceremony/imk-components.json); copied into each bundle's issuer test keys so the simulator can personalise its deck's chip cards — never for a real terminal")
 	outDir := fs.String("out-dir", "", "with --count: directory to write <terminal-id>.json bundles into (mode 0600)")
 	return func(ctx context.Context) (res result, err error) {
 		// targets are the bundles to write, checked before the token is
@@ -148,6 +149,13 @@ func setupInject(fs *flag.FlagSet, g *globals) func(context.Context) (result, er
 			return nil, fmt.Errorf("fingerprint components %s: %w", *fpFile, err)
 		}
 		defer clear(fpKey)
+		var issuer *device.IssuerTestKeys
+		if *imkFile != "" {
+			if issuer, err = device.LoadIMKComponents(*imkFile); err != nil {
+				return nil, err
+			}
+			defer clear(issuer.IMKAC)
+		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -181,7 +189,7 @@ func setupInject(fs *flag.FlagSet, g *globals) func(context.Context) (result, er
 			if err := ctx.Err(); err != nil {
 				return nil, fmt.Errorf("inject %s: %w", t.tid, err)
 			}
-			r, err := injectOne(tok, *bdk, t.tid, t.id, fpKey, t.out, *force)
+			r, err := injectOne(tok, *bdk, t.tid, t.id, fpKey, issuer, t.out, *force)
 			if err != nil {
 				if *count != 0 {
 					return nil, fmt.Errorf("inject %s (%d of %d written): %w", t.tid, len(batch.Terminals), len(targets), err)
@@ -200,8 +208,9 @@ func setupInject(fs *flag.FlagSet, g *globals) func(context.Context) (result, er
 
 // injectOne derives terminal tid's initial key for IKID id from the BDK
 // labelled bdk and writes its bundle to out. The result lacks the
-// fingerprint fields, which the caller fills.
-func injectOne(tok *hsm.Token, bdk, tid string, id [8]byte, fpKey []byte, out string, force bool) (injectResult, error) {
+// fingerprint fields, which the caller fills. issuer, when not nil, goes
+// into the bundle as its issuer test keys.
+func injectOne(tok *hsm.Token, bdk, tid string, id [8]byte, fpKey []byte, issuer *device.IssuerTestKeys, out string, force bool) (injectResult, error) {
 	ik, err := tok.AESInitialKeyForInjection(bdk, id)
 	if err != nil {
 		return injectResult{}, fmt.Errorf("derive the initial key: %w", err)
@@ -211,7 +220,7 @@ func injectOne(tok *hsm.Token, bdk, tid string, id [8]byte, fpKey []byte, out st
 	if err != nil {
 		return injectResult{}, fmt.Errorf("initial key KCV: %w", err)
 	}
-	keys := device.Keys{TerminalID: tid, IKID: id, InitialKey: ik, FingerprintKey: fpKey}
+	keys := device.Keys{TerminalID: tid, IKID: id, InitialKey: ik, FingerprintKey: fpKey, Issuer: issuer}
 	if err := keys.Validate(); err != nil {
 		return injectResult{}, fmt.Errorf("key bundle for BDK %q: %w", bdk, err)
 	}
