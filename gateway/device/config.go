@@ -77,6 +77,9 @@ type Config struct {
 	// Handler answers financial requests (the gateway's Forwarder).
 	// Required by New.
 	Handler Handler `yaml:"-"`
+	// Signatures receives the signatures terminals capture (kind 0x28,
+	// signature.go). Nil refuses them (status refused).
+	Signatures SignatureSink `yaml:"-"`
 	// OnResult, when set, is called with every transaction result the
 	// manager learns: direct results, late results and outcomes resolved
 	// by a last-transaction query. It is called from the manager's

@@ -48,6 +48,7 @@ type Manager struct {
 	runCtx     atomic.Pointer[context.Context]
 	attachAddr atomic.Pointer[net.Addr]
 	queryID    atomic.Uint64
+	sigs       signatures // signature reassembly per device (signature.go)
 }
 
 // device is one device's state; mu guards every field below it.
@@ -696,7 +697,10 @@ func (m *Manager) receive(ctx context.Context, d *device, ep *tlink.Endpoint, wg
 		}
 		switch msg.Kind {
 		case tlink.KindFinancialRequest:
+			m.noteFinancial(d, msg.Payload) // links a later signature (signature.go)
 			wg.Go(func() { m.financial(ctx, d, ep, msg.Payload) })
+		case tlink.KindSignature:
+			m.signature(ctx, d, ep, msg.Payload)
 		case tlink.KindTxnResult:
 			var r tlink.TxnResult
 			if err := r.UnmarshalBinary(msg.Payload); err != nil {

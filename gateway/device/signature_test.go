@@ -1,0 +1,229 @@
+package device_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/posgate/posgate/gateway/device"
+	"github.com/posgate/posgate/protocol/iso93"
+	"github.com/posgate/posgate/terminal/ptytest"
+	"github.com/posgate/posgate/terminal/tlink"
+	"github.com/posgate/posgate/terminal/transport"
+)
+
+// sink collects the signatures the manager hands over.
+type sink struct {
+	mu   sync.Mutex
+	got  []device.Signature
+	fail error
+}
+
+func (s *sink) Accept(_ context.Context, sig device.Signature) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil {
+		return s.fail
+	}
+	s.got = append(s.got, sig)
+	return nil
+}
+
+func (s *sink) all() []device.Signature {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]device.Signature(nil), s.got...)
+}
+
+// rawTerminal is the terminal side of the link, driven step by step by the
+// test: it answers status polls and hands financial responses to fin.
+type rawTerminal struct {
+	ep  *tlink.Endpoint
+	fin chan []byte
+}
+
+func (r *rawTerminal) serve(ctx context.Context) {
+	for {
+		m, err := r.ep.Receive(ctx)
+		if err != nil {
+			return
+		}
+		switch m.Kind {
+		case tlink.KindStatusRequest:
+			var q tlink.RefOnly
+			q.UnmarshalBinary(m.Payload)
+			p, _ := (&tlink.Status{Ref: q.Ref, DeviceKind: 1, State: tlink.StateIdle, Serial: "SIG0001", Protocol: tlink.ProtocolVersion}).MarshalBinary()
+			r.ep.Send(ctx, tlink.KindStatusResponse, p)
+		case tlink.KindFinancialResponse:
+			r.fin <- m.Payload
+		}
+	}
+}
+
+// sale sends a 1200 with this STAN and waits for its answer.
+func (r *rawTerminal) sale(t *testing.T, stan string) {
+	t.Helper()
+	req := iso93.FinancialRequest{
+		Trace: iso93.Trace{TransmissionTime: "0101120000", STAN: stan, LocalTime: "260101120000",
+			FunctionCode: iso93.FunctionOriginalFinancial, AcquirerID: "99000001", TerminalID: "T0000009",
+			MerchantID: "MERCHANT0000001", IdempotencyKey: "T0000009-key-" + stan},
+		Payment: iso93.Payment{ProcessingCode: iso93.ProcessingPurchase, Amount: 500, POSDataCode: "510101213001", Currency: "392"},
+		Card: iso93.Card{CardData: bytes.Repeat([]byte{0xAA}, 48), KSN: bytes.Repeat([]byte{0x01}, 12),
+			Fingerprint: "00112233445566778899aabbccddeeff", MaskedPAN: "411111******1111"},
+	}
+	raw, err := iso93.Pack(&req, iso93.MTIFinancialRequest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := r.ep.Send(ctx, tlink.KindFinancialRequest, raw); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.fin:
+	case <-ctx.Done():
+		t.Fatal("no financial response")
+	}
+}
+
+// chunk sends one signature chunk and returns the gateway's ack.
+func (r *rawTerminal) chunk(t *testing.T, stan string, off, total uint32, data []byte) tlink.SignatureAck {
+	t.Helper()
+	p, err := (&tlink.Signature{Ref: "S1", STAN: stan, Format: tlink.SignatureSignpadV1, Offset: off, Total: total, Data: data}).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	m, err := r.ep.Request(ctx, tlink.KindSignature, p)
+	if err != nil {
+		t.Fatalf("signature chunk at %d: %v", off, err)
+	}
+	var a tlink.SignatureAck
+	if err := a.UnmarshalBinary(m.Payload); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// sigRig is a manager with one device on a pty, the raw terminal on the
+// other side, a sink and a clock the test moves.
+func sigRig(t *testing.T, s *sink) (*rawTerminal, *atomic.Int64) {
+	t.Helper()
+	master, slave := ptytest.Open(t)
+	var clock atomic.Int64
+	clock.Store(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC).UnixNano())
+	m, err := device.New(device.Config{
+		Devices:    []device.DeviceConfig{{ID: "T9", DeviceConfig: transport.DeviceConfig{Medium: transport.Serial, Path: slave}}},
+		Handler:    forwarder(),
+		Signatures: s,
+		Logger:     quiet(),
+		Now:        func() time.Time { return time.Unix(0, clock.Load()) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &rawTerminal{ep: tlink.New(master, tlink.Config{}), fin: make(chan []byte, 1)}
+	var wg sync.WaitGroup
+	wg.Go(func() { r.ep.Run(ctx) })
+	wg.Go(func() { r.serve(ctx) })
+	t.Cleanup(func() {
+		cancel()
+		r.ep.Close()
+		wg.Wait()
+	})
+	start(t, m)
+	waitFor(t, "T9 up", connected(m, "T9"))
+	return r, &clock
+}
+
+func TestSignatureReassembly(t *testing.T) {
+	sig := bytes.Repeat([]byte("SG\x01signature-bytes-"), 70) // 1330 bytes
+	total := uint32(len(sig))
+	type step struct {
+		stan      string
+		off, end  uint32
+		advance   time.Duration // clock moved before the chunk
+		status    tlink.SignatureStatus
+		next      uint32
+		wantSaved bool
+	}
+	tests := []struct {
+		name  string
+		steps []step
+		fail  error
+		saved int
+	}{
+		{"in_order", []step{
+			{"000007", 0, 512, 0, tlink.SignatureOK, 512, false},
+			{"000007", 512, 1024, 0, tlink.SignatureOK, 1024, false},
+			{"000007", 1024, total, 0, tlink.SignatureComplete, total, true},
+		}, nil, 1},
+		{"repeat_after_lost_ack", []step{
+			{"000007", 0, 512, 0, tlink.SignatureOK, 512, false},
+			{"000007", 0, 512, 0, tlink.SignatureOK, 512, false},
+			{"000007", 512, total, 0, tlink.SignatureComplete, total, true},
+			{"000007", 512, total, 0, tlink.SignatureComplete, total, true},
+		}, nil, 1},
+		{"gap_asks_resend", []step{
+			{"000007", 0, 512, 0, tlink.SignatureOK, 512, false},
+			{"000007", 1024, total, 0, tlink.SignatureResend, 512, false},
+			{"000007", 512, total, 0, tlink.SignatureComplete, total, true},
+		}, nil, 1},
+		{"no_start_asks_from_zero", []step{
+			{"000007", 512, 1024, 0, tlink.SignatureResend, 0, false},
+		}, nil, 0},
+		{"unknown_stan_refused", []step{
+			{"000099", 0, 512, 0, tlink.SignatureRefused, 0, false},
+		}, nil, 0},
+		{"expired_partial_restarts", []step{
+			{"000007", 0, 512, 0, tlink.SignatureOK, 512, false},
+			{"000007", 512, 1024, device.SignatureTimeout + time.Second, tlink.SignatureResend, 0, false},
+			{"000007", 0, total, 0, tlink.SignatureComplete, total, true},
+		}, nil, 1},
+		{"sink_refuses", []step{
+			{"000007", 0, total, 0, tlink.SignatureRefused, total, false},
+		}, errors.New("queue full"), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &sink{fail: tt.fail}
+			r, clock := sigRig(t, s)
+			r.sale(t, "000007")
+			for i, st := range tt.steps {
+				clock.Add(int64(st.advance))
+				a := r.chunk(t, st.stan, st.off, total, sig[st.off:st.end])
+				if a.Ref != "S1" || a.Status != st.status || a.NextOffset != st.next {
+					t.Fatalf("step %d: ack %+v, want status %d next %d", i, a, st.status, st.next)
+				}
+			}
+			got := s.all()
+			if len(got) != tt.saved {
+				t.Fatalf("sink got %d signatures, want %d", len(got), tt.saved)
+			}
+			if tt.saved == 0 {
+				return
+			}
+			g := got[0]
+			want := device.Signature{DeviceID: "T9", Ref: "S1", MTI: "1200", TerminalID: "T0000009", STAN: "000007",
+				LocalTime: "260101120000", IdempotencyKey: "T0000009-key-000007", Format: tlink.SignatureSignpadV1}
+			data := g.Data
+			g.Data = nil
+			if !equalSig(g, want) || !bytes.Equal(data, sig) {
+				t.Fatalf("sink got %+v (%d bytes), want %+v (%d bytes)", g, len(data), want, len(sig))
+			}
+		})
+	}
+}
+
+func equalSig(a, b device.Signature) bool {
+	a.Data, b.Data = nil, nil
+	return a.DeviceID == b.DeviceID && a.Ref == b.Ref && a.MTI == b.MTI && a.TerminalID == b.TerminalID &&
+		a.STAN == b.STAN && a.LocalTime == b.LocalTime && a.IdempotencyKey == b.IdempotencyKey && a.Format == b.Format
+}
