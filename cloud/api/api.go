@@ -147,6 +147,8 @@ var routes = []route{
 	{"POST", "/merchants/{id}/terminals", scoped, createTerminal},
 	{"GET", "/transactions", scoped, listTransactions},
 	{"GET", "/negative-file", adminOnly, getNegativeFile},
+	{"POST", "/negative-file", adminOnly, addNegativeEntry},
+	{"DELETE", "/negative-file/{fingerprint}", adminOnly, removeNegativeEntry},
 }
 
 // wrap authenticates, authorises and runs a route, turning its error into

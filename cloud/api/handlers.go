@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -792,5 +793,180 @@ func getNegativeFile(s *server, w http.ResponseWriter, r *http.Request, _ princi
 		return err
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// NegativeAddRequest is the body of POST /negative-file: a manual entry
+// for one card, named by its fingerprint (any card, issued here or not) or
+// by the center's card id (its fingerprint is looked up), never both.
+type NegativeAddRequest struct {
+	Fingerprint string     `json:"fingerprint,omitempty"`
+	CardID      *int64     `json:"card_id,omitempty"`
+	Reason      string     `json:"reason"`
+	ExpiresAt   *time.Time `json:"expires_at"`
+}
+
+// negativePage is how many entries one read takes when the API looks for a
+// fingerprint's entry in force (the store keeps no per-fingerprint index
+// of the file, so that look-up reads the whole file, page by page).
+const negativePage = 10_000
+
+// validFingerprint reports a PAN fingerprint as the negative file keys
+// it: 32 lower-case hex digits.
+func validFingerprint(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// validReason reports a reason of 1–64 printable ASCII characters.
+func validReason(s string) bool {
+	if len(s) < 1 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7E {
+			return false
+		}
+	}
+	return true
+}
+
+// entryInForce returns the latest negative-file entry of fingerprint (its
+// state in force), or ok false when it has none. It reads the file in
+// pages inside tx.
+func entryInForce(ctx context.Context, tx *store.Tx, fingerprint string) (store.NegativeEntry, bool, error) {
+	var (
+		last  store.NegativeEntry
+		found bool
+	)
+	for since := int64(0); ; {
+		page, err := tx.NegativeEntries(ctx, since, negativePage)
+		if err != nil {
+			return store.NegativeEntry{}, false, err
+		}
+		if len(page) == 0 {
+			return last, found, nil
+		}
+		for _, e := range page {
+			if e.Fingerprint == fingerprint {
+				last, found = e, true
+			}
+		}
+		since = page[len(page)-1].Version
+	}
+}
+
+func negativeJSON(e store.NegativeEntry) NegativeEntryJSON {
+	return NegativeEntryJSON{Version: e.Version, Fingerprint: e.Fingerprint, Action: string(e.Action), Reason: e.Reason,
+		ExpiresAt: e.ExpiresAt, CreatedAt: e.CreatedAt}
+}
+
+// addNegativeEntry appends a manual add to the negative file. The entry
+// takes the next version and reaches the gateways with their next sync;
+// the center's negative-file server removes it again once expires_at has
+// passed.
+func addNegativeEntry(s *server, w http.ResponseWriter, r *http.Request, p principal) error {
+	var req NegativeAddRequest
+	if err := decode(r, w, s.cfg.MaxBody, &req); err != nil {
+		return err
+	}
+	switch {
+	case req.Fingerprint == "" && req.CardID == nil:
+		return errBadRequest("missing_field", "one of fingerprint and card_id is required")
+	case req.Fingerprint != "" && req.CardID != nil:
+		return errBadRequest("invalid_field", "give fingerprint or card_id, not both")
+	case req.Fingerprint != "" && !validFingerprint(req.Fingerprint):
+		return errBadRequest("invalid_field", "fingerprint must be 32 lower-case hex digits")
+	case req.CardID != nil && *req.CardID < 1:
+		return errBadRequest("invalid_field", "card_id must be a positive integer")
+	case req.Reason == "":
+		return missing("reason")
+	case !validReason(req.Reason):
+		return errBadRequest("invalid_field", "reason must be 1 to 64 printable ASCII characters")
+	case req.ExpiresAt == nil:
+		return missing("expires_at")
+	case !req.ExpiresAt.After(time.Now()):
+		return errBadRequest("invalid_field", "expires_at must be in the future")
+	}
+	e := store.NegativeEntry{Fingerprint: req.Fingerprint, Action: store.NegativeAdd, Reason: req.Reason, ExpiresAt: req.ExpiresAt.UTC()}
+	err := s.cfg.Store.Update(r.Context(), func(tx *store.Tx) error {
+		if req.CardID != nil {
+			c, err := tx.Card(r.Context(), *req.CardID)
+			if errors.Is(err, store.ErrNotFound) {
+				return errBadRequest("unknown_reference", "card %d does not exist", *req.CardID)
+			}
+			if err != nil {
+				return err
+			}
+			e.Fingerprint, e.CardID = c.Fingerprint, c.ID
+		} else {
+			c, err := tx.CardByFingerprint(r.Context(), e.Fingerprint)
+			switch {
+			case err == nil:
+				e.CardID = c.ID
+			case !errors.Is(err, store.ErrNotFound):
+				return err
+			}
+		}
+		v, err := tx.AddNegativeEntry(r.Context(), e)
+		if err != nil {
+			return err
+		}
+		e.Version, e.CreatedAt = v, tx.Now()
+		_, err = tx.InsertAudit(r.Context(), store.AuditRecord{Kind: "negative_file", Actor: actor(p),
+			Detail: fmt.Sprintf("add version %d: %s until %s", v, e.Reason, e.ExpiresAt.Format(time.RFC3339))})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, negativeJSON(e))
+	return nil
+}
+
+// removeNegativeEntry appends a removal for the fingerprint in the path,
+// which must be on the file (its entry in force an add).
+func removeNegativeEntry(s *server, w http.ResponseWriter, r *http.Request, p principal) error {
+	fp := r.PathValue("fingerprint")
+	if !validFingerprint(fp) {
+		return errBadRequest("invalid_id", "the fingerprint must be 32 lower-case hex digits")
+	}
+	reason := r.URL.Query().Get("reason")
+	if reason == "" {
+		reason = "removed"
+	} else if !validReason(reason) {
+		return errBadRequest("invalid_query", "reason must be 1 to 64 printable ASCII characters")
+	}
+	var e store.NegativeEntry
+	err := s.cfg.Store.Update(r.Context(), func(tx *store.Tx) error {
+		cur, ok, err := entryInForce(r.Context(), tx, fp)
+		if err != nil {
+			return err
+		}
+		if !ok || cur.Action != store.NegativeAdd {
+			return errNotFound("negative-file entry")
+		}
+		e = store.NegativeEntry{Fingerprint: fp, Action: store.NegativeRemove, Reason: reason, CardID: cur.CardID, ExpiresAt: cur.ExpiresAt}
+		v, err := tx.AddNegativeEntry(r.Context(), e)
+		if err != nil {
+			return err
+		}
+		e.Version, e.CreatedAt = v, tx.Now()
+		_, err = tx.InsertAudit(r.Context(), store.AuditRecord{Kind: "negative_file", Actor: actor(p),
+			Detail: fmt.Sprintf("remove version %d: %s", v, reason)})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, negativeJSON(e))
 	return nil
 }
