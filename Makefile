@@ -6,7 +6,7 @@ PKGS := ./...
 FUZZTIME ?= 10s
 BENCHTIME ?= 1s
 
-.PHONY: help build test demo bench fuzz lint softhsm clean
+.PHONY: help build test demo bench bench-scale fuzz lint softhsm clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -28,6 +28,10 @@ demo: softhsm build ## start center, gateway and a terminal on embedded defaults
 bench: softhsm ## run every benchmark and write the results to .bench/latest.txt
 	@mkdir -p .bench
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS) | tee .bench/latest.txt
+
+bench-scale: softhsm ## gateway scale benchmark: 100-1000 simulated terminals through the real binaries; table in .bench/scale.md
+	@mkdir -p .bench
+	POSGATE_SCALE=1 POSGATE_SCALE_OUT=$(CURDIR)/.bench/scale.md $(GO) test -run '^TestGatewayScale$$' -count=1 -v -timeout 30m ./cmd/internal/e2e
 
 fuzz: ## run every fuzz target for $(FUZZTIME) each
 	@scripts/fuzz.sh $(FUZZTIME)
