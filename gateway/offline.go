@@ -154,10 +154,22 @@ func (o *offlineParts) run(ctx context.Context, lw LinkWatcher) {
 	wg.Wait()
 }
 
-// routes registers the offline admin routes on mux (see docs/offline.md):
-// GET /offline/rejected, GET /offline/status and POST /offline/forward.
-// They answer only loopback clients.
+// routes registers the offline admin routes on mux (see docs/offline.md).
 func (o *offlineParts) routes(mux *http.ServeMux) {
+	RegisterOfflineAdmin(mux, o.store, o.adv, o.logger)
+}
+
+// RegisterOfflineAdmin registers the offline admin routes over st on mux
+// (docs/offline.md, "Admin surface"): GET /offline/status, GET
+// /offline/rejected and POST /offline/forward, which triggers a pass of
+// adv (nil: the gateway is not enrolled and the route answers 409). They
+// answer loopback clients only. devicectl's offline commands read them.
+// log receives store failures; nil discards them.
+func RegisterOfflineAdmin(mux *http.ServeMux, st *offline.Store, adv *AdviceForwarder, log *slog.Logger) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	o := &offlineParts{store: st, adv: adv, logger: log}
 	mux.Handle("GET /offline/rejected", localOnly(http.HandlerFunc(o.getRejected)))
 	mux.Handle("GET /offline/status", localOnly(http.HandlerFunc(o.getStatus)))
 	mux.Handle("POST /offline/forward", localOnly(http.HandlerFunc(o.postForward)))
@@ -213,9 +225,7 @@ func (o *offlineParts) getRejected(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "offline store unavailable"})
 		return
 	}
-	out := struct {
-		Rejected []RecordJSON `json:"rejected"`
-	}{Rejected: []RecordJSON{}}
+	out := OfflineRejected{Rejected: []RecordJSON{}}
 	for _, r := range recs {
 		out.Rejected = append(out.Rejected, recordJSON(r))
 	}
@@ -245,39 +255,57 @@ func (o *offlineParts) postForward(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "forward pass requested"})
 }
 
-type totalJSON struct {
+// OfflineTotal is a count and an amount (minor units) on the admin surface.
+type OfflineTotal struct {
 	Count  int64 `json:"count"`
 	Amount int64 `json:"amount"`
 }
 
-func statusJSON(st offline.Stats, neg offline.NegativeState) any {
-	t := func(x offline.Total) totalJSON { return totalJSON{x.Count, x.Amount} }
-	type sessionJSON struct {
-		Snapshot bool   `json:"snapshot"`
-		Base     uint64 `json:"base"`
-		Version  uint64 `json:"version"`
-		Total    uint32 `json:"total"`
-		Next     uint32 `json:"next"`
-	}
-	out := struct {
-		Queue map[string]totalJSON `json:"queue"`
-		// Exposure is the amount approved offline and not yet answered.
-		Exposure int64     `json:"exposure"`
-		Oldest   time.Time `json:"oldest,omitzero"`
-		Negative struct {
-			Loaded   bool         `json:"loaded"`
-			Version  uint64       `json:"version"`
-			SyncedAt time.Time    `json:"synced_at,omitzero"`
-			Session  *sessionJSON `json:"session,omitempty"`
-		} `json:"negative_file"`
-	}{
-		Queue: map[string]totalJSON{"pending": t(st.Pending), "sent": t(st.Sent), "accepted": t(st.Accepted),
+// OfflineSession is a partly received negative-file sync session.
+type OfflineSession struct {
+	Snapshot bool   `json:"snapshot"`
+	Base     uint64 `json:"base"`
+	Version  uint64 `json:"version"`
+	Total    uint32 `json:"total"`
+	Next     uint32 `json:"next"`
+}
+
+// OfflineNegative is the negative file's state on the admin surface.
+type OfflineNegative struct {
+	Loaded   bool            `json:"loaded"`
+	Version  uint64          `json:"version"`
+	SyncedAt time.Time       `json:"synced_at,omitzero"`
+	Session  *OfflineSession `json:"session,omitempty"`
+}
+
+// OfflineStatus is the answer of GET /offline/status: the forwarding
+// queue by state (pending, sent, accepted, rejected, expired), the
+// exposure, the oldest queued approval and the negative file.
+type OfflineStatus struct {
+	Queue map[string]OfflineTotal `json:"queue"`
+	// Exposure is the amount approved offline and not yet answered.
+	Exposure int64 `json:"exposure"`
+	// Oldest is when the oldest queued approval was made; zero (absent)
+	// when the queue is empty.
+	Oldest   time.Time       `json:"oldest,omitzero"`
+	Negative OfflineNegative `json:"negative_file"`
+}
+
+// OfflineRejected is the answer of GET /offline/rejected.
+type OfflineRejected struct {
+	Rejected []RecordJSON `json:"rejected"`
+}
+
+func statusJSON(st offline.Stats, neg offline.NegativeState) OfflineStatus {
+	t := func(x offline.Total) OfflineTotal { return OfflineTotal{x.Count, x.Amount} }
+	out := OfflineStatus{
+		Queue: map[string]OfflineTotal{"pending": t(st.Pending), "sent": t(st.Sent), "accepted": t(st.Accepted),
 			"rejected": t(st.Rejected), "expired": t(st.Expired)},
 		Exposure: st.Exposure, Oldest: st.Oldest,
+		Negative: OfflineNegative{Loaded: neg.Loaded, Version: neg.Version, SyncedAt: neg.SyncedAt},
 	}
-	out.Negative.Loaded, out.Negative.Version, out.Negative.SyncedAt = neg.Loaded, neg.Version, neg.SyncedAt
 	if s := neg.Session; s != nil {
-		out.Negative.Session = &sessionJSON{s.Snapshot, s.Base, s.Version, s.Total, s.Next}
+		out.Negative.Session = &OfflineSession{s.Snapshot, s.Base, s.Version, s.Total, s.Next}
 	}
 	return out
 }

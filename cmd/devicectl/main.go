@@ -6,10 +6,19 @@
 // /dev/ttyUSB*, /dev/ttyACM*) a terminal, sign pad or DTMF box can be
 // attached by: a table by default, JSON with --json for scripts.
 //
-// The commands that talk to a running gateway (status, attached devices,
-// link health, store-and-forward queue, negative file version, key status,
-// test transactions, firmware push, logs) need the gateway's local admin
-// socket, which is not built yet; devicectl does not offer them until it is.
+//	devicectl offline status|rejected|forward [--gateway http://127.0.0.1:8081] [--json]
+//
+// offline reads the gateway's offline admin routes (docs/offline.md), which
+// answer loopback clients only: status shows the store-and-forward queue's
+// counts and amounts per state, the exposure, the oldest queued approval
+// and the negative file's version, load state and sync time; rejected lists
+// the offline approvals the center declined; forward asks for a forwarding
+// pass now.
+//
+// The other commands that talk to a running gateway (attached devices,
+// link health, key status, test transactions, firmware push, logs) need the
+// gateway's local admin socket, which is not built yet; devicectl does not
+// offer them until it is.
 package main
 
 import (
@@ -19,6 +28,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -31,12 +41,18 @@ const usage = `devicectl — field engineer's tool for a posgate gateway
 
 usage:
   devicectl ports [--json]   list serial ports (/dev/ttyS*, /dev/ttyUSB*, /dev/ttyACM*)
+  devicectl offline status   [--gateway URL] [--json]   queue per state, exposure, oldest, negative file
+  devicectl offline rejected [--gateway URL] [--json]   offline approvals the center declined
+  devicectl offline forward  [--gateway URL] [--json]   start a forwarding pass now
 
-Output is a table by default; --json prints one JSON document for scripts.
+--gateway is the gateway's http.listen (default http://127.0.0.1:8081); the
+offline routes answer loopback clients only.
 
-Not available yet: status, devices, link, queue, negative file, key status,
-test transactions, firmware push and logs all go through the gateway's local
-admin socket, which posgate does not provide yet.
+Output is text by default; --json prints one JSON document for scripts.
+
+Not available yet: devices, link, key status, test transactions, firmware
+push and logs go through the gateway's local admin socket, which posgate
+does not provide yet.
 `
 
 // errUsage is returned for a command line devicectl does not understand;
@@ -46,7 +62,7 @@ var errUsage = errors.New("usage")
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, transport.ListPorts)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, env{ports: transport.ListPorts, http: http.DefaultClient})
 	switch {
 	case err == nil:
 	case errors.Is(err, flag.ErrHelp):
@@ -70,7 +86,13 @@ type portsJSON struct {
 	Ports []portJSON `json:"ports"`
 }
 
-func run(_ context.Context, args []string, out, errOut io.Writer, list func() ([]transport.Port, error)) error {
+// env is what run reaches the machine through, replaced in tests.
+type env struct {
+	ports func() ([]transport.Port, error)
+	http  *http.Client
+}
+
+func run(ctx context.Context, args []string, out, errOut io.Writer, e env) error {
 	if len(args) == 0 {
 		fmt.Fprint(errOut, usage)
 		return fmt.Errorf("no command given: %w", errUsage)
@@ -80,7 +102,9 @@ func run(_ context.Context, args []string, out, errOut io.Writer, list func() ([
 		fmt.Fprint(out, usage)
 		return nil
 	case "ports":
-		return runPorts(args[1:], out, errOut, list)
+		return runPorts(args[1:], out, errOut, e.ports)
+	case "offline":
+		return runOffline(ctx, args[1:], out, errOut, e.http)
 	}
 	fmt.Fprint(errOut, usage)
 	return fmt.Errorf("unknown command %q: %w", args[0], errUsage)

@@ -60,7 +60,7 @@ func TestRun(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
-			err := run(context.Background(), tt.args, &out, &errOut, tt.list)
+			err := run(context.Background(), tt.args, &out, &errOut, env{ports: tt.list})
 			if tt.name == "list_fails" {
 				if err == nil || !strings.Contains(err.Error(), "list serial ports") {
 					t.Fatalf("err %v", err)
@@ -79,10 +79,10 @@ func TestRun(t *testing.T) {
 
 func TestHelpSaysAdminSocketMissing(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"--help"}, &out, &out, fakePorts); err != nil {
+	if err := run(context.Background(), []string{"--help"}, &out, &out, env{ports: fakePorts}); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "admin socket, which posgate does not provide yet") {
+	if !strings.Contains(out.String(), "admin socket, which posgate\ndoes not provide yet") {
 		t.Fatalf("help does not say the admin socket is missing:\n%s", out.String())
 	}
 }
@@ -90,7 +90,7 @@ func TestHelpSaysAdminSocketMissing(t *testing.T) {
 func TestRealPorts(t *testing.T) {
 	// The real lister on this machine: whatever it finds must print.
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"ports", "--json"}, &out, &out, transport.ListPorts); err != nil {
+	if err := run(context.Background(), []string{"ports", "--json"}, &out, &out, env{ports: transport.ListPorts}); err != nil {
 		t.Fatal(err)
 	}
 	var doc portsJSON
