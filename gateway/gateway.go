@@ -171,6 +171,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	dcfg.Logger = log.With("component", "devices")
 	dcfg.Registerer = metrics.Registry
 	dcfg.OnResult = func(r device.TxnResult) { posAPI.OnResult(r) }
+	// Signatures the terminals capture go to the center (signature.go).
+	sigq := &SignatureQueue{Uplink: fwd.Uplink, GatewayID: cfg.GatewayID, Logger: log.With("component", "signatures")}
+	dcfg.Signatures = sigq
 	devices, err := device.New(dcfg)
 	if err != nil {
 		return err
@@ -257,6 +260,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			cancel(fmt.Errorf("http: %w", err))
 		}
 	})
+	wg.Go(func() { sigq.Run(ctx) })
 	wg.Go(func() {
 		if err := devices.Run(ctx); ctx.Err() == nil {
 			cancel(fmt.Errorf("devices: %w", err))

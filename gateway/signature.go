@@ -1,0 +1,269 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/posgate/posgate/gateway/device"
+	"github.com/posgate/posgate/protocol/iso93"
+	"github.com/posgate/posgate/protocol/sigcap"
+)
+
+// Defaults of SignatureQueue.
+const (
+	DefaultSignatureQueue    = 256
+	DefaultSignatureRetry    = time.Second
+	DefaultSignatureRetryMax = time.Minute
+	DefaultSignatureMaxAge   = 24 * time.Hour
+)
+
+// Sentinel errors of the signature queue.
+var (
+	// ErrSignatureQueueFull means the queue holds MaxQueued signatures; the
+	// new one is refused (the terminal is told refused).
+	ErrSignatureQueueFull = errors.New("gateway: signature queue full")
+	// ErrSignatureRefused reports a 1314 with action code 904: the center
+	// cannot read the record; sending it again would not help.
+	ErrSignatureRefused = errors.New("gateway: center refused the signature record")
+)
+
+// SignatureQueue takes the signatures the device manager reassembles
+// (device.SignatureSink) and delivers them to the center as 1304 file
+// actions (DE 101 SIGCAP, DE 24 301, DE 72 one sigcap record per message,
+// docs/signatures.md), in order of arrival, one signature at a time.
+//
+// The queue is in memory: signatures not yet delivered are lost when the
+// gateway stops. A durable queue (a bbolt bucket beside store-and-forward)
+// is future work. A chunk the center answers 000 is done; 904 drops the
+// signature (malformed: resending cannot help); anything else (no link,
+// 909, 914 because the sale's advice has not reached the center yet) is
+// retried with a doubling wait from Retry to RetryMax until the signature
+// is MaxAge old, then it is dropped with a log line.
+//
+// Run owns the one delivery goroutine; Accept and Len are safe for
+// concurrent use with it.
+type SignatureQueue struct {
+	Uplink    Uplink
+	GatewayID string
+	Logger    *slog.Logger
+	// MaxQueued bounds the signatures held. Default DefaultSignatureQueue.
+	MaxQueued int
+	// Retry is the first wait after a failed chunk; it doubles up to
+	// RetryMax. Defaults DefaultSignatureRetry, DefaultSignatureRetryMax.
+	Retry, RetryMax time.Duration
+	// MaxAge is how long a signature is retried. Default
+	// DefaultSignatureMaxAge.
+	MaxAge time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+
+	mu   sync.Mutex
+	q    []*queuedSig
+	wake chan struct{}
+	stan atomic.Uint32
+	sent atomic.Uint64
+}
+
+type queuedSig struct {
+	chunks []sigcap.Chunk
+	next   int // index of the next chunk to send
+	since  time.Time
+	ref    string // for logs
+}
+
+func (q *SignatureQueue) now() time.Time {
+	if q.Now != nil {
+		return q.Now()
+	}
+	return time.Now()
+}
+
+func (q *SignatureQueue) log() *slog.Logger {
+	if q.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return q.Logger
+}
+
+func (q *SignatureQueue) signal() chan struct{} {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.wake == nil {
+		q.wake = make(chan struct{}, 1)
+	}
+	return q.wake
+}
+
+// Accept queues s for delivery (device.SignatureSink). It refuses a
+// signature without the sale's identifiers or over the size limit, and
+// returns ErrSignatureQueueFull when the queue is full.
+func (q *SignatureQueue) Accept(_ context.Context, s device.Signature) error {
+	chunks, err := sigcap.Split(sigcap.Chunk{TerminalID: s.TerminalID, STAN: s.STAN, LocalTime: s.LocalTime,
+		IdempotencyKey: s.IdempotencyKey, Format: uint8(s.Format)}, s.Data)
+	if err != nil {
+		return fmt.Errorf("queue signature for STAN %s: %w", s.STAN, err)
+	}
+	limit := q.MaxQueued
+	if limit <= 0 {
+		limit = DefaultSignatureQueue
+	}
+	wake := q.signal()
+	q.mu.Lock()
+	if len(q.q) >= limit {
+		q.mu.Unlock()
+		return fmt.Errorf("queue signature for STAN %s: %w", s.STAN, ErrSignatureQueueFull)
+	}
+	q.q = append(q.q, &queuedSig{chunks: chunks, since: q.now(), ref: s.Ref})
+	q.mu.Unlock()
+	select {
+	case wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Len returns how many signatures wait for delivery.
+func (q *SignatureQueue) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.q)
+}
+
+// Delivered returns how many signatures the center has taken since start.
+func (q *SignatureQueue) Delivered() uint64 { return q.sent.Load() }
+
+// Run delivers queued signatures until ctx ends.
+func (q *SignatureQueue) Run(ctx context.Context) {
+	wake := q.signal()
+	retry, retryMax, maxAge := q.Retry, q.RetryMax, q.MaxAge
+	if retry <= 0 {
+		retry = DefaultSignatureRetry
+	}
+	if retryMax <= 0 {
+		retryMax = DefaultSignatureRetryMax
+	}
+	if maxAge <= 0 {
+		maxAge = DefaultSignatureMaxAge
+	}
+	wait := retry
+	for {
+		q.mu.Lock()
+		var head *queuedSig
+		if len(q.q) > 0 {
+			head = q.q[0]
+		}
+		q.mu.Unlock()
+		if head == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-wake:
+				continue
+			}
+		}
+		err := q.sendChunk(ctx, head.chunks[head.next])
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err == nil:
+			wait = retry
+			head.next++
+			if head.next < len(head.chunks) {
+				continue
+			}
+			q.sent.Add(1)
+			q.log().Info("signature delivered to the center", "ref", head.ref, "stan", head.chunks[0].STAN, "bytes", head.chunks[0].Total)
+			q.pop(head)
+			continue
+		case errors.Is(err, ErrSignatureRefused):
+			q.log().Error("signature dropped: the center refused it", "ref", head.ref, "stan", head.chunks[0].STAN, "reason", err)
+			q.pop(head)
+			continue
+		case q.now().Sub(head.since) > maxAge:
+			q.log().Error("signature dropped: not delivered in time", "ref", head.ref, "stan", head.chunks[0].STAN, "max_age", maxAge, "reason", err)
+			q.pop(head)
+			continue
+		}
+		q.log().Warn("signature chunk not delivered; will retry", "ref", head.ref, "stan", head.chunks[0].STAN, "offset", head.chunks[head.next].Offset, "wait", wait, "reason", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		wait = min(2*wait, retryMax)
+	}
+}
+
+func (q *SignatureQueue) pop(s *queuedSig) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.q) > 0 && q.q[0] == s {
+		q.q = q.q[1:]
+	}
+}
+
+// chunkKey is DE 123 of a chunk's 1304: derived from the sale's key and the
+// offset, identical on every repeat, at most 49 characters.
+func chunkKey(c sigcap.Chunk) string {
+	h := sha256.Sum256([]byte(c.IdempotencyKey))
+	return "SG-" + hex.EncodeToString(h[:20]) + "-" + strconv.FormatUint(uint64(c.Offset), 10)
+}
+
+// sendChunk sends one 1304 and reads its 1314. It returns nil for 000,
+// ErrSignatureRefused for 904 and another error otherwise.
+func (q *SignatureQueue) sendChunk(ctx context.Context, c sigcap.Chunk) error {
+	rec, err := c.Marshal()
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrSignatureRefused, err)
+	}
+	now := q.now()
+	stan := q.stan.Add(1)%iso93.MaxSTAN + 1
+	fa := iso93.FileAction{
+		Trace: iso93.Trace{
+			TransmissionTime: now.UTC().Format("0102150405"),
+			STAN:             fmt.Sprintf("%06d", stan),
+			LocalTime:        now.Format("060102150405"),
+			FunctionCode:     iso93.FunctionAddRecord,
+			IdempotencyKey:   chunkKey(c),
+			GatewayID:        q.GatewayID,
+		},
+		DataRecord: rec,
+		FileName:   sigcap.FileName,
+	}
+	raw, err := iso93.Pack(&fa, iso93.MTIFileAction)
+	if err != nil {
+		return fmt.Errorf("%w: pack 1304: %w", ErrSignatureRefused, err)
+	}
+	resp, err := q.Uplink.RoundTrip(ctx, raw)
+	if err != nil {
+		return fmt.Errorf("send signature chunk: %w", err)
+	}
+	mti, msg, err := iso93.Unpack(resp)
+	if err != nil {
+		return fmt.Errorf("read signature answer: %w", err)
+	}
+	var r iso93.FileActionResponse
+	if mti != iso93.MTIFileActionResponse {
+		return fmt.Errorf("signature answer is a %s, want %s", mti, iso93.MTIFileActionResponse)
+	}
+	if err := msg.Unmarshal(&r); err != nil {
+		return fmt.Errorf("read signature answer: %w", err)
+	}
+	switch r.ActionCode {
+	case iso93.ActionApproved:
+		return nil
+	case iso93.ActionFormatError:
+		return fmt.Errorf("%w: action %s", ErrSignatureRefused, r.ActionCode)
+	}
+	return fmt.Errorf("center answered the signature chunk with action %s", r.ActionCode)
+}
