@@ -1,6 +1,9 @@
 package store
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // SetBeforeCommit installs a hook the SQLite group writer calls with the
 // batch size just before each COMMIT. Call it before the Update calls it
@@ -15,3 +18,7 @@ func ExecRaw(ctx context.Context, tx *Tx, q string) error {
 	_, err := tx.q.exec(ctx, q)
 	return err
 }
+
+// SetMaxBatchSpan replaces how long a SQLite batch keeps taking members
+// (tests make it long so that queued calls surely share one batch).
+func SetMaxBatchSpan(s *Store, d time.Duration) { s.writer.span = d }

@@ -64,6 +64,7 @@ type groupWriter struct {
 	s      *Store
 	db     *sql.DB
 	max    int
+	span   time.Duration // maxBatchSpan; tests lengthen it
 	reqs   chan *writeReq
 	exited chan struct{}
 	// beforeCommit, when set (tests only), is called with the batch size
@@ -72,7 +73,7 @@ type groupWriter struct {
 }
 
 func newGroupWriter(s *Store, db *sql.DB, max int) *groupWriter {
-	return &groupWriter{s: s, db: db, max: max, reqs: make(chan *writeReq, 4*max), exited: make(chan struct{})}
+	return &groupWriter{s: s, db: db, max: max, span: maxBatchSpan, reqs: make(chan *writeReq, 4*max), exited: make(chan struct{})}
 }
 
 // submit queues fn and waits for its outcome. It returns ErrClosed when the
@@ -159,7 +160,7 @@ func (w *groupWriter) batch(first *writeReq) {
 			}
 		}
 		next = nil
-		if len(members) < w.max && time.Since(start) < maxBatchSpan {
+		if len(members) < w.max && time.Since(start) < w.span {
 			select {
 			case next = <-w.reqs:
 			default:

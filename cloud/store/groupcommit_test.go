@@ -40,6 +40,7 @@ func openGated(t *testing.T, c store.Config) *gated {
 	// Runs before the store's Close (cleanups run last first), so a
 	// failing test never leaves the writer parked at the gate.
 	t.Cleanup(g.release)
+	store.SetMaxBatchSpan(g.st, time.Hour)
 	var first sync.Once
 	store.SetBeforeCommit(g.st, func(n int) {
 		g.mu.Lock()
