@@ -114,10 +114,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	sigs := &SignatureServer{Store: p.Store, Logger: log.With("component", "signatures")}
 	srv, err := link.NewServer(link.ServerConfig{
 		Addr:       cfg.Link.Listen,
 		TLS:        tlsConf,
-		Handler:    &LinkHandler{Switch: sw, NegFile: negFile, Logger: log.With("component", "link"), Metrics: metrics},
+		Handler:    &LinkHandler{Switch: sw, NegFile: negFile, Signatures: sigs, Logger: log.With("component", "link"), Metrics: metrics},
 		Control:    iso93.NetworkCodec{},
 		Authorize:  signOnCheck(p.Store, log),
 		OnPeer:     metrics.linkPeer,

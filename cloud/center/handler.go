@@ -29,6 +29,9 @@ type LinkHandler struct {
 	Metrics *Metrics
 	// NegFile answers 1304 negative-file inquiries; nil answers them 902.
 	NegFile *NegFileServer
+	// Signatures answers 1304 SIGCAP signature chunks (signature.go); nil
+	// answers them 902.
+	Signatures *SignatureServer
 }
 
 // ServeLink implements link.Handler. A message that cannot be unpacked far
@@ -56,6 +59,9 @@ func (h *LinkHandler) answer(ctx context.Context, p link.Peer, mti string, msg *
 		return reply(msg, iso93.ActionFormatError, authz.Response{})
 	}
 	if mti == iso93.MTIFileAction {
+		if isSigCap(msg) { // DE 101 SIGCAP: signature.go; else the negative file
+			return h.signature(ctx, p, msg)
+		}
 		return h.fileAction(ctx, p, msg)
 	}
 	var r authz.Request
