@@ -178,7 +178,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	posAPI, err = ecr.New(cfg.POS, devices, ecr.Options{Logger: log.With("component", "pos-api"), Registerer: metrics.Registry})
+	posAPI, err = ecr.New(cfg.POS, devices, ecr.Options{Logger: log.With("component", "pos-api"), Registerer: metrics.Registry,
+		Offline: off.posView(client)})
 	if err != nil {
 		return err
 	}

@@ -9,15 +9,19 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/posgate/posgate/gateway/device"
+	"github.com/posgate/posgate/gateway/ecr"
 	"github.com/posgate/posgate/hsm"
 	"github.com/posgate/posgate/offline"
 	"github.com/posgate/posgate/offline/hsmseal"
 	"github.com/posgate/posgate/offline/standin"
+	"github.com/posgate/posgate/protocol/iso93"
 	"github.com/posgate/posgate/protocol/link"
 )
 
@@ -96,11 +100,12 @@ func (c OfflineConfig) validate() []error {
 // offlineParts are the offline store of a running gateway with its
 // forwarder and negative-file sync. run owns their goroutines.
 type offlineParts struct {
-	store  *offline.Store
-	adv    *AdviceForwarder
-	neg    *NegFileSync
-	poll   time.Duration
-	logger *slog.Logger
+	store   *offline.Store
+	journal *standInJournal
+	adv     *AdviceForwarder
+	neg     *NegFileSync
+	poll    time.Duration
+	logger  *slog.Logger
 }
 
 // openOffline makes sure the at-rest key exists in the token (AES-256,
@@ -130,8 +135,9 @@ func openOffline(cfg Config, tok *hsm.Token, fwd *Forwarder, log *slog.Logger, m
 			return nil, fmt.Errorf("register offline metrics: %w", err)
 		}
 	}
-	fwd.Offline = st
-	return &offlineParts{store: st, logger: log, poll: oc.NegfilePoll}, nil
+	j := newStandInJournal(st)
+	fwd.Offline = j
+	return &offlineParts{store: st, journal: j, logger: log, poll: oc.NegfilePoll}, nil
 }
 
 // start prepares the forwarder and the negative-file sync on the uplink.
@@ -431,4 +437,169 @@ func (m *StandInMetrics) decided(reason string) {
 		return
 	}
 	m.decisions.WithLabelValues(reason).Inc()
+}
+
+// standInJournal remembers the last stand-in decisions, so the POS API can
+// tell a transaction was answered offline and learn which card acceptor
+// (DE 41, DE 42) a device is. It wraps the StandIn the Forwarder calls.
+// It is safe for concurrent use; it holds no card data beyond the masked
+// PAN.
+type standInJournal struct {
+	next StandIn
+	now  func() time.Time
+
+	mu      sync.Mutex
+	entries [journalSize]journalEntry // ring, guarded by mu
+	n       int                       // entries written, guarded by mu
+	scopes  map[string]standin.Scope  // device id → scope, guarded by mu
+}
+
+// journalSize bounds the decisions remembered: far more than the sales in
+// flight on a gateway at once.
+const journalSize = 512
+
+type journalEntry struct {
+	terminalID, merchantID, stan, masked string
+	dec                                  offline.Decision
+	at                                   time.Time
+}
+
+func newStandInJournal(next StandIn) *standInJournal {
+	return &standInJournal{next: next, now: time.Now, scopes: map[string]standin.Scope{}}
+}
+
+// Approve decides through the wrapped StandIn and remembers the decision.
+func (j *standInJournal) Approve(sale offline.Sale) (offline.Decision, error) {
+	dec, err := j.next.Approve(sale)
+	if err != nil {
+		return dec, err
+	}
+	e := journalEntry{terminalID: sale.TerminalID, merchantID: sale.MerchantID, masked: sale.MaskedPAN, dec: dec, at: j.now().UTC()}
+	if h, perr := iso93.Peek(sale.Message); perr == nil {
+		e.stan = h.STAN
+	}
+	j.mu.Lock()
+	j.entries[j.n%journalSize] = e
+	j.n++
+	j.mu.Unlock()
+	return dec, nil
+}
+
+// find returns the newest decision whose STAN, action code and masked PAN
+// (first six and last four, when both sides know it) are r's, and
+// remembers r's device as that decision's card acceptor.
+func (j *standInJournal) find(r device.TxnResult) (journalEntry, bool) {
+	if r.STAN == "" {
+		return journalEntry{}, false
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for i := 1; i <= min(j.n, journalSize); i++ {
+		e := j.entries[(j.n-i)%journalSize]
+		if e.stan != r.STAN || e.dec.ActionCode != r.ActionCode || !sameMasked(e.masked, r.MaskedPAN) {
+			continue
+		}
+		j.scopes[r.DeviceID] = standin.Scope{TerminalID: e.terminalID, MerchantID: e.merchantID}
+		return e, true
+	}
+	return journalEntry{}, false
+}
+
+func (j *standInJournal) scope(deviceID string) (standin.Scope, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	sc, ok := j.scopes[deviceID]
+	return sc, ok
+}
+
+// sameMasked compares the first six and last four characters of two
+// masked PANs; an empty side matches anything.
+func sameMasked(a, b string) bool {
+	if a == "" || b == "" {
+		return true
+	}
+	if len(a) < 10 || len(b) < 10 {
+		return a == b
+	}
+	return a[:6] == b[:6] && a[len(a)-4:] == b[len(b)-4:]
+}
+
+// posOffline is the offline store as the POS API sees it (ecr.Offline).
+type posOffline struct {
+	store   *offline.Store
+	journal *standInJournal
+	link    LinkWatcher // nil: the gateway has no link (not enrolled)
+}
+
+// Headroom implements ecr.Offline.
+func (p *posOffline) Headroom(terminal string) (ecr.OfflineHeadroom, error) {
+	sc, known := p.journal.scope(terminal)
+	if !known {
+		sc = standin.Scope{TerminalID: terminal}
+	}
+	h, err := p.store.Headroom(sc)
+	if err != nil {
+		return ecr.OfflineHeadroom{}, err
+	}
+	st, err := p.store.Queue().Stats()
+	if err != nil {
+		return ecr.OfflineHeadroom{}, fmt.Errorf("offline headroom: %w", err)
+	}
+	neg, err := p.store.Negative()
+	if err != nil {
+		return ecr.OfflineHeadroom{}, fmt.Errorf("offline headroom: %w", err)
+	}
+	pol := p.store.Policy()
+	rules := pol.Rules(sc)
+	out := ecr.OfflineHeadroom{
+		Terminal: terminal, LinkDown: true, Available: h.Available, Reason: reasonCode(h.Reason), MaxAmount: h.MaxAmount,
+		Currency: pol.CurrencyCode(), FloorLimit: rules.FloorLimit,
+		ExposureRemaining: max(0, pol.TotalExposureOrDefault()-st.Exposure),
+		CardCount:         rules.CardCount, CardAmount: rules.CardAmount, Window: rules.Window.String(),
+	}
+	if known {
+		out.TerminalID, out.MerchantID = sc.TerminalID, sc.MerchantID
+	}
+	if neg.Loaded {
+		out.NegativeFileVersion = neg.Version
+	}
+	if p.link != nil {
+		s, _ := p.link.Watch()
+		out.LinkDown = s != link.Up
+	}
+	return out, nil
+}
+
+// StandIn implements ecr.Offline.
+func (p *posOffline) StandIn(r device.TxnResult) (ecr.OfflineDecision, bool) {
+	e, ok := p.journal.find(r)
+	if !ok {
+		return ecr.OfflineDecision{}, false
+	}
+	return ecr.OfflineDecision{Approved: e.dec.Approved, Reason: reasonCode(e.dec.Reason), ActionCode: e.dec.ActionCode, DecidedAt: e.at}, true
+}
+
+// reasonCode is r's name as a POS API code: "floor limit" → "floor_limit".
+func reasonCode(r standin.Reason) string { return strings.ReplaceAll(r.String(), " ", "_") }
+
+// posView returns the offline store for the POS API; c is the uplink, nil
+// when the gateway is not enrolled.
+func (o *offlineParts) posView(c *link.Client) ecr.Offline {
+	p := &posOffline{store: o.store, journal: o.journal}
+	if c != nil {
+		p.link = c
+	}
+	return p
+}
+
+// NewOfflineView wraps st for the Forwarder and the POS API, as Run does:
+// set the StandIn as Forwarder.Offline (it decides through st and
+// remembers each decision) and pass the ecr.Offline as
+// ecr.Options.Offline (headroom from st, and the offline block of a
+// transaction whose answer one of those decisions was). lw reports the
+// link; nil means there is none (not enrolled: the link counts as down).
+// Both are safe for concurrent use.
+func NewOfflineView(st *offline.Store, lw LinkWatcher) (StandIn, ecr.Offline) {
+	j := newStandInJournal(st)
+	return j, &posOffline{store: st, journal: j, link: lw}
 }

@@ -57,6 +57,10 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Offline, when set, serves GET /pos/v1/terminals/{id}/offline and
+	// adds the offline block to transactions answered in stand-in. Nil:
+	// that route answers 503 offline_unavailable.
+	Offline Offline
 }
 
 // Server is the POS API. It is safe for concurrent use. Close stops the
@@ -68,6 +72,7 @@ type Server struct {
 	now   func() time.Time
 	mux   *http.ServeMux
 	reqs  *prometheus.CounterVec
+	off   Offline
 
 	clients []client
 	byID    map[string]*client
@@ -95,7 +100,7 @@ func New(cfg Config, terms Terminals, opts Options) (*Server, error) {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	s := &Server{cfg: cfg, terms: terms, log: opts.Logger, now: opts.Now, byID: make(map[string]*client), subs: make(map[*subscriber]struct{})}
+	s := &Server{cfg: cfg, terms: terms, log: opts.Logger, now: opts.Now, off: opts.Offline, byID: make(map[string]*client), subs: make(map[*subscriber]struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -152,6 +157,7 @@ func (s *Server) routes() []route {
 		{"GET /pos/v1/transactions/{id}/receipt", s.authed(s.getReceipt)},
 		{"GET /pos/v1/terminals", s.authed(s.listTerminals)},
 		{"GET /pos/v1/terminals/{id}/last", s.authed(s.lastOnTerminal)},
+		{"GET /pos/v1/terminals/{id}/offline", s.authed(s.terminalOffline)},
 		{"GET /pos/v1/events", s.authed(s.events)},
 		{"GET /pos/v1/openapi.json", http.HandlerFunc(serveOpenAPI)},
 	}
@@ -548,6 +554,12 @@ func (s *Server) run(rec *record) {
 func (s *Server) OnResult(r device.TxnResult) { s.settle(r) }
 
 func (s *Server) settle(r device.TxnResult) {
+	var off *OfflineDecision
+	if s.off != nil && r.ActionCode != "" {
+		if d, ok := s.off.StandIn(r); ok {
+			off = &d
+		}
+	}
 	s.mu.Lock()
 	rec := s.st.byID[r.Ref]
 	if rec == nil || rec.tx.TerminalID != r.DeviceID {
@@ -563,6 +575,9 @@ func (s *Server) settle(r device.TxnResult) {
 	tx.ActionCode, tx.ApprovalCode, tx.STAN, tx.RRN, tx.TerminalTime = r.ActionCode, r.ApprovalCode, r.STAN, r.RRN, r.Time
 	tx.MaskedPAN = r.MaskedPAN
 	tx.ResolvedBy = string(r.ResolvedBy)
+	if off != nil {
+		tx.Offline = off
+	}
 	if r.Amount != 0 {
 		tx.Amount, tx.Currency = r.Amount, r.Currency
 	}

@@ -32,6 +32,10 @@ type Transaction struct {
 	ResolvedBy   string     `json:"resolved_by,omitempty"`
 	CreatedAt    time.Time  `json:"created_at"`
 	CompletedAt  *time.Time `json:"completed_at,omitempty"`
+	// Offline is set when the gateway answered the terminal in stand-in
+	// (the center could not be asked): approved offline, or declined by
+	// the offline policy with the reason.
+	Offline *OfflineDecision `json:"offline,omitempty"`
 }
 
 // record is one transaction and its idempotency key. Its fields are
