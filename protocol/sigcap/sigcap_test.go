@@ -102,3 +102,14 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkParse(b *testing.B) {
+	cs, _ := sigcap.Split(meta, bytes.Repeat([]byte{0x42}, sigcap.ChunkBytes))
+	s, _ := cs[0].Marshal()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := sigcap.Parse(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
