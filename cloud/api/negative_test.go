@@ -15,7 +15,11 @@ import (
 // fingerprint is the card's), removal, and the refusals. Every change is a
 // new version that GET /negative-file lists.
 func TestNegativeFileAdmin(t *testing.T) {
-	e := newEnv(t, storetest.OpenSQLite(t))
+	storetest.ForEach(t, testNegativeFileAdmin)
+}
+
+func testNegativeFileAdmin(t *testing.T, st *store.Store) {
+	e := newEnv(t, st)
 	ctx := context.Background()
 	c := e.card(store.KindCredit, 50_000, 0)
 	var cardFP string
