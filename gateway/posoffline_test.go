@@ -48,3 +48,16 @@ func TestStandInJournalMatch(t *testing.T) {
 		t.Fatalf("headroom of an unseen device names a card acceptor: %+v", h)
 	}
 }
+
+// BenchmarkOfflineHeadroom measures the POS headroom read (three bbolt
+// read transactions and the policy) that a POS may poll.
+func BenchmarkOfflineHeadroom(b *testing.B) {
+	st := openStore(b, true, standin.Policy{})
+	_, view := NewOfflineView(st, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := view.Headroom("dev1"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -56,7 +56,7 @@ const blockedFP = "ffeeddccbbaa99887766554433221100"
 
 // openStore opens an offline store in a temp dir; with loaded, a snapshot
 // of version 1 holding blockedFP is in force.
-func openStore(t *testing.T, loaded bool, pol standin.Policy) *offline.Store {
+func openStore(t testing.TB, loaded bool, pol standin.Policy) *offline.Store {
 	t.Helper()
 	st, err := offline.Open(offline.Config{Path: filepath.Join(t.TempDir(), "offline.db"), Sealer: newSealer(t), Policy: pol})
 	if err != nil {
