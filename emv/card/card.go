@@ -90,6 +90,10 @@ type Config struct {
 	// ARPCWithSessionKey makes the card check ARPC method 1 under the AC
 	// session key instead of the ICC master key.
 	ARPCWithSessionKey bool
+	// ODA, when set, personalises the card for offline data
+	// authentication (oda.go); with a zero AIP the card's AIP is then
+	// 7880 (SDA, DDA, cardholder verification, terminal risk management).
+	ODA *ODAConfig
 }
 
 // Card is a simulated EMV card application. Safe for concurrent use.
@@ -104,6 +108,7 @@ type Card struct {
 	mk      []byte
 	atc     uint16
 	pending *pending // first GENERATE AC answered ARQC, awaiting the second
+	oda     *odaState // nil without ODA; immutable after New
 }
 
 type pending struct {
@@ -126,10 +131,20 @@ func New(cfg Config) (*Card, error) {
 		return nil, fmt.Errorf("personalise card: expiry: %w", err)
 	}
 	aip := cfg.AIP
-	if aip == (emv.AIP{}) {
+	switch {
+	case aip != (emv.AIP{}):
+	case cfg.ODA != nil:
+		aip = emv.AIP{0x78, 0x80}
+	default:
 		aip = emv.AIP{0x19, 0x80}
 	}
-	return &Card{pan: cfg.PAN, psn: cfg.PSN, expiry: cfg.Expiry, aip: aip, cfg: cfg, mk: mk, atc: cfg.ATC}, nil
+	c := &Card{pan: cfg.PAN, psn: cfg.PSN, expiry: cfg.Expiry, aip: aip, cfg: cfg, mk: mk, atc: cfg.ATC}
+	if cfg.ODA != nil {
+		if err := c.personaliseODA(cfg.ODA); err != nil {
+			return nil, fmt.Errorf("personalise card: %w", err)
+		}
+	}
+	return c, nil
 }
 
 // ATC returns the counter of the last transaction.

@@ -324,6 +324,11 @@ func (v *Verifier) recoverKey(signer *rsa.PublicKey, certBytes []byte, format by
 	if c.Format != format {
 		return recoveredKey{}, fmt.Errorf("certificate format %02X, want %02X: %w", c.Format, format, ErrRecoveredFormat)
 	}
+	if int(c.KeyLen) > len(c.KeyField) && len(rem) == 0 {
+		// Checked before the hash, which would fail too, so that the
+		// terminal can tell "ICC data missing".
+		return recoveredKey{}, fmt.Errorf("key remainder absent: %w", ErrMissingData)
+	}
 	want := sha1Of(c.hashedPart(), rem, exp, extra)
 	if subtle.ConstantTimeCompare(want[:], c.Hash[:]) != 1 {
 		return recoveredKey{}, fmt.Errorf("certificate: %w", ErrHash)
@@ -351,8 +356,6 @@ func (v *Verifier) recoverKey(signer *rsa.PublicKey, certBytes []byte, format by
 		mod = c.KeyField[:n]
 	case n == len(c.KeyField)+len(rem):
 		mod = append(append([]byte(nil), c.KeyField...), rem...)
-	case len(rem) == 0:
-		return recoveredKey{}, fmt.Errorf("key remainder absent: %w", ErrMissingData)
 	default:
 		return recoveredKey{}, fmt.Errorf("key remainder of %d bytes, want %d: %w", len(rem), n-len(c.KeyField), ErrCertificate)
 	}
@@ -594,4 +597,60 @@ func (v *Verifier) dda(d CardData, un [4]byte, card InternalAuthenticator) error
 	}
 	_, err = verifyDynamic(icc, data, sdad)
 	return err
+}
+
+// ODARecords picks the records the AFL marks for offline data
+// authentication (the first ODACount of each entry) from records read in
+// AFL order, one per record number the AFL names.
+func ODARecords(afl []byte, records []Record) ([]Record, error) {
+	entries, err := ParseAFL(afl)
+	if err != nil {
+		return nil, err
+	}
+	var out []Record
+	i := 0
+	for _, e := range entries {
+		n := int(e.Last-e.First) + 1
+		if i+n > len(records) {
+			return nil, fmt.Errorf("AFL names %d records or more, %d read: %w", i+n, len(records), ErrMissingData)
+		}
+		for j := 0; j < n; j++ {
+			if records[i+j].SFI != e.SFI {
+				return nil, fmt.Errorf("record %d is from SFI %d, AFL says %d: %w", i+j, records[i+j].SFI, e.SFI, ErrStaticData)
+			}
+		}
+		out = append(out, records[i:i+int(e.ODACount)]...)
+		i += n
+	}
+	if i != len(records) {
+		return nil, fmt.Errorf("%d records read, AFL names %d: %w", len(records), i, ErrStaticData)
+	}
+	return out, nil
+}
+
+// ReadCardData gathers CardData from records read in AFL order: the data
+// objects of every record (70 templates, 00 padding allowed) and the
+// static data to be authenticated over the AFL's ODA records and, when
+// the records carry an SDA tag list (9F4A), aip. The PAN (5A) must be in
+// the records for ODA to succeed.
+func ReadCardData(rid [5]byte, afl []byte, records []Record, aip emv.AIP) (CardData, error) {
+	sel, err := ODARecords(afl, records)
+	if err != nil {
+		return CardData{}, fmt.Errorf("read card data: %w", err)
+	}
+	var objs []tlv.TLV
+	for i, r := range records {
+		list, err := tlv.DecodeCard(r.Data)
+		if err != nil {
+			return CardData{}, fmt.Errorf("read card data: record %d: %w", i, err)
+		}
+		objs = append(objs, list...)
+	}
+	d := CardData{RID: rid, Objects: objs}
+	static, err := StaticData(sel, d.get(tags.SDATagList), aip)
+	if err != nil {
+		return CardData{}, fmt.Errorf("read card data: %w", err)
+	}
+	d.StaticData = static
+	return d, nil
 }
