@@ -101,6 +101,10 @@ type Request struct {
 	// Fallback marks a magnetic-stripe read of a chip card after the chip
 	// failed; the switch also infers it from DE 22 (see isFallback).
 	Fallback bool
+	// PINBlock is DE 125: the terminal's ISO 9564 format 4 PIN block under
+	// the AES DUKPT PIN key of the card block's KSN (pin.go). Empty when
+	// no PIN was entered.
+	PINBlock []byte
 }
 
 // Response is the center's answer. ApprovalCode is set on approvals only;
@@ -134,6 +138,8 @@ type Switch struct {
 	Router *routing.Router
 	// Chip configures the chip (DE 55) and CVV2 checks; see ChipConfig.
 	Chip ChipConfig
+	// PIN configures issuer PIN verification (DE 125); see PINConfig.
+	PIN PINConfig
 }
 
 // Authorize decides r and returns the answer. Its error is non-nil only for
@@ -155,6 +161,8 @@ type Switch struct {
 // application identifier not accepted; 102 ARQC does not verify; 100 ATC
 // replayed or regressed, CVV2 wrong, or CVV2 missing for a product that
 // requires it; 119 magnetic-stripe fallback refused by the product.
+// PIN (pin.go): 117 wrong PIN, 106 PIN tries exceeded or PIN blocked, 904
+// PIN block that does not decipher.
 // Every answer with an idempotency key is recorded; every decline also
 // writes an audit record.
 func (s *Switch) Authorize(ctx context.Context, r Request) (Response, error) {
@@ -511,6 +519,10 @@ func (s *Switch) authorize(ctx context.Context, r Request) (Response, error) {
 			return Response{}, fmt.Errorf("authorize %s: %w", r.MTI, err)
 		}
 	}
+	pinChk, err := s.verifyPIN(ctx, r, o)
+	if err != nil {
+		return Response{}, fmt.Errorf("authorize %s: %w", r.MTI, err)
+	}
 	resp2, err := s.record(ctx, r, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
 		if declined, err := advanceCounter(ctx, tx, r, a, o); err != nil || declined {
 			return err
@@ -530,6 +542,9 @@ func (s *Switch) authorize(ctx context.Context, r Request) (Response, error) {
 			return err
 		}
 		if declined, err := s.checkSecurity(ctx, tx, r, a, c, o, sec); err != nil || declined {
+			return err
+		}
+		if declined, err := s.checkPIN(ctx, tx, r, a, c, pinChk); err != nil || declined {
 			return err
 		}
 		if r.MTI == iso93.MTIAuthorizationRequest {

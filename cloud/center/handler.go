@@ -134,6 +134,7 @@ func requestFrom(mti, gatewayID string, t iso93.Trace, p iso93.Payment, c iso93.
 		CardBlock:      c.CardData,
 		Fingerprint:    c.Fingerprint,
 		ICCData:        c.ICCData,
+		PINBlock:       c.PINBlock,
 	}
 }
 
