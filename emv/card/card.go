@@ -107,7 +107,7 @@ type Card struct {
 	mu      sync.Mutex
 	mk      []byte
 	atc     uint16
-	pending *pending // first GENERATE AC answered ARQC, awaiting the second
+	pending *pending  // first GENERATE AC answered ARQC, awaiting the second
 	oda     *odaState // nil without ODA; immutable after New
 }
 
