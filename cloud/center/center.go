@@ -109,7 +109,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer keys.Close()
 	sw := &authz.Switch{Store: p.Store, Decrypter: p.Vault, Vault: p.Vault, Router: router.Router,
-		Chip: authz.ChipConfig{Keys: keys, IMKLabel: cfg.Keys.IMKAC, CVKLabel: cfg.Keys.CVK, AllowedAIDs: cfg.Keys.AllowedAIDs}}
+		Chip: authz.ChipConfig{Keys: keys, IMKLabel: cfg.Keys.IMKAC, CVKLabel: cfg.Keys.CVK, AllowedAIDs: cfg.Keys.AllowedAIDs},
+		PIN:  authz.PINConfig{Verifier: p.Token, BDKLabel: cfg.Keys.BDK}}
 	negFile, err := NewNegFileServer(p.Store, metrics.Registry, log.With("component", "negfile"))
 	if err != nil {
 		return err
