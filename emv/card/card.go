@@ -92,7 +92,8 @@ type Config struct {
 	ARPCWithSessionKey bool
 	// ODA, when set, personalises the card for offline data
 	// authentication (oda.go); with a zero AIP the card's AIP is then
-	// 7880 (SDA, DDA, cardholder verification, terminal risk management).
+	// 7980 (SDA, DDA, cardholder verification, terminal risk management,
+	// CDA).
 	ODA *ODAConfig
 }
 
@@ -134,7 +135,7 @@ func New(cfg Config) (*Card, error) {
 	switch {
 	case aip != (emv.AIP{}):
 	case cfg.ODA != nil:
-		aip = emv.AIP{0x78, 0x80}
+		aip = emv.AIP{0x79, 0x80}
 	default:
 		aip = emv.AIP{0x19, 0x80}
 	}

@@ -154,3 +154,49 @@ func (c *Card) InternalAuthenticate(ddolData []byte) ([]byte, error) {
 	}
 	return sig, nil
 }
+
+// GenerateACCDA is the first GENERATE AC with CDA requested (Book 2
+// 6.6.1): it answers as GenerateAC does, and for a TC or ARQC returns the
+// response objects 9F27, 9F36, 9F4B (the CDA signature, which carries the
+// cryptogram) and 9F10, in that order; an AAC is answered unsigned as
+// Response.TLVs. The signature covers the unpredictable number from
+// cdol1Data and the transaction data hash over cdol1Data and these
+// objects (no PDOL data: the contact card has no PDOL). A card without ODA
+// returns ErrNoODA.
+func (c *Card) GenerateACCDA(want emv.CryptogramType, cdol1Data []byte) ([]tlv.TLV, error) {
+	if c.oda == nil {
+		return nil, fmt.Errorf("GENERATE AC with CDA: %w", ErrNoODA)
+	}
+	r, err := c.GenerateAC(want, cdol1Data)
+	if err != nil {
+		return nil, err
+	}
+	if r.CID.Type() == emv.AAC {
+		return r.TLVs(), nil
+	}
+	un, _ := defaultCDOL1.Lookup(cdol1Data, tags.UnpredictableNumber) // length checked by GenerateAC
+	objs := []tlv.TLV{
+		tlv.New(tags.CID, []byte{byte(r.CID)}),
+		tlv.New(tags.ATC, []byte{byte(r.ATC >> 8), byte(r.ATC)}),
+		tlv.New(tags.SignedDynamicData, nil),
+		tlv.New(tags.IssuerApplicationData, r.IAD),
+	}
+	txHash, err := oda.TransactionDataHash(nil, cdol1Data, objs)
+	if err != nil {
+		return nil, fmt.Errorf("GENERATE AC with CDA: %w", err)
+	}
+	number := make([]byte, 8)
+	if _, err := rand.Read(number); err != nil {
+		return nil, fmt.Errorf("GENERATE AC with CDA: dynamic number: %w", err)
+	}
+	dyn, err := oda.CDADynamicData(number, r.CID, r.Cryptogram, txHash)
+	if err != nil {
+		return nil, fmt.Errorf("GENERATE AC with CDA: %w", err)
+	}
+	sig, err := oda.SignCDA(c.oda.iccKey, dyn, [4]byte(un))
+	if err != nil {
+		return nil, fmt.Errorf("GENERATE AC with CDA: %w", err)
+	}
+	objs[2] = tlv.New(tags.SignedDynamicData, sig)
+	return objs, nil
+}

@@ -11,7 +11,9 @@
 // the public exponent and reads the block back. No crypto/rsa padding
 // scheme applies; the arithmetic is math/big.
 //
-// Combined DDA/application cryptogram generation (CDA) is not built.
+// Combined DDA/application cryptogram generation (CDA) is in cda.go: the
+// terminal recovers the keys at the ODA step (Authenticate) and verifies
+// the card's signature in the GENERATE AC answer (AuthenticateCDA).
 //
 // Errors never carry key bytes or card data (a PAN mismatch says so, without
 // either PAN). The package's functions are safe for concurrent use; CA,
@@ -98,6 +100,7 @@ const (
 	MethodNone Method = iota
 	MethodSDA
 	MethodDDA
+	MethodCDA
 )
 
 // String names the method.
@@ -107,6 +110,8 @@ func (m Method) String() string {
 		return "SDA"
 	case MethodDDA:
 		return "DDA"
+	case MethodCDA:
+		return "CDA"
 	}
 	return "none"
 }
@@ -535,15 +540,17 @@ type InternalAuthenticator interface {
 // Terminal says which methods the terminal supports (Terminal
 // Capabilities 9F33 byte 3).
 type Terminal struct {
-	SDA, DDA bool
+	SDA, DDA, CDA bool
 }
 
 // Authenticate runs the terminal's offline data authentication step (Book
-// 3 10.3) and records the outcome in tvr and tsi: it picks DDA when both
-// the AIP and t allow it, otherwise SDA, otherwise none (TVR "offline
-// data authentication not performed", ErrNotSupported). Data missing sets
-// "ICC data missing" and the failed method's bit; any other failure sets
-// "SDA failed" or "DDA failed". TSI "offline data authentication
+// 3 10.3) and records the outcome in tvr and tsi: it picks CDA when both
+// the AIP and t allow it, otherwise DDA, otherwise SDA, otherwise none
+// (TVR "offline data authentication not performed", ErrNotSupported).
+// Data missing sets "ICC data missing" and the failed method's bit; any
+// other failure sets "SDA failed", "DDA failed" or "CDA failed". For CDA
+// this step only recovers the issuer and ICC keys; nil then means "ask
+// for CDA in GENERATE AC and check the answer with AuthenticateCDA". TSI "offline data authentication
 // performed" is set whenever a method was attempted. un is the
 // unpredictable number (9F37) for the DDOL; card answers INTERNAL
 // AUTHENTICATE (unused for SDA). The method attempted is returned with
@@ -552,6 +559,9 @@ func (v *Verifier) Authenticate(d CardData, aip emv.AIP, t Terminal, un [4]byte,
 	var m Method
 	var err error
 	switch {
+	case t.CDA && aip.Has(emv.AIPCDA):
+		m = MethodCDA
+		_, err = v.ICCKey(d)
 	case t.DDA && aip.Has(emv.AIPDDA):
 		m = MethodDDA
 		err = v.dda(d, un, card)
@@ -569,9 +579,12 @@ func (v *Verifier) Authenticate(d CardData, aip emv.AIP, t Terminal, un [4]byte,
 	if errors.Is(err, ErrMissingData) {
 		tvr.Set(emv.TVRICCDataMissing)
 	}
-	if m == MethodDDA {
+	switch m {
+	case MethodCDA:
+		tvr.Set(emv.TVRCDAFailed)
+	case MethodDDA:
 		tvr.Set(emv.TVRDDAFailed)
-	} else {
+	default:
 		tvr.Set(emv.TVRSDAFailed)
 	}
 	return m, err

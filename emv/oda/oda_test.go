@@ -330,6 +330,8 @@ func TestAuthenticateSetsTVR(t *testing.T) {
 		{"dda_icc_data_missing", with(f.data, tags.ICCPublicKeyCertificate, nil), f.card.AIP(), both, f.card, oda.MethodDDA, []emv.Bit{emv.TVRDDAFailed, emv.TVRICCDataMissing}, true, oda.ErrMissingData},
 		{"sda_tampered_record", tampered, f.card.AIP(), oda.Terminal{SDA: true}, nil, oda.MethodSDA, []emv.Bit{emv.TVRSDAFailed}, true, oda.ErrHash},
 		{"sda_icc_data_missing", with(f.data, tags.SignedStaticData, nil), f.card.AIP(), oda.Terminal{SDA: true}, nil, oda.MethodSDA, []emv.Bit{emv.TVRSDAFailed, emv.TVRICCDataMissing}, true, oda.ErrMissingData},
+		{"cda_keys_ok", f.data, f.card.AIP(), oda.Terminal{SDA: true, DDA: true, CDA: true}, f.card, oda.MethodCDA, nil, true, nil},
+		{"cda_icc_data_missing", with(f.data, tags.ICCPublicKeyExponent, nil), f.card.AIP(), oda.Terminal{CDA: true}, f.card, oda.MethodCDA, []emv.Bit{emv.TVRCDAFailed, emv.TVRICCDataMissing}, true, oda.ErrMissingData},
 		{"not_supported", f.data, emv.AIP{0x18, 0x00}, both, f.card, oda.MethodNone, []emv.Bit{emv.TVROfflineDataAuthNotPerformed}, false, oda.ErrNotSupported},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
