@@ -245,8 +245,24 @@ func signRSA(k *rsa.PrivateKey, m []byte) ([]byte, error) {
 	if x.Cmp(k.N) >= 0 {
 		return nil, fmt.Errorf("sign: block not below the modulus: %w", ErrKeySize)
 	}
-	// CRT would be faster; the test CA signs rarely.
-	s := new(big.Int).Exp(x, k.D, k.N)
+	var s *big.Int
+	var qinv *big.Int
+	if len(k.Primes) == 2 && k.Primes[0].Sign() > 0 && k.Primes[1].Sign() > 0 {
+		qinv = new(big.Int).ModInverse(k.Primes[1], k.Primes[0])
+	}
+	if qinv != nil {
+		// CRT with two primes, about three times faster than x^d mod n.
+		p, q := k.Primes[0], k.Primes[1]
+		dp := new(big.Int).Mod(k.D, new(big.Int).Sub(p, big.NewInt(1)))
+		dq := new(big.Int).Mod(k.D, new(big.Int).Sub(q, big.NewInt(1)))
+		m1 := new(big.Int).Exp(x, dp, p)
+		m2 := new(big.Int).Exp(x, dq, q)
+		h := m1.Sub(m1, m2)
+		h.Mul(h, qinv).Mod(h, p)
+		s = h.Mul(h, q).Add(h, m2)
+	} else {
+		s = new(big.Int).Exp(x, k.D, k.N)
+	}
 	return s.FillBytes(make([]byte, n)), nil
 }
 
