@@ -33,7 +33,7 @@ type pinWorld struct {
 	ik  []byte // the terminal's AES DUKPT initial key
 }
 
-func newPINWorld(t *testing.T, st *store.Store, maxTries int) *pinWorld {
+func newPINWorld(t testing.TB, st *store.Store, maxTries int) *pinWorld {
 	t.Helper()
 	tok := hsmtest.Token(t)
 	bdk, pvk := hsmtest.Label(t, "pin-bdk"), hsmtest.Label(t, "pvk")
@@ -53,7 +53,7 @@ func newPINWorld(t *testing.T, st *store.Store, maxTries int) *pinWorld {
 }
 
 // enrol gives card c a PVV for rightPIN and its product the test PVK.
-func (w *pinWorld) enrol(t *testing.T, c cloudtest.Card) {
+func (w *pinWorld) enrol(t testing.TB, c cloudtest.Card) {
 	t.Helper()
 	pvv, err := hsm.SoftwarePVV(unhexT(t, pinPVKHex), c.PAN.Digits(), pinPVKI, mustPIN(t, rightPIN))
 	if err != nil {
@@ -78,7 +78,7 @@ func (w *pinWorld) enrol(t *testing.T, c cloudtest.Card) {
 // request builds a 1200 for c with the terminal's format 4 PIN block of
 // pin under the DUKPT PIN key of the request's KSN ("" sends no PIN block;
 // "garbled" sends a block that does not decipher to a PIN field).
-func (w *pinWorld) request(t *testing.T, c cloudtest.Card, pin string) authz.Request {
+func (w *pinWorld) request(t testing.TB, c cloudtest.Card, pin string) authz.Request {
 	t.Helper()
 	r := w.RequestOn(pinIKID, iso93.MTIFinancialRequest, c, 100)
 	if pin == "" {
@@ -244,4 +244,18 @@ func TestPINWithoutVerifierIsAFault(t *testing.T) {
 			t.Fatalf("a fault recorded %d authorizations", after-before)
 		}
 	})
+}
+
+func BenchmarkPINAuthorization(b *testing.B) {
+	st := storetest.OpenSQLite(b)
+	w := newPINWorld(b, st, 0)
+	c := w.NewCard(b, store.KindCredit, 1_000_000_000, 0)
+	w.enrol(b, c)
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := w.Switch.Authorize(context.Background(), w.request(b, c, rightPIN))
+		if err != nil || resp.ActionCode != string(iso93.ActionApproved) {
+			b.Fatalf("authorize: %s %v", resp.ActionCode, err)
+		}
+	}
 }
