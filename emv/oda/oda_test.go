@@ -6,8 +6,16 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
 	"errors"
+	"flag"
 	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -28,17 +36,56 @@ var (
 	certExpiry = time.Date(2027, 12, 1, 0, 0, 0, 0, time.UTC)
 )
 
-// Keys are generated once per test binary: RSA key generation dominates
-// otherwise. CA 1152 bits, issuer 1024 (so the issuer key needs a
-// remainder, 92), ICC 1024 (remainder 9F48) or 512 (fits the certificate).
+var update = flag.Bool("update", false, "regenerate testdata/emv/oda_test_keys.pem and oda_certificates.golden")
+
+const (
+	keysFile   = "../../testdata/emv/oda_test_keys.pem"
+	goldenFile = "../../testdata/emv/oda_certificates.golden"
+)
+
+var keyBits = map[string]int{"ca": 1152, "issuer": 1024, "icc": 1024, "icc512": 512}
+
+// keys are the test keys from testdata (fixed, so the certificates are
+// golden): CA 1152 bits, issuer 1024 (so the issuer key needs a
+// remainder, 92), ICC 1024 (remainder 9F48) or 512 (fits the
+// certificate). -update generates new ones.
 var keys = sync.OnceValue(func() map[string]*rsa.PrivateKey {
 	m := map[string]*rsa.PrivateKey{}
-	for name, bits := range map[string]int{"ca": 1152, "issuer": 1024, "icc": 1024, "icc512": 512} {
-		k, err := rsa.GenerateKey(rand.Reader, bits)
-		if err != nil {
-			panic(fmt.Sprintf("generate %s key: %v", name, err))
+	if *update {
+		var out []byte
+		for _, name := range slices.Sorted(maps.Keys(keyBits)) {
+			k, err := rsa.GenerateKey(rand.Reader, keyBits[name])
+			if err != nil {
+				panic(fmt.Sprintf("generate %s key: %v", name, err))
+			}
+			m[name] = k
+			out = append(out, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Headers: map[string]string{"Name": name}, Bytes: x509.MarshalPKCS1PrivateKey(k)})...)
 		}
-		m[name] = k
+		if err := os.WriteFile(keysFile, out, 0o644); err != nil {
+			panic(err)
+		}
+		return m
+	}
+	b, err := os.ReadFile(keysFile)
+	if err != nil {
+		panic(err)
+	}
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		k, err := x509.ParsePKCS1PrivateKey(blk.Bytes)
+		if err != nil {
+			panic(fmt.Sprintf("parse %s key: %v", blk.Headers["Name"], err))
+		}
+		m[blk.Headers["Name"]] = k
+	}
+	for name, bits := range keyBits {
+		if m[name] == nil || m[name].N.BitLen() != bits {
+			panic(fmt.Sprintf("%s: key %q missing or not %d bits; run go test -update", keysFile, name, bits))
+		}
 	}
 	return m
 })
@@ -474,5 +521,34 @@ func BenchmarkInternalAuthenticate(b *testing.B) {
 		if _, err := f.card.InternalAuthenticate(un); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestCertificatesGolden pins the certificates made from the fixed test
+// keys: the CA public key, the issuer certificate (90, 92, 9F32), the
+// signed static data (93) and the ICC certificate (9F46, 9F48, 9F47) of
+// the test card, as tag and hex per line. Another implementation can
+// check its recovery against these.
+func TestCertificatesGolden(t *testing.T) {
+	f := newFixture(t, "icc")
+	var b strings.Builder
+	ca := f.ca.PublicKey()
+	fmt.Fprintf(&b, "# CA public key RID %X index %02X exponent %X\nCA %X\n", ca.RID, ca.Index, ca.Key.E, ca.Key.N.Bytes())
+	for _, tag := range []tlv.Tag{tags.CAPublicKeyIndex, tags.IssuerPublicKeyCertificate, tags.IssuerPublicKeyRemainder, tags.IssuerPublicKeyExponent,
+		tags.SignedStaticData, tags.ICCPublicKeyCertificate, tags.ICCPublicKeyRemainder, tags.ICCPublicKeyExponent, tags.SDATagList, tags.DDOL} {
+		fmt.Fprintf(&b, "%s %s\n", tag, strings.ToUpper(hex.EncodeToString(value(t, f.data, tag))))
+	}
+	got := b.String()
+	if *update {
+		if err := os.WriteFile(goldenFile, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(goldenFile)
+	if err != nil {
+		t.Fatalf("read golden (go test -update writes it): %v", err)
+	}
+	if got != string(want) {
+		t.Errorf("certificates differ from %s (go test -update rewrites it):\n%s", goldenFile, got)
 	}
 }
