@@ -2,6 +2,8 @@ package oda_test
 
 import (
 	"bytes"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/posgate/posgate/emv/oda"
@@ -94,4 +96,48 @@ func FuzzRecoverCertificates(f *testing.F) {
 func tlvValue(d oda.CardData, tag tlv.Tag) []byte {
 	o, _ := tlv.Find(d.Objects, tag)
 	return o.Value
+}
+
+// FuzzParseAFL: an accepted AFL re-encodes to the same bytes, and
+// ODARecords over as many records as it names never panics.
+func FuzzParseAFL(f *testing.F) {
+	for _, s := range [][]byte{{0x08, 0x01, 0x01, 0x01, 0x10, 0x01, 0x03, 0x00}, {0x08, 0x01, 0x01}, {0xF0, 0x01, 0xFF, 0xFF}} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, afl []byte) {
+		e, err := oda.ParseAFL(afl)
+		if err != nil {
+			return
+		}
+		if enc := oda.EncodeAFL(e); !bytes.Equal(enc, afl) {
+			t.Fatalf("EncodeAFL(ParseAFL(x)) = %X, want %X", enc, afl)
+		}
+		var recs []oda.Record
+		want := 0
+		for _, x := range e {
+			for r := x.First; ; r++ {
+				recs = append(recs, oda.Record{SFI: x.SFI, Data: []byte{0x70, 0x00}})
+				if r == x.Last {
+					break
+				}
+			}
+			want += int(x.ODACount)
+		}
+		sel, err := oda.ODARecords(afl, recs)
+		if err != nil || len(sel) != want {
+			t.Fatalf("ODARecords = %d records, %v; want %d", len(sel), err, want)
+		}
+	})
+}
+
+// TestRecordPrintsNoContent: fmt and slog never show a record's or the
+// card data's bytes.
+func TestRecordPrintsNoContent(t *testing.T) {
+	r := oda.Record{SFI: 1, Data: []byte{0x70, 0x0A, 0x5A, 0x08, 0x47, 0x61, 0x73, 0x90, 0x01, 0x01, 0x01, 0x19}}
+	d := oda.CardData{Objects: []tlv.TLV{tlv.New(tags.PAN, r.Data[4:])}, StaticData: r.Data}
+	for _, s := range []string{fmt.Sprintf("%v %+v %#v %x %s", r, r, r, r, r), fmt.Sprintf("%v %+v %#v %x %s", d, d, d, d, d)} {
+		if strings.Contains(strings.ToUpper(s), "4761739") || strings.Contains(s, "\x47\x61") {
+			t.Fatalf("formatted output shows card data: %q", s)
+		}
+	}
 }

@@ -27,6 +27,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"time"
 
@@ -119,10 +120,22 @@ func (m Method) String() string {
 // Record is one record the AFL marks for offline data authentication, as
 // READ RECORD returned it: for SFI 1 to 10 a 70 template whose value is
 // authenticated, for SFI 11 to 30 the whole record.
+//
+// Data holds card data (the PAN): String, Format and LogValue show the SFI
+// and length only.
 type Record struct {
 	SFI  byte
 	Data []byte
 }
+
+// String describes the record without its content.
+func (r Record) String() string { return fmt.Sprintf("SFI %d record [%d bytes]", r.SFI, len(r.Data)) }
+
+// Format prints String for every verb, so no fmt verb shows the content.
+func (r Record) Format(f fmt.State, _ rune) { fmt.Fprint(f, r.String()) }
+
+// LogValue is String for log/slog.
+func (r Record) LogValue() slog.Value { return slog.StringValue(r.String()) }
 
 // AFLEntry is one four-byte entry of the application file locator (94).
 type AFLEntry struct {
@@ -147,7 +160,7 @@ func ParseAFL(afl []byte) ([]AFLEntry, error) {
 	return out, nil
 }
 
-// Encode returns the AFL bytes for entries.
+// EncodeAFL returns the AFL bytes for entries (ParseAFL's inverse).
 func EncodeAFL(entries []AFLEntry) []byte {
 	b := make([]byte, 0, 4*len(entries))
 	for _, e := range entries {
@@ -198,6 +211,17 @@ type CardData struct {
 	// StaticData is the static data to be authenticated (StaticData).
 	StaticData []byte
 }
+
+// String describes the card data without its content (it holds the PAN).
+func (d CardData) String() string {
+	return fmt.Sprintf("RID %X, %d objects, %d bytes of static data", d.RID, len(d.Objects), len(d.StaticData))
+}
+
+// Format prints String for every verb, so no fmt verb shows the content.
+func (d CardData) Format(f fmt.State, _ rune) { fmt.Fprint(f, d.String()) }
+
+// LogValue is String for log/slog.
+func (d CardData) LogValue() slog.Value { return slog.StringValue(d.String()) }
 
 func (d CardData) get(t tlv.Tag) []byte {
 	o, ok := tlv.Find(d.Objects, t)
