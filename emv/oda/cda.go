@@ -2,6 +2,7 @@ package oda
 
 import (
 	"crypto/rsa"
+	"crypto/sha1" //nolint:gosec // EMV Book 2 SHA-1
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -27,7 +28,7 @@ const cdaDynamicLen = 1 + 8 + hashLen
 // the CDOL data of this GENERATE AC (for the second GENERATE AC, CDOL1
 // data then CDOL2 data) and the data objects of the GENERATE AC response
 // in the order returned, except 9F4B, TLV-encoded.
-func TransactionDataHash(pdolData, cdolData []byte, response []tlv.TLV) ([hashLen]byte, error) {
+func TransactionDataHash(pdolData, cdolData []byte, response []tlv.TLV) ([sha1.Size]byte, error) {
 	objs := make([]tlv.TLV, 0, len(response))
 	for _, o := range response {
 		if o.Tag != tags.SignedDynamicData {
@@ -36,7 +37,7 @@ func TransactionDataHash(pdolData, cdolData []byte, response []tlv.TLV) ([hashLe
 	}
 	enc, err := tlv.Encode(objs)
 	if err != nil {
-		return [hashLen]byte{}, fmt.Errorf("transaction data hash: %w", err)
+		return [sha1.Size]byte{}, fmt.Errorf("transaction data hash: %w", err)
 	}
 	return sha1Of(pdolData, cdolData, enc), nil
 }
@@ -44,7 +45,7 @@ func TransactionDataHash(pdolData, cdolData []byte, response []tlv.TLV) ([hashLe
 // CDADynamicData builds CDA's ICC dynamic data: the length of the ICC
 // dynamic number (2 to 8 bytes), the number, the CID, the cryptogram and
 // the transaction data hash code.
-func CDADynamicData(number []byte, cid emv.CID, ac [8]byte, txHash [hashLen]byte) ([]byte, error) {
+func CDADynamicData(number []byte, cid emv.CID, ac [8]byte, txHash [sha1.Size]byte) ([]byte, error) {
 	if len(number) < 2 || len(number) > 8 {
 		return nil, fmt.Errorf("CDA dynamic data: ICC dynamic number of %d bytes: %w", len(number), ErrRecoveredFormat)
 	}

@@ -62,7 +62,7 @@ type Certificate struct {
 	// long as the recovering key's modulus less the overhead.
 	KeyField []byte
 	// Hash is the SHA-1 hash result carried in the certificate.
-	Hash [hashLen]byte
+	Hash [sha1.Size]byte
 }
 
 func subjectLen(format byte) int {
@@ -138,7 +138,7 @@ type SignedData struct {
 	// Pad is the BB padding as recovered.
 	Pad []byte
 	// Hash is the SHA-1 hash result carried in the block.
-	Hash [hashLen]byte
+	Hash [sha1.Size]byte
 }
 
 // ParseSignedData splits recovered signed data (header 6A, format 03 or
@@ -205,12 +205,12 @@ func (s *SignedData) ICCDynamicNumber() ([]byte, bool) {
 }
 
 // sha1Of hashes the concatenation of parts.
-func sha1Of(parts ...[]byte) [hashLen]byte {
+func sha1Of(parts ...[]byte) [sha1.Size]byte {
 	h := sha1.New() //nolint:gosec // EMV Book 2 SHA-1
 	for _, p := range parts {
 		h.Write(p)
 	}
-	var out [hashLen]byte
+	var out [sha1.Size]byte
 	h.Sum(out[:0])
 	return out
 }
