@@ -58,14 +58,13 @@ type device struct {
 	attached bool
 	resolve  chan struct{} // capacity 1: wakes the current session's resolver
 
-	mu        sync.Mutex
-	ep        *tlink.Endpoint // nil while not connected
-	where     string
-	snap      Snapshot
-	failures  int
-	txn       *txn
-	sessions  uint64
-	lastEvent time.Time
+	mu       sync.Mutex
+	ep       *tlink.Endpoint // nil while not connected
+	where    string
+	snap     Snapshot
+	failures int
+	txn      *txn
+	sessions uint64
 }
 
 // txn is one transaction command from Transact until its outcome is known.
