@@ -2,11 +2,13 @@ package jets
 
 import (
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/posgate/posgate/emv"
@@ -14,10 +16,12 @@ import (
 	"github.com/posgate/posgate/emv/cryptogram"
 	"github.com/posgate/posgate/emv/de55"
 	"github.com/posgate/posgate/emv/dol"
+	"github.com/posgate/posgate/emv/oda"
 	"github.com/posgate/posgate/emv/tlv"
 	"github.com/posgate/posgate/firmware-sim/deck"
 	"github.com/posgate/posgate/firmware-sim/device"
 	"github.com/posgate/posgate/protocol/iso93"
+	"github.com/posgate/posgate/terminal/tlink"
 )
 
 // The terminal's EMV kernel (docs/termsim.md, "Chip cards"). For a chip or
@@ -35,10 +39,31 @@ import (
 // A dead chip (deck.ChipDead) makes the terminal fall back to the
 // magnetic stripe. Without issuer test keys a chip read is sent as before,
 // without DE 55.
+//
+// Offline data authentication and offline approval (docs/emv.md, "How the
+// terminal simulator should call it"): when Config.Bureau is set, contact
+// cards are personalised for SDA, DDA and CDA by that bureau and allowed
+// to approve offline; the kernel reads the records, runs the ODA step
+// (oda.Verifier.Authenticate with the bureau's CA public keys, DDA: the
+// terminal does not claim CDA) and, for a sale at or under the floor limit
+// with no ODA failure, asks the card for a TC. A TC is an offline
+// approval: the terminal answers approved (approval code "Y1" and four
+// STAN digits, EMV's offline-approved response code as the marker),
+// journals it and sends a 1220 advice (function 201, reason
+// ReasonICCProcessed, DE 55 with the TC) as its financial request. Any ODA
+// failure, or an amount above the floor limit, goes online with an ARQC
+// as before, the TVR telling the issuer why.
+
+// ReasonICCProcessed is the DE 25 message reason code of the 1220 advice
+// of an offline chip approval: ISO 8583:1993's "ICC processed" (the card
+// approved the transaction offline with a TC). The center does not branch
+// on it.
+const ReasonICCProcessed = "1005"
 
 // Terminal data the kernel puts in DE 55.
 var (
 	terminalCapabilities = []byte{0xE0, 0x68, 0x00}       // 9F33: manual, stripe, chip; online PIN, signature, no CVM; no ODA
+	terminalCapsODA      = []byte{0xE0, 0x68, 0xC0}       // 9F33 with a Bureau: byte 3 SDA, DDA (CDA is not claimed)
 	terminalTypeAttended = []byte{0x22}                   // 9F35: attended, merchant, online with offline capability
 	contactlessTTQ       = []byte{0x36, 0x80, 0x40, 0x00} // 9F66: EMV mode, online PIN, signature; online cryptogram required
 	countryJapan         = []byte{0x03, 0x92}             // 9F1A
@@ -51,11 +76,102 @@ var counterfeitIMK = func() []byte {
 	return s[:16]
 }()
 
+// Key sizes of the bureau's test keys (docs/emv.md, "Test CA and
+// simulated card"): with a 1152-bit CA the 1024-bit issuer key needs a
+// remainder (92), and so does the 1024-bit ICC key (9F48).
+const (
+	bureauCABits     = 1152
+	bureauIssuerBits = 1024
+	bureauICCBits    = 1024
+	bureauCAIndex    = 0x99 // tag 8F of the test CA keys
+)
+
+// Bureau is the simulated card bureau's offline data authentication keys:
+// a test CA per registered application provider (the first five bytes of
+// a deck card's AID), an issuer per CA and issuer identifier (the first
+// six PAN digits), and one ICC key all its cards share (generating one per
+// card is slow). The keys are generated in process memory when first
+// needed and live as long as the Bureau: a farm makes one at start and
+// gives it to all its terminals, whose kernels take the CA public keys
+// from it (CAKeys). A real terminal gets its CA public keys from the
+// payment schemes through its acquirer, never from a card bureau; this is
+// a simulation shortcut. A Bureau is safe for concurrent use.
+type Bureau struct {
+	mu      sync.Mutex
+	now     func() time.Time
+	icc     *rsa.PrivateKey
+	cas     map[[5]byte]*oda.CA
+	issuers map[string]*oda.Issuer // by RID hex and issuer identifier
+}
+
+// NewBureau returns a Bureau with a fresh ICC key; now (nil: time.Now)
+// dates the issuer certificates, valid for five years from it.
+func NewBureau(now func() time.Time) (*Bureau, error) {
+	if now == nil {
+		now = time.Now
+	}
+	icc, err := rsa.GenerateKey(rand.Reader, bureauICCBits)
+	if err != nil {
+		return nil, fmt.Errorf("card bureau: generate ICC key: %w", err)
+	}
+	return &Bureau{now: now, icc: icc, cas: map[[5]byte]*oda.CA{}, issuers: map[string]*oda.Issuer{}}, nil
+}
+
+// CAKeys returns the public keys of the test CAs made so far, what a
+// terminal's oda.Verifier trusts.
+func (b *Bureau) CAKeys() []oda.CAPublicKey {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	keys := make([]oda.CAPublicKey, 0, len(b.cas))
+	for _, ca := range b.cas {
+		keys = append(keys, ca.PublicKey())
+	}
+	return keys
+}
+
+// odaConfig returns the ODA personalisation of a card with pan under rid,
+// making the CA and issuer on first use (RSA key generation under the
+// lock: CPU only, no I/O).
+func (b *Bureau) odaConfig(rid [5]byte, pan string, expiry time.Time) (*card.ODAConfig, error) {
+	if len(pan) < 6 {
+		return nil, errors.New("card bureau: PAN too short for an issuer identifier")
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ca, ok := b.cas[rid]
+	if !ok {
+		key, err := rsa.GenerateKey(rand.Reader, bureauCABits)
+		if err != nil {
+			return nil, fmt.Errorf("card bureau: generate CA key: %w", err)
+		}
+		if ca, err = oda.NewCA(rid, bureauCAIndex, key); err != nil {
+			return nil, fmt.Errorf("card bureau: CA: %w", err)
+		}
+		b.cas[rid] = ca
+	}
+	id := hex.EncodeToString(rid[:]) + "/" + pan[:6]
+	is, ok := b.issuers[id]
+	if !ok {
+		key, err := rsa.GenerateKey(rand.Reader, bureauIssuerBits)
+		if err != nil {
+			return nil, fmt.Errorf("card bureau: generate issuer key: %w", err)
+		}
+		if is, err = ca.CertifyIssuer(key, oda.CertTemplate{Subject: pan[:6], Expiry: b.now().AddDate(5, 0, 0), Serial: [3]byte{0, 0, 1}}); err != nil {
+			return nil, fmt.Errorf("card bureau: certify issuer: %w", err)
+		}
+		b.issuers[id] = is
+	}
+	return &card.ODAConfig{Issuer: is, ICCKey: b.icc, CertExpiry: expiry, Serial: [3]byte{0, 0, 2}, DAC: [2]byte{0xDA, 0xC1}}, nil
+}
+
 // chipSession is one card's EMV session at the read head between the
-// first GENERATE AC and the answer.
+// first GENERATE AC and the answer. offline means the card approved
+// offline (TC): there is no answer to wait for, only an advice to send.
 type chipSession struct {
 	card        *card.Card
 	contactless bool
+	offline     bool
+	method      oda.Method
 	tvr         emv.TVR
 	un          []byte
 }
@@ -63,10 +179,15 @@ type chipSession struct {
 // chipCard returns the simulated card of deck card c, personalised once
 // per firmware under imk (or the counterfeit key for a cloned chip), so
 // that its ATC advances from one transaction to the next.
-func (f *Firmware) chipCard(c deck.Card, imk []byte) (*card.Card, error) {
+//
+// With a Bureau the card is also personalised for offline data
+// authentication and may approve offline; the bureau's key generation
+// runs before f.mu is taken.
+func (f *Firmware) chipCard(c deck.Card, imk []byte, rid [5]byte) (*card.Card, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if k, ok := f.chips[c.Name]; ok {
+	k, ok := f.chips[c.Name]
+	f.mu.Unlock()
+	if ok {
 		return k, nil
 	}
 	exp, err := expiryBCD(c.Expiry)
@@ -76,9 +197,23 @@ func (f *Firmware) chipCard(c deck.Card, imk []byte) (*card.Card, error) {
 	if c.Fault == deck.ChipCloned {
 		imk = counterfeitIMK
 	}
-	k, err := card.New(card.Config{PAN: c.PAN, PSN: c.PSN, Expiry: exp, IMK: imk})
+	cfg := card.Config{PAN: c.PAN, PSN: c.PSN, Expiry: exp, IMK: imk}
+	if b := f.cfg.Bureau; b != nil {
+		yy, _ := strconv.Atoi(c.Expiry[:2]) // checked by expiryBCD
+		mm, _ := strconv.Atoi(c.Expiry[2:])
+		if cfg.ODA, err = b.odaConfig(rid, c.PAN, time.Date(2000+yy, time.Month(mm), 1, 0, 0, 0, 0, time.UTC)); err != nil {
+			return nil, fmt.Errorf("personalise chip of %s: %w", c.Masked(), err)
+		}
+		cfg.Offline = true
+	}
+	k, err = card.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("personalise chip of %s: %w", c.Masked(), err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if prev, ok := f.chips[c.Name]; ok {
+		return prev, nil // personalised meanwhile by another transaction
 	}
 	if f.chips == nil {
 		f.chips = map[string]*card.Card{}
@@ -156,7 +291,11 @@ func (t *run) startChip(read *device.Read, fin *device.Financial) (*chipSession,
 	if err != nil {
 		return nil, fmt.Errorf("select: deck AID of %s is not hex", c.Masked())
 	}
-	k, err := f.chipCard(c, issuer.IMKAC)
+	if len(aid) < 5 {
+		return nil, fmt.Errorf("select: deck AID of %s is shorter than a RID", c.Masked())
+	}
+	rid := [5]byte(aid[:5])
+	k, err := f.chipCard(c, issuer.IMKAC, rid)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +307,34 @@ func (t *run) startChip(read *device.Read, fin *device.Financial) (*chipSession,
 	}
 	s := &chipSession{card: k, contactless: read.Entry == device.EntryContactless, un: make([]byte, 4)}
 	rand.Read(s.un)
-	s.tvr.Set(emv.TVROfflineDataAuthNotPerformed)
+	caps := terminalCapabilities
+	var tsi emv.TSI
+	odaOK := false
+	if f.cfg.Bureau != nil && !s.contactless {
+		// Offline data authentication: DDA (SDA when the card offers no
+		// more); the outcome is in the TVR and TSI, a failure is not an
+		// error of the transaction but a reason to go online.
+		caps = terminalCapsODA
+		afl, odaRecs, err := k.ReadRecords()
+		if err != nil {
+			return nil, fmt.Errorf("read record: %w", err)
+		}
+		d, err := oda.ReadCardData(rid, afl, odaRecs, k.AIP())
+		if err != nil {
+			s.tvr.Set(emv.TVRICCDataMissing)
+			s.tvr.Set(emv.TVRDDAFailed)
+			tsi.Set(emv.TSIOfflineDataAuthPerformed)
+		} else {
+			v := oda.Verifier{Keys: f.cfg.Bureau.CAKeys(), Now: f.cfg.Now}
+			s.method, err = v.Authenticate(d, k.AIP(), oda.Terminal{SDA: true, DDA: true}, [4]byte(s.un), k, &s.tvr, &tsi)
+			odaOK = err == nil
+			if err != nil {
+				f.log.Info("offline data authentication failed: going online", "method", s.method, "err", err)
+			}
+		}
+	} else {
+		s.tvr.Set(emv.TVROfflineDataAuthNotPerformed)
+	}
 
 	// Cardholder verification: the PIN decision was made by the read
 	// (online PIN: chip always, contactless above the CVM limit).
@@ -181,11 +347,14 @@ func (t *run) startChip(read *device.Read, fin *device.Financial) (*chipSession,
 		cvm = []byte{byte(emv.CVMSignature), 0x03, byte(emv.CVMResultUnknown)}
 	}
 	// Terminal risk management: above the floor limit the terminal asks
-	// for an ARQC; the deck's cards always go online anyway.
-	want := emv.TC
+	// for an ARQC. Terminal action analysis: under it, a sale whose ODA
+	// succeeded (no failure bit in the TVR) and without online PIN asks
+	// for a TC; anything else goes online.
+	want := emv.ARQC
 	if int64(fin.Amount) > f.cfg.FloorLimit {
 		s.tvr.Set(emv.TVRFloorLimitExceeded)
-		want = emv.ARQC
+	} else if odaOK && t.kind == tlink.KindSale && read.PIN == "" {
+		want = emv.TC
 	}
 	now := f.cfg.Now()
 	cur, err := strconv.ParseUint(fin.Currency, 10, 16)
@@ -209,10 +378,12 @@ func (t *run) startChip(read *device.Read, fin *device.Financial) (*chipSession,
 		0x82:   aip,
 		0x84:   aid,
 		0x5F34: psn,
-		0x9F33: terminalCapabilities,
+		0x9F33: caps,
 		0x9F34: cvm,
 		0x9F35: terminalTypeAttended,
 	}
+	// The TSI (9B) stays at the terminal: de55 does not allow it in a
+	// request (docs/emv.md's recipe names it; the TVR carries the outcome).
 	var r card.Response
 	if s.contactless {
 		values[0x9F66] = contactlessTTQ
@@ -233,11 +404,14 @@ func (t *run) startChip(read *device.Read, fin *device.Financial) (*chipSession,
 			return nil, fmt.Errorf("first GENERATE AC: %w", err)
 		}
 	}
-	if got := r.CID.Type(); got != emv.ARQC {
-		// An offline TC would need the terminal's offline approval and
-		// its advice; an offline AAC a local decline. The deck's cards
-		// always ask to go online.
-		return nil, fmt.Errorf("card answered %02X, not an ARQC: offline chip decisions are not supported", byte(r.CID))
+	switch got := r.CID.Type(); {
+	case got == emv.ARQC:
+	case got == emv.TC && want == emv.TC:
+		s.offline = true
+	default:
+		// An offline AAC would need a local decline; the deck's cards
+		// answer a TC request with a TC and an ARQC request with an ARQC.
+		return nil, fmt.Errorf("card answered %02X to a %v request: offline declines are not supported", byte(r.CID), want)
 	}
 	for _, v := range r.TLVs() {
 		values[v.Tag] = v.Value
@@ -246,6 +420,73 @@ func (t *run) startChip(read *device.Read, fin *device.Financial) (*chipSession,
 		return nil, fmt.Errorf("build DE 55: %w", err)
 	}
 	return s, nil
+}
+
+// offline finishes a sale the card approved offline (TC): the approval
+// and its journal entry are saved first, then the 1220 advice built from
+// raw (the 1200 BuildFinancial made) is sent and its 1230 awaited, then
+// the txn-result says approved with the offline approval code. The
+// approval stands whatever the advice's fate (the card's TC is the
+// authority); an advice that gets no answer or a refusal is logged.
+//
+// Not built: a durable advice queue. An advice lost with the link is not
+// sent again after a restart (the journal keeps the approval, not the
+// advice).
+func (t *run) offline(s *chipSession, raw []byte, res device.Result) {
+	f := t.f
+	adv, code, err := offlineAdvice(raw, &res)
+	if err != nil {
+		f.show("CARD ERROR")
+		t.finish(tlink.OutcomeFailed, "", err)
+		return
+	}
+	res.ActionCode, res.ApprovalCode = iso93.ActionApproved, code
+	t.rec.STAN, t.rec.Approval = res.STAN, code
+	e := journalEntry{Kind: uint8(t.kind), Ref: t.cmd.Ref, Time: t.rec.Time, Request: res}
+	if err := f.save(update{last: t.rec, journal: func(j []journalEntry) []journalEntry { return append(j, e) }}); err != nil {
+		// Without the record the terminal could not account for the
+		// approval: it does not approve.
+		f.show("SYSTEM ERROR")
+		t.finish(tlink.OutcomeFailed, iso93.ActionSystemMalfunction, err)
+		return
+	}
+	f.log.Info("chip sale approved offline", "stan", res.STAN, "approval_code", code, "method", s.method.String(), "tvr", hex.EncodeToString(s.tvr[:]))
+	f.show("APPROVED OFFLINE\nSENDING ADVICE")
+	ans := res
+	resp, err := f.financial(t.ctx, t.ep, adv)
+	if err == nil {
+		err = f.cfg.Terminal.CompleteResult(resp, &ans)
+	}
+	switch {
+	case err != nil:
+		f.log.Error("offline approval advice not delivered", "stan", res.STAN, "err", err)
+	case !ans.ActionCode.Approved():
+		f.log.Warn("offline approval advice refused by the host", "stan", res.STAN, "action_code", string(ans.ActionCode))
+	default:
+		t.rec.RRN, res.RRN = ans.RRN, ans.RRN
+	}
+	t.done(res, tlink.OutcomeApproved)
+}
+
+// offlineAdvice turns the packed 1200 raw that BuildFinancial made for an
+// offline chip approval into the 1220 advice of that approval: function
+// code 201, reason ReasonICCProcessed, DE 38 the terminal's offline
+// approval code, the rest (card-data block, KSN, DE 55 with the TC,
+// idempotency key) unchanged. It returns the advice, the approval code,
+// and res updated to expect the 1230.
+func offlineAdvice(raw []byte, res *device.Result) ([]byte, string, error) {
+	var fr iso93.FinancialRequest
+	if err := iso93.UnpackInto(raw, &fr); err != nil {
+		return nil, "", fmt.Errorf("offline approval advice: unpack the request: %w", err)
+	}
+	code := "Y1" + fr.STAN[len(fr.STAN)-4:]
+	fr.FunctionCode, fr.ReasonCode = iso93.FunctionPreviousApproval, ReasonICCProcessed
+	adv, err := iso93.Pack(&iso93.Advice{Trace: fr.Trace, Payment: fr.Payment, Card: fr.Card, ApprovalCode: code}, iso93.MTIAdvice)
+	if err != nil {
+		return nil, "", fmt.Errorf("offline approval advice: pack 1220: %w", err)
+	}
+	res.MTI = iso93.MTIAdvice
+	return adv, code, nil
 }
 
 // complete hands the answer to the card: for a contact card EXTERNAL

@@ -177,7 +177,16 @@ type Config struct {
 	HostTimeout time.Duration
 	// FloorLimit is the terminal's floor limit in minor units: a chip
 	// transaction above it is sent online (ARQC). Default 0: online only.
+	// With a Bureau, a contact chip sale at or under it is verified
+	// offline (DDA), taken without PIN (signature) and, when ODA
+	// succeeded, approved offline by the card's TC and sent as a 1220
+	// advice (chip.go).
 	FloorLimit int64
+	// Bureau, when set, is the simulated card bureau that personalises
+	// the deck's contact chip cards for offline data authentication and
+	// whose CA public keys the kernel trusts (chip.go). Nil: no ODA, every
+	// chip transaction goes online.
+	Bureau *Bureau
 	// Link configures the tlink endpoint.
 	Link tlink.Config
 	// Logger receives display text, receipts (masked PAN only) and events.
@@ -885,7 +894,7 @@ func (t *run) read(pin bool) (device.Read, bool) {
 		read.Entry = device.EntryChip
 	}
 	t.rep.Entry, t.rep.MaskedPAN = read.Entry, read.Card.Masked()
-	if pin && f.needsPIN(read, int64(t.cmd.Amount)) {
+	if pin && f.needsPIN(read, t.kind, int64(t.cmd.Amount)) {
 		f.show("ENTER PIN")
 		if read.PIN == "" {
 			read.PIN = f.cfg.PIN
@@ -921,6 +930,10 @@ func (t *run) card(mti, proc string) {
 	if err != nil {
 		f.show("CARD ERROR")
 		t.finish(tlink.OutcomeFailed, "", err)
+		return
+	}
+	if chip != nil && chip.offline {
+		t.offline(chip, raw, res) // chip.go: the card approved offline (TC)
 		return
 	}
 	t.rec.STAN = res.STAN
@@ -1147,11 +1160,13 @@ func (t *run) capture() {
 }
 
 // needsPIN is the terminal's cardholder verification choice: chip and PIN
-// always, contactless above the CVM limit, magstripe by signature.
-func (f *Firmware) needsPIN(r device.Read, amount int64) bool {
+// (except a sale at or under the floor limit at a terminal with a Bureau,
+// which may be approved offline: signature), contactless above the CVM
+// limit, magstripe by signature.
+func (f *Firmware) needsPIN(r device.Read, kind tlink.Kind, amount int64) bool {
 	switch r.Entry {
 	case device.EntryChip:
-		return true
+		return f.cfg.Bureau == nil || kind != tlink.KindSale || amount > f.cfg.FloorLimit
 	case device.EntryContactless:
 		return amount > f.cfg.CVMLimit
 	}
