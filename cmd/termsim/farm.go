@@ -57,6 +57,7 @@ func runFarm(ctx context.Context, args []string, out io.Writer) error {
 	vendorKey := fs.String("vendor-key", "", "vendor firmware public key (PEM); without it every firmware image is refused")
 	cards := fs.String("cards", "visa-ok", "cards presented in turn when a command's ref does not name one (REF@CARD[:ENTRY]); CARD[:magstripe|chip|contactless],...")
 	duration := fs.Duration("duration", 0, "stop after this long (default: run until interrupted)")
+	floorLimit := fs.Int64("floor-limit", 0, "terminal floor limit in minor units: a contact chip sale at or under it is authenticated offline (DDA, by the farm's card bureau's test CA) and approved offline with a TC, then sent as a 1220 advice; 0: every chip transaction goes online")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error (logs go to stderr; masked PANs only)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -67,6 +68,9 @@ func runFarm(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if *duration < 0 {
 		return fmt.Errorf("--duration %v: must not be negative", *duration)
+	}
+	if *floorLimit < 0 {
+		return fmt.Errorf("--floor-limit %d: must not be negative", *floorLimit)
 	}
 	reads, err := parseCards(*cards)
 	if err != nil {
@@ -84,6 +88,15 @@ func runFarm(ctx context.Context, args []string, out io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 	picker := jets.ByRef(jets.Cycle(reads...))
+	// The card bureau (test CA, issuers, ICC key) lives in this process:
+	// its CA public keys are what the simulated terminals trust. A real
+	// terminal gets them from the schemes through its acquirer.
+	var bureau *jets.Bureau
+	if *floorLimit > 0 {
+		if bureau, err = jets.NewBureau(nil); err != nil {
+			return err
+		}
+	}
 	var cfgs []jets.Config
 	for _, b := range bundles {
 		k, err := device.LoadKeys(b)
@@ -95,7 +108,7 @@ func runFarm(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		c := jets.Config{Terminal: t, Picker: picker, Logger: log}
+		c := jets.Config{Terminal: t, Picker: picker, Logger: log, FloorLimit: *floorLimit, Bureau: bureau}
 		if pub != nil {
 			c.VendorKey, c.FirmwareDir = pub, base+".fw"
 		}
