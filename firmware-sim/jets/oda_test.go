@@ -106,3 +106,36 @@ func TestOfflineChipApproval(t *testing.T) {
 		})
 	}
 }
+
+// TestODAFailureGoesOnline: when the terminal's CA public key does not
+// recover the card's issuer certificate, DDA fails and a sale under the
+// floor limit goes online with an ARQC, the TVR saying "DDA failed".
+func TestODAFailureGoesOnline(t *testing.T) {
+	b, err := jets.NewBureau(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, jets.Config{Terminal: chipTerminal(t), FloorLimit: 3000, Bureau: b}, iso93.ActionApproved)
+	first := sale(t, r.gw, "S-1", 1000) // personalises the card under the first CA key
+	wantResult(t, "first sale", first, tlink.OutcomeApproved, iso93.ActionApproved)
+	if err := b.ReplaceCAKeys(); err != nil {
+		t.Fatal(err)
+	}
+	sale(t, r.gw, "S-2", 1000) // the fake host sends no ARPC: the outcome is the card's, not checked here
+	r.gw.mu.Lock()
+	advs, reqs := r.gw.advices, r.gw.reqs
+	r.gw.mu.Unlock()
+	if len(advs) != 1 || len(reqs) != 1 {
+		t.Fatalf("%d 1220s and %d 1200s, want the first sale's advice and the second's 1200", len(advs), len(reqs))
+	}
+	chip, err := de55.ParseRequest(reqs[0].ICCData)
+	if err != nil {
+		t.Fatalf("1200 DE 55: %v", err)
+	}
+	if chip.CID().Type() != emv.ARQC {
+		t.Fatalf("cryptogram type %v, want ARQC", chip.CID().Type())
+	}
+	if tvr := chip.TVR(); !tvr.Has(emv.TVRDDAFailed) || tvr.Has(emv.TVRFloorLimitExceeded) {
+		t.Fatalf("TVR %v: want DDA failed, not floor limit exceeded", tvr.Flags())
+	}
+}
