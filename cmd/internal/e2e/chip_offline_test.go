@@ -24,8 +24,9 @@ import (
 // the terminal (approval code Y1...), which then sends a 1220 advice
 // (function 201) with the TC in DE 55 through posgate to cardcenter,
 // whose advice path posts it; a sale above the floor limit goes online
-// with an ARQC as before. The center ends with an approved, captured 1220
-// for each offline sale and a balanced ledger.
+// with an ARQC as before; an offline sale is voided (the 1420 names the
+// 1220). The center ends with an approved 1220 for each offline sale,
+// captured or (the voided one) reversed, and a balanced ledger.
 func TestOfflineChipApprovalEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	linkAddr, centerHTTP := freeAddr(t, "udp"), freeAddr(t, "tcp")
@@ -51,11 +52,12 @@ func TestOfflineChipApprovalEndToEnd(t *testing.T) {
 		card    string
 		amount  int
 		offline bool
+		status  store.AuthStatus // at the center, at the end
 	}
 	sales := []sale{
-		{"visa-ok", 1500, true},
-		{"visa-ok", 2500, false}, // above the floor limit: ARQC, online
-		{"mc-ok", 2000, true},    // at the floor limit
+		{"visa-ok", 1500, true, store.AuthCaptured},
+		{"visa-ok", 2500, false, store.AuthCaptured}, // above the floor limit: ARQC, online
+		{"mc-ok", 2000, true, store.AuthReversed},    // at the floor limit; voided below
 	}
 	var cards []string
 	for _, s := range sales {
@@ -126,6 +128,9 @@ pos:
 	if t.Failed() {
 		return
 	}
+	// The offline sale at the floor limit is voided: the 1420 names the
+	// 1220 in the terminal's journal.
+	pos.want("voids", "chipoff-void", map[string]any{"terminal_id": "T1", "original_transaction_id": txns[2].ID}, "approved", "400")
 
 	gw.stop(t)
 	center.stop(t)
@@ -161,9 +166,9 @@ pos:
 		if s.offline {
 			wantMTI = iso93.MTIAdvice
 		}
-		if found.MTI != wantMTI || found.ActionCode != string(iso93.ActionApproved) || found.Status != store.AuthCaptured || found.Amount != int64(s.amount) {
-			t.Errorf("sale %d at the center: MTI %s action %s status %v amount %d, want %s 000 captured %d",
-				i+1, found.MTI, found.ActionCode, found.Status, found.Amount, wantMTI, s.amount)
+		if found.MTI != wantMTI || found.ActionCode != string(iso93.ActionApproved) || found.Status != s.status || found.Amount != int64(s.amount) {
+			t.Errorf("sale %d at the center: MTI %s action %s status %v amount %d, want %s 000 %v %d",
+				i+1, found.MTI, found.ActionCode, found.Status, found.Amount, wantMTI, s.status, s.amount)
 		}
 	}
 	all := center.logs.String() + gw.logs.String() + farm.logs.String()
