@@ -2,6 +2,8 @@ package jets_test
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -11,7 +13,9 @@ import (
 	"github.com/posgate/posgate/firmware-sim/device"
 	"github.com/posgate/posgate/firmware-sim/jets"
 	"github.com/posgate/posgate/protocol/iso93"
+	"github.com/posgate/posgate/terminal/ptytest"
 	"github.com/posgate/posgate/terminal/tlink"
+	"github.com/posgate/posgate/terminal/transport"
 )
 
 // bureau is one card bureau for the package's tests: its key generation
@@ -20,7 +24,7 @@ var bureau = sync.OnceValues(func() (*jets.Bureau, error) { return jets.NewBurea
 
 // chipTerminal is a terminal whose bundle carries issuer test keys, so
 // that its chip reads run the EMV kernel.
-func chipTerminal(t *testing.T) *device.Terminal {
+func chipTerminal(t testing.TB) *device.Terminal {
 	t.Helper()
 	k := testKeys(t)
 	k.Issuer = &device.IssuerTestKeys{IMKAC: bytes.Repeat([]byte{0x4B}, 16)}
@@ -137,5 +141,84 @@ func TestODAFailureGoesOnline(t *testing.T) {
 	}
 	if tvr := chip.TVR(); !tvr.Has(emv.TVRDDAFailed) || tvr.Has(emv.TVRFloorLimitExceeded) {
 		t.Fatalf("TVR %v: want DDA failed, not floor limit exceeded", tvr.Flags())
+	}
+}
+
+// BenchmarkOfflineChipSaleOverPTY measures one offline chip approval as
+// the gateway sees it over a real pty: command, DDA and TC at the
+// terminal, 1220, 1230, txn-result, then the signature (the sale took no
+// PIN).
+func BenchmarkOfflineChipSaleOverPTY(b *testing.B) {
+	bu, err := bureau()
+	if err != nil {
+		b.Fatal(err)
+	}
+	k := testKeys(b)
+	k.Issuer = &device.IssuerTestKeys{IMKAC: bytes.Repeat([]byte{0x4B}, 16)}
+	term, err := device.New(k, device.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	fw, err := jets.New(jets.Config{Terminal: term, FloorLimit: 1000, Bureau: bu})
+	if err != nil {
+		b.Fatal(err)
+	}
+	master, slave := ptytest.Open(b)
+	port, err := transport.Open(transport.DeviceConfig{Medium: transport.Serial, Path: slave})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { fw.Serve(ctx, master) })
+	ep := tlink.New(port, tlink.Config{})
+	wg.Go(func() { ep.Run(ctx) })
+	defer func() { cancel(); ep.Close(); wg.Wait() }()
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		i++
+		c, _ := (&tlink.TxnCommand{Ref: fmt.Sprint("B", i), Amount: 100, Currency: "392"}).MarshalBinary()
+		if err := ep.Send(ctx, tlink.KindSale, c); err != nil {
+			b.Fatal(err)
+		}
+		var got []byte
+		for result, signed := false, false; !result || !signed; {
+			m, err := ep.Receive(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			switch m.Kind {
+			case tlink.KindFinancialRequest:
+				var adv iso93.Advice
+				if err := iso93.UnpackInto(m.Payload, &adv); err != nil {
+					b.Fatal(err)
+				}
+				raw, _ := iso93.Pack(adv.Response(iso93.ActionApproved), iso93.MTIAdviceResponse)
+				if err := ep.Send(ctx, tlink.KindFinancialResponse, raw); err != nil {
+					b.Fatal(err)
+				}
+			case tlink.KindTxnResult:
+				var r tlink.TxnResult
+				if err := r.UnmarshalBinary(m.Payload); err != nil || r.Outcome != tlink.OutcomeApproved || r.ApprovalCode[:2] != "Y1" {
+					b.Fatalf("txn-result %+v (%v): want an offline approval", r, err)
+				}
+				result = true
+			case tlink.KindSignature:
+				var s tlink.Signature
+				if err := s.UnmarshalBinary(m.Payload); err != nil {
+					b.Fatal(err)
+				}
+				got = append(got, s.Data...)
+				ack := tlink.SignatureAck{Ref: s.Ref, Status: tlink.SignatureOK, NextOffset: uint32(len(got))}
+				if len(got) == int(s.Total) {
+					ack.Status, signed = tlink.SignatureComplete, true
+				}
+				p, _ := ack.MarshalBinary()
+				if err := ep.Send(ctx, tlink.KindSignatureAck, p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
 	}
 }
