@@ -63,7 +63,8 @@ const ReasonICCProcessed = "1005"
 // Terminal data the kernel puts in DE 55.
 var (
 	terminalCapabilities = []byte{0xE0, 0x68, 0x00}       // 9F33: manual, stripe, chip; online PIN, signature, no CVM; no ODA
-	terminalCapsODA      = []byte{0xE0, 0x68, 0xC0}       // 9F33 with a Bureau: byte 3 SDA, DDA (CDA is not claimed)
+	terminalCapsODA      = []byte{0xE0, 0x68, 0xC0}       // 9F33 with a Bureau: byte 3 SDA, DDA
+	terminalCapsCDA      = []byte{0xE0, 0x68, 0xC8}       // 9F33 with a Bureau and Config.CDA: SDA, DDA, CDA
 	terminalTypeAttended = []byte{0x22}                   // 9F35: attended, merchant, online with offline capability
 	contactlessTTQ       = []byte{0x36, 0x80, 0x40, 0x00} // 9F66: EMV mode, online PIN, signature; online cryptogram required
 	countryJapan         = []byte{0x03, 0x92}             // 9F1A
@@ -171,6 +172,8 @@ type chipSession struct {
 	card        *card.Card
 	contactless bool
 	offline     bool
+	declined    bool  // the card's TC failed CDA: a local decline
+	declineErr  error // why, when declined
 	method      oda.Method
 	tvr         emv.TVR
 	un          []byte
@@ -308,25 +311,33 @@ func (t *run) startChip(read *device.Read, fin *device.Financial) (*chipSession,
 	s := &chipSession{card: k, contactless: read.Entry == device.EntryContactless, un: make([]byte, 4)}
 	rand.Read(s.un)
 	caps := terminalCapabilities
-	var tsi emv.TSI
-	odaOK := false
+	var (
+		tsi   emv.TSI
+		odaOK bool
+		d     oda.CardData
+		v     oda.Verifier
+	)
 	if f.cfg.Bureau != nil && !s.contactless {
-		// Offline data authentication: DDA (SDA when the card offers no
-		// more); the outcome is in the TVR and TSI, a failure is not an
-		// error of the transaction but a reason to go online.
+		// Offline data authentication: DDA, or CDA when the terminal
+		// claims it (Config.CDA; SDA when the card offers no more); the
+		// outcome is in the TVR and TSI, a failure is not an error of the
+		// transaction but a reason to go online.
 		caps = terminalCapsODA
+		if f.cfg.CDA {
+			caps = terminalCapsCDA
+		}
 		afl, odaRecs, err := k.ReadRecords()
 		if err != nil {
 			return nil, fmt.Errorf("read record: %w", err)
 		}
-		d, err := oda.ReadCardData(rid, afl, odaRecs, k.AIP())
+		d, err = oda.ReadCardData(rid, afl, odaRecs, k.AIP())
 		if err != nil {
 			s.tvr.Set(emv.TVRICCDataMissing)
 			s.tvr.Set(emv.TVRDDAFailed)
 			tsi.Set(emv.TSIOfflineDataAuthPerformed)
 		} else {
-			v := oda.Verifier{Keys: f.cfg.Bureau.CAKeys(), Now: f.cfg.Now}
-			s.method, err = v.Authenticate(d, k.AIP(), oda.Terminal{SDA: true, DDA: true}, [4]byte(s.un), k, &s.tvr, &tsi)
+			v = oda.Verifier{Keys: f.cfg.Bureau.CAKeys(), Now: f.cfg.Now}
+			s.method, err = v.Authenticate(d, k.AIP(), oda.Terminal{SDA: true, DDA: true, CDA: f.cfg.CDA}, [4]byte(s.un), k, &s.tvr, &tsi)
 			odaOK = err == nil
 			if err != nil {
 				f.log.Info("offline data authentication failed: going online", "method", s.method, "err", err)
@@ -400,6 +411,11 @@ func (t *run) startChip(read *device.Read, fin *device.Financial) (*chipSession,
 		if err != nil {
 			return nil, fmt.Errorf("build CDOL1 data: %w", err)
 		}
+		if want == emv.TC && s.method == oda.MethodCDA {
+			return s, s.offlineCDA(v, d, cdol1, values, fin)
+		}
+		// An ARQC is asked for without CDA, also at a CDA terminal: the
+		// issuer authenticates it online (a simplification of Book 3).
 		if r, err = k.GenerateAC(want, cdol1); err != nil {
 			return nil, fmt.Errorf("first GENERATE AC: %w", err)
 		}
@@ -420,6 +436,40 @@ func (t *run) startChip(read *device.Read, fin *device.Financial) (*chipSession,
 		return nil, fmt.Errorf("build DE 55: %w", err)
 	}
 	return s, nil
+}
+
+// offlineCDA asks the card for a TC with CDA and verifies the answer's
+// signature (Verifier.AuthenticateCDA): a verified TC is an offline
+// approval (s.offline) whose DE 55 carries the cryptogram recovered from
+// the signature; a signature that fails makes the TC worthless and the
+// sale a local decline (s.declined, TVR "CDA failed"). 9F4B is not put in
+// DE 55 (de55 allows no CDA signature in a request).
+func (s *chipSession) offlineCDA(v oda.Verifier, d oda.CardData, cdol1 []byte, values dol.Values, fin *device.Financial) error {
+	resp, err := s.card.GenerateACCDA(emv.TC, cdol1)
+	if err != nil {
+		return fmt.Errorf("first GENERATE AC with CDA: %w", err)
+	}
+	cid, ok := findTag(resp, 0x9F27)
+	if !ok || len(cid) != 1 || emv.CID(cid[0]).Type() != emv.TC {
+		return fmt.Errorf("card answered %X to a TC request with CDA: offline declines and referrals are not supported", cid)
+	}
+	res, err := v.AuthenticateCDA(d, [4]byte(s.un), nil, cdol1, resp, &s.tvr)
+	if err != nil {
+		s.declined, s.declineErr = true, fmt.Errorf("CDA of the card's TC: %w", err)
+		return nil
+	}
+	for _, o := range resp {
+		if o.Tag != 0x9F4B {
+			values[o.Tag] = o.Value
+		}
+	}
+	values[0x9F26] = res.Cryptogram[:]
+	values[0x95] = s.tvr[:]
+	if fin.ICCData, err = de55.Build(values); err != nil {
+		return fmt.Errorf("build DE 55: %w", err)
+	}
+	s.offline = true
+	return nil
 }
 
 // offline finishes a sale the card approved offline (TC): the approval

@@ -182,6 +182,12 @@ type Config struct {
 	// succeeded, approved offline by the card's TC and sent as a 1220
 	// advice (chip.go).
 	FloorLimit int64
+	// CDA makes the terminal claim combined DDA/application cryptogram
+	// generation (9F33 byte 3 C8): with a Bureau, an offline approval
+	// then asks for the TC with CDA and verifies its signature instead
+	// of running DDA; a TC whose signature fails is declined at the
+	// terminal. Default false: DDA.
+	CDA bool
 	// Bureau, when set, is the simulated card bureau that personalises
 	// the deck's contact chip cards for offline data authentication and
 	// whose CA public keys the kernel trusts (chip.go). Nil: no ODA, every
@@ -920,6 +926,12 @@ func (t *run) card(mti, proc string) {
 	}
 	fin := device.Financial{MTI: mti, Read: read, ProcessingCode: proc, Amount: int64(t.cmd.Amount), Currency: t.cmd.Currency}
 	chip, err := t.startChip(&read, &fin) // chip.go: the EMV kernel up to the first GENERATE AC
+	if err == nil && chip != nil && chip.declined {
+		// The card's TC failed CDA: worthless, nothing goes to the host.
+		f.show("CARD DECLINED")
+		t.finish(tlink.OutcomeDeclined, iso93.ActionDoNotHonour, chip.declineErr)
+		return
+	}
 	var (
 		raw []byte
 		res device.Result

@@ -48,17 +48,20 @@ func TestOfflineChipApproval(t *testing.T) {
 	tests := []struct {
 		name    string
 		bureau  *jets.Bureau
+		cda     bool
 		amount  uint64
 		offline bool
 	}{
-		{"under_floor_limit_offline", b, 1500, true},
-		{"at_floor_limit_offline", b, 3000, true},
-		{"above_floor_limit_online", b, 3001, false},
-		{"no_bureau_online", nil, 1500, false},
+		{"under_floor_limit_offline", b, false, 1500, true},
+		{"at_floor_limit_offline", b, false, 3000, true},
+		{"under_floor_limit_offline_cda", b, true, 1500, true},
+		{"above_floor_limit_online", b, false, 3001, false},
+		{"above_floor_limit_online_cda", b, true, 3001, false},
+		{"no_bureau_online", nil, false, 1500, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := start(t, jets.Config{Terminal: chipTerminal(t), FloorLimit: 3000, Bureau: tt.bureau, OnResult: func(rep jets.Report) {
+			r := start(t, jets.Config{Terminal: chipTerminal(t), FloorLimit: 3000, Bureau: tt.bureau, CDA: tt.cda, OnResult: func(rep jets.Report) {
 				if rep.Err != nil {
 					t.Logf("terminal error: %v", rep.Err)
 				}
@@ -104,43 +107,63 @@ func TestOfflineChipApproval(t *testing.T) {
 			if tvr := chip.TVR(); tvr != (emv.TVR{}) {
 				t.Fatalf("TVR of an offline approval: %v, want no bit set", tvr.Flags())
 			}
-			if caps, _ := chip.Value(0x9F33); len(caps) != 3 || caps[2] != 0xC0 {
-				t.Fatalf("terminal capabilities %X: want SDA and DDA in byte 3", caps)
+			wantCaps := byte(0xC0) // SDA, DDA
+			if tt.cda {
+				wantCaps = 0xC8 // and CDA
+			}
+			if caps, _ := chip.Value(0x9F33); len(caps) != 3 || caps[2] != wantCaps {
+				t.Fatalf("terminal capabilities %X: want %02X in byte 3", caps, wantCaps)
+			}
+			if ac := chip.Cryptogram(); ac == ([8]byte{}) {
+				t.Fatal("DE 55 carries no application cryptogram")
 			}
 		})
 	}
 }
 
 // TestODAFailureGoesOnline: when the terminal's CA public key does not
-// recover the card's issuer certificate, DDA fails and a sale under the
-// floor limit goes online with an ARQC, the TVR saying "DDA failed".
+// recover the card's issuer certificate, ODA fails and a sale under the
+// floor limit goes online with an ARQC, the TVR saying "DDA failed" (or
+// "CDA failed" at a CDA terminal, which shows CDA was the method).
 func TestODAFailureGoesOnline(t *testing.T) {
-	b, err := jets.NewBureau(nil)
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name   string
+		cda    bool
+		failed emv.Bit
+	}{
+		{"dda", false, emv.TVRDDAFailed},
+		{"cda", true, emv.TVRCDAFailed},
 	}
-	r := start(t, jets.Config{Terminal: chipTerminal(t), FloorLimit: 3000, Bureau: b}, iso93.ActionApproved)
-	first := sale(t, r.gw, "S-1", 1000) // personalises the card under the first CA key
-	wantResult(t, "first sale", first, tlink.OutcomeApproved, iso93.ActionApproved)
-	if err := b.ReplaceCAKeys(); err != nil {
-		t.Fatal(err)
-	}
-	sale(t, r.gw, "S-2", 1000) // the fake host sends no ARPC: the outcome is the card's, not checked here
-	r.gw.mu.Lock()
-	advs, reqs := r.gw.advices, r.gw.reqs
-	r.gw.mu.Unlock()
-	if len(advs) != 1 || len(reqs) != 1 {
-		t.Fatalf("%d 1220s and %d 1200s, want the first sale's advice and the second's 1200", len(advs), len(reqs))
-	}
-	chip, err := de55.ParseRequest(reqs[0].ICCData)
-	if err != nil {
-		t.Fatalf("1200 DE 55: %v", err)
-	}
-	if chip.CID().Type() != emv.ARQC {
-		t.Fatalf("cryptogram type %v, want ARQC", chip.CID().Type())
-	}
-	if tvr := chip.TVR(); !tvr.Has(emv.TVRDDAFailed) || tvr.Has(emv.TVRFloorLimitExceeded) {
-		t.Fatalf("TVR %v: want DDA failed, not floor limit exceeded", tvr.Flags())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := jets.NewBureau(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := start(t, jets.Config{Terminal: chipTerminal(t), FloorLimit: 3000, Bureau: b, CDA: tt.cda}, iso93.ActionApproved)
+			first := sale(t, r.gw, "S-1", 1000) // personalises the card under the first CA key
+			wantResult(t, "first sale", first, tlink.OutcomeApproved, iso93.ActionApproved)
+			if err := b.ReplaceCAKeys(); err != nil {
+				t.Fatal(err)
+			}
+			sale(t, r.gw, "S-2", 1000) // the fake host sends no ARPC: the outcome is the card's, not checked here
+			r.gw.mu.Lock()
+			advs, reqs := r.gw.advices, r.gw.reqs
+			r.gw.mu.Unlock()
+			if len(advs) != 1 || len(reqs) != 1 {
+				t.Fatalf("%d 1220s and %d 1200s, want the first sale's advice and the second's 1200", len(advs), len(reqs))
+			}
+			chip, err := de55.ParseRequest(reqs[0].ICCData)
+			if err != nil {
+				t.Fatalf("1200 DE 55: %v", err)
+			}
+			if chip.CID().Type() != emv.ARQC {
+				t.Fatalf("cryptogram type %v, want ARQC", chip.CID().Type())
+			}
+			if tvr := chip.TVR(); !tvr.Has(tt.failed) || tvr.Has(emv.TVRFloorLimitExceeded) {
+				t.Fatalf("TVR %v: want the method's failure bit, not floor limit exceeded", tvr.Flags())
+			}
+		})
 	}
 }
 
