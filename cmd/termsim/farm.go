@@ -58,6 +58,7 @@ func runFarm(ctx context.Context, args []string, out io.Writer) error {
 	cards := fs.String("cards", "visa-ok", "cards presented in turn when a command's ref does not name one (REF@CARD[:ENTRY]); CARD[:magstripe|chip|contactless],...")
 	duration := fs.Duration("duration", 0, "stop after this long (default: run until interrupted)")
 	floorLimit := fs.Int64("floor-limit", 0, "terminal floor limit in minor units: a contact chip sale at or under it is authenticated offline (DDA, by the farm's card bureau's test CA) and approved offline with a TC, then sent as a 1220 advice; 0: every chip transaction goes online")
+	cda := fs.Bool("cda", false, "with --floor-limit: the terminals claim CDA and approve offline with a CDA-signed TC instead of DDA")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error (logs go to stderr; masked PANs only)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -108,7 +109,7 @@ func runFarm(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		c := jets.Config{Terminal: t, Picker: picker, Logger: log, FloorLimit: *floorLimit, Bureau: bureau}
+		c := jets.Config{Terminal: t, Picker: picker, Logger: log, FloorLimit: *floorLimit, Bureau: bureau, CDA: *cda}
 		if pub != nil {
 			c.VendorKey, c.FirmwareDir = pub, base+".fw"
 		}

@@ -44,9 +44,10 @@ import (
 // terminal simulator should call it"): when Config.Bureau is set, contact
 // cards are personalised for SDA, DDA and CDA by that bureau and allowed
 // to approve offline; the kernel reads the records, runs the ODA step
-// (oda.Verifier.Authenticate with the bureau's CA public keys, DDA: the
-// terminal does not claim CDA) and, for a sale at or under the floor limit
-// with no ODA failure, asks the card for a TC. A TC is an offline
+// (oda.Verifier.Authenticate with the bureau's CA public keys: DDA, or
+// CDA when Config.CDA) and, for a sale at or under the floor limit with no
+// ODA failure, asks the card for a TC (with CDA: GENERATE AC with CDA,
+// the signature verified, a failing one declined at the terminal). A TC is an offline
 // approval: the terminal answers approved (approval code "Y1" and four
 // STAN digits, EMV's offline-approved response code as the marker),
 // journals it and sends a 1220 advice (function 201, reason
