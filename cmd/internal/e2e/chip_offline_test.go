@@ -27,7 +27,14 @@ import (
 // with an ARQC as before; an offline sale is voided (the 1420 names the
 // 1220). The center ends with an approved 1220 for each offline sale,
 // captured or (the voided one) reversed, and a balanced ledger.
+// It runs with the terminal doing DDA and, with termsim farm --cda, CDA.
 func TestOfflineChipApprovalEndToEnd(t *testing.T) {
+	for _, method := range []string{"DDA", "CDA"} {
+		t.Run(strings.ToLower(method), func(t *testing.T) { offlineChipEndToEnd(t, method) })
+	}
+}
+
+func offlineChipEndToEnd(t *testing.T, method string) {
 	dir := t.TempDir()
 	linkAddr, centerHTTP := freeAddr(t, "udp"), freeAddr(t, "tcp")
 	termAddr, gwHTTP := freeAddr(t, "tcp"), freeAddr(t, "tcp")
@@ -63,8 +70,12 @@ func TestOfflineChipApprovalEndToEnd(t *testing.T) {
 	for _, s := range sales {
 		cards = append(cards, s.card+":chip")
 	}
-	farm := start(t, dir, "termsim", "farm", "--keys", "termsim", "--terminals", "1", "--medium", "pty",
-		"--floor-limit", "2000", "--cards", strings.Join(cards, ","))
+	farmArgs := []string{"farm"}
+	if method == "CDA" {
+		farmArgs = append(farmArgs, "--cda")
+	}
+	farm := start(t, dir, "termsim", append(farmArgs, "--keys", "termsim", "--terminals", "1", "--medium", "pty",
+		"--floor-limit", "2000", "--cards", strings.Join(cards, ","))...)
 	var slave string
 	deadline := time.Now().Add(30 * time.Second)
 	for slave == "" {
@@ -172,8 +183,8 @@ pos:
 		}
 	}
 	all := center.logs.String() + gw.logs.String() + farm.logs.String()
-	if !strings.Contains(farm.logs.String(), "approved offline") {
-		t.Error("the farm logged no offline approval")
+	if !strings.Contains(farm.logs.String(), "approved offline") || !strings.Contains(farm.logs.String(), "method="+method) {
+		t.Errorf("the farm logged no offline approval by %s", method)
 	}
 	for _, c := range deck.Cards() {
 		if strings.Contains(all, c.PAN) {
