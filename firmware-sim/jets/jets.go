@@ -178,7 +178,7 @@ type Config struct {
 	// FloorLimit is the terminal's floor limit in minor units: a chip
 	// transaction above it is sent online (ARQC). Default 0: online only.
 	// With a Bureau, a contact chip sale at or under it is verified
-	// offline (DDA), taken without PIN (signature) and, when ODA
+	// offline (DDA, or CDA with Config.CDA), taken without PIN (signature) and, when ODA
 	// succeeded, approved offline by the card's TC and sent as a 1220
 	// advice (chip.go).
 	FloorLimit int64
