@@ -1,14 +1,11 @@
 package e2e_test
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/posgate/posgate/firmware-sim/deck"
 )
@@ -60,42 +57,10 @@ func TestChipSalesEndToEnd(t *testing.T) {
 	}
 	farm := start(t, dir, "termsim", "farm", "--keys", "termsim", "--terminals", "1", "--medium", "pty",
 		"--cards", strings.Join(cards, ","))
-	var slave string
-	deadline := time.Now().Add(30 * time.Second)
-	for slave == "" {
-		if m := farmLine.FindStringSubmatch(farm.logs.String()); m != nil {
-			slave = m[2]
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("termsim farm printed no pty line:\n%s", farm.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	slave := farmSlave(t, farm)
 
 	const apiKey = "e2e-pos-key-chip-0123"
-	sum := sha256.Sum256([]byte(apiKey))
-	write("gateway.yaml", fmt.Sprintf(`data_dir: ./gateway
-center:
-  addrs: [%s]
-terminals:
-  listen: %s
-devices:
-  - id: T1
-    kind: payment-terminal
-    transport: usb-acm
-    path: %s
-http:
-  listen: %s
-pos:
-  clients:
-    - id: POS01
-      key_sha256: %s
-      terminals: [T1]
-`, linkAddr, termAddr, slave, gwHTTP, hex.EncodeToString(sum[:])))
-	csr := strings.TrimSpace(run(t, dir, "posgate", "csr", "--config", "gateway.yaml"))
-	run(t, dir, "cardcenter", "enrol", "--config", "center.yaml", "--gateway-id", "GW000001", "--csr", csr,
-		"--out", "gateway/link/gateway.crt", "--ca-out", "gateway/link/ca.crt")
+	enrolPOSGateway(t, dir, linkAddr, termAddr, slave, gwHTTP, apiKey)
 
 	center := start(t, dir, "cardcenter", "--config", "center.yaml")
 	gw := start(t, dir, "posgate", "--config", "gateway.yaml")

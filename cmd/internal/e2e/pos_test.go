@@ -103,42 +103,10 @@ func TestPOSFlowsEndToEnd(t *testing.T) {
 
 	// The terminal: its firmware on the master side of a pty.
 	farm := start(t, dir, "termsim", "farm", "--keys", "termsim", "--terminals", "1", "--medium", "pty", "--cards", "visa-ok:chip")
-	var slave string
-	deadline := time.Now().Add(30 * time.Second)
-	for slave == "" {
-		if m := farmLine.FindStringSubmatch(farm.logs.String()); m != nil {
-			slave = m[2]
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("termsim farm printed no pty line:\n%s", farm.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	slave := farmSlave(t, farm)
 
 	const apiKey = "e2e-pos-key-0123456789"
-	sum := sha256.Sum256([]byte(apiKey))
-	write("gateway.yaml", fmt.Sprintf(`data_dir: ./gateway
-center:
-  addrs: [%s]
-terminals:
-  listen: %s
-devices:
-  - id: T1
-    kind: payment-terminal
-    transport: usb-acm
-    path: %s
-http:
-  listen: %s
-pos:
-  clients:
-    - id: POS01
-      key_sha256: %s
-      terminals: [T1]
-`, linkAddr, termAddr, slave, gwHTTP, hex.EncodeToString(sum[:])))
-	csr := strings.TrimSpace(run(t, dir, "posgate", "csr", "--config", "gateway.yaml"))
-	run(t, dir, "cardcenter", "enrol", "--config", "center.yaml", "--gateway-id", "GW000001", "--csr", csr,
-		"--out", "gateway/link/gateway.crt", "--ca-out", "gateway/link/ca.crt")
+	enrolPOSGateway(t, dir, linkAddr, termAddr, slave, gwHTTP, apiKey)
 
 	center := start(t, dir, "cardcenter", "--config", "center.yaml")
 	gw := start(t, dir, "posgate", "--config", "gateway.yaml")
@@ -379,4 +347,52 @@ func waitMetricPart(t *testing.T, addr, part string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// farmSlave waits (bounded) for `termsim farm --medium pty` to print its
+// terminal's pty line and returns the slave path the gateway opens.
+func farmSlave(t *testing.T, farm *daemonProc) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if m := farmLine.FindStringSubmatch(farm.logs.String()); m != nil {
+			return m[2]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("termsim farm printed no pty line:\n%s", farm.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// enrolPOSGateway writes dir/gateway.yaml for a gateway with one payment
+// terminal T1 on the pty slave and one POS client POS01 holding apiKey, and
+// enrols the gateway with the center configured in dir/center.yaml.
+func enrolPOSGateway(t *testing.T, dir, linkAddr, termAddr, slave, gwHTTP, apiKey string) {
+	t.Helper()
+	sum := sha256.Sum256([]byte(apiKey))
+	cfg := fmt.Sprintf(`data_dir: ./gateway
+center:
+  addrs: [%s]
+terminals:
+  listen: %s
+devices:
+  - id: T1
+    kind: payment-terminal
+    transport: usb-acm
+    path: %s
+http:
+  listen: %s
+pos:
+  clients:
+    - id: POS01
+      key_sha256: %s
+      terminals: [T1]
+`, linkAddr, termAddr, slave, gwHTTP, hex.EncodeToString(sum[:]))
+	if err := os.WriteFile(filepath.Join(dir, "gateway.yaml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	csr := strings.TrimSpace(run(t, dir, "posgate", "csr", "--config", "gateway.yaml"))
+	run(t, dir, "cardcenter", "enrol", "--config", "center.yaml", "--gateway-id", "GW000001", "--csr", csr,
+		"--out", "gateway/link/gateway.crt", "--ca-out", "gateway/link/ca.crt")
 }

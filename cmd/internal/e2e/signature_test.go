@@ -3,8 +3,6 @@ package e2e_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -34,42 +32,10 @@ func TestSignatureStoredWithSale(t *testing.T) {
 		"--fingerprint-components", "center/ceremony/fingerprint-components.json", "--out", "termsim/T0000001.json")
 
 	farm := start(t, dir, "termsim", "farm", "--keys", "termsim", "--terminals", "1", "--medium", "pty", "--cards", "mc-ok:magstripe")
-	var slave string
-	deadline := time.Now().Add(30 * time.Second)
-	for slave == "" {
-		if m := farmLine.FindStringSubmatch(farm.logs.String()); m != nil {
-			slave = m[2]
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("termsim farm printed no pty line:\n%s", farm.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond) // polling the farm's output (bounded above)
-	}
+	slave := farmSlave(t, farm)
 
 	const apiKey = "e2e-pos-key-0123456789"
-	sum := sha256.Sum256([]byte(apiKey))
-	write("gateway.yaml", fmt.Sprintf(`data_dir: ./gateway
-center:
-  addrs: [%s]
-terminals:
-  listen: %s
-devices:
-  - id: T1
-    kind: payment-terminal
-    transport: usb-acm
-    path: %s
-http:
-  listen: %s
-pos:
-  clients:
-    - id: POS01
-      key_sha256: %s
-      terminals: [T1]
-`, linkAddr, termAddr, slave, gwHTTP, hex.EncodeToString(sum[:])))
-	csr := strings.TrimSpace(run(t, dir, "posgate", "csr", "--config", "gateway.yaml"))
-	run(t, dir, "cardcenter", "enrol", "--config", "center.yaml", "--gateway-id", "GW000001", "--csr", csr,
-		"--out", "gateway/link/gateway.crt", "--ca-out", "gateway/link/ca.crt")
+	enrolPOSGateway(t, dir, linkAddr, termAddr, slave, gwHTTP, apiKey)
 
 	center := start(t, dir, "cardcenter", "--config", "center.yaml")
 	gw := start(t, dir, "posgate", "--config", "gateway.yaml")
@@ -81,7 +47,7 @@ pos:
 
 	// The signature follows the txn-result: wait (bounded) for the center
 	// to say it stored it.
-	deadline = time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(center.logs.String(), "signature stored") {
 		if time.Now().After(deadline) {
 			t.Fatalf("center stored no signature\ngateway:\n%s\ncenter:\n%s", gw.logs.String(), center.logs.String())
