@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -204,5 +206,298 @@ func TestNegFileSyncCutMidTransfer(t *testing.T) {
 	check(adds[59], true)
 	if center.served != 1+3+1 {
 		t.Fatalf("center served %d answers; want 1 before the cut, chunks 2 to 4, then current", center.served)
+	}
+}
+
+// terminalAdvice packs the 1220 a terminal sends after its chip card
+// approved a sale offline (firmware-sim/jets offlineAdvice): the 1200 of
+// sale() with DE 55 holding a TC, DE 24 201, DE 25 1005 and DE 38 the
+// offline approval code "Y1" + the last four STAN digits. change may alter
+// the message before it is packed.
+func terminalAdvice(t *testing.T, stan string, change func(*iso93.Advice)) []byte {
+	t.Helper()
+	var req iso93.FinancialRequest
+	if err := iso93.UnpackInto(sale(t, stan), &req); err != nil {
+		t.Fatal(err)
+	}
+	req.ICCData = chipData(t, 0x40)
+	req.FunctionCode, req.ReasonCode = iso93.FunctionPreviousApproval, "1005"
+	adv := iso93.Advice{Trace: req.Trace, Payment: req.Payment, Card: req.Card, ApprovalCode: "Y1" + stan[2:]}
+	if change != nil {
+		change(&adv)
+	}
+	raw, err := iso93.Pack(&adv, iso93.MTIAdvice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// answerWith answers every request with action, DE 38 and an RRN, as the
+// center does.
+func answerWith(action iso93.ActionCode) uplinkFunc {
+	return func(_ context.Context, req []byte) ([]byte, error) {
+		_, msg, err := iso93.Unpack(req)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := iso93.NewResponse(msg, action)
+		if err != nil {
+			return nil, err
+		}
+		resp.Field(iso93.FieldRRN, "000000004242")
+		return iso93.PackMessage(resp)
+	}
+}
+
+// TestForwarderTerminalAdvice sends a terminal's offline approval advice
+// through the Forwarder: a final answer of the center is relayed and
+// nothing is kept; without one the advice is stored (as sent when it may
+// have reached the center) and answered 1230 000 by the gateway; a
+// malformed advice is answered 904 and a completion advice is relayed
+// like any request, neither stored.
+func TestForwarderTerminalAdvice(t *testing.T) {
+	mismatched := uplinkFunc(func(ctx context.Context, req []byte) ([]byte, error) {
+		return answerWith(iso93.ActionApproved)(ctx, terminalAdvice(t, "000999", nil))
+	})
+	tests := []struct {
+		name    string
+		uplink  Uplink
+		change  func(*iso93.Advice)
+		extra   func(t *testing.T, raw []byte) []byte // changes the packed advice
+		want    string
+		wantRRN bool   // the center's answer was relayed
+		stored  string // MTI of the stored record's next send; "" nothing stored
+	}{
+		{"center_accepts_relayed", answerWith(iso93.ActionApproved), nil, nil, "000", true, ""},
+		{"center_declines_relayed", answerWith(iso93.ActionInsufficientFunds), nil, nil, "116", true, ""},
+		{"link_down_stored", linkDown, nil, nil, "000", false, "1220"},
+		{"not_enrolled_stored", notEnrolledUp, nil, nil, "000", false, "1220"},
+		{"outcome_unknown_stored_as_sent", outcomeUnknown, nil, nil, "000", false, "1221"},
+		{"center_try_later_stored_as_sent", answerWith(iso93.ActionSystemMalfunction), nil, nil, "000", false, "1221"},
+		{"mismatched_answer_stored_as_sent", mismatched, nil, nil, "000", false, "1221"},
+		{"aac_refused", linkDown, func(a *iso93.Advice) { a.ICCData = chipData(t, 0x00) }, nil, "904", false, ""},
+		{"malformed_de55_refused", linkDown, func(a *iso93.Advice) { a.ICCData = []byte{0x9F, 0x27, 0x05, 0x40} }, nil, "904", false, ""},
+		{"card_data_tag_in_de55_refused", linkDown, func(a *iso93.Advice) {
+			a.ICCData = append(chipData(t, 0x40), 0x5A, 0x08, 0x41, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11)
+		}, nil, "904", false, ""},
+		{"no_approval_code_refused", linkDown, nil, func(t *testing.T, raw []byte) []byte {
+			_, msg, err := iso93.Unpack(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg.UnsetField(iso93.FieldApprovalCode)
+			b, err := iso93.PackMessage(msg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}, "904", false, ""},
+		{"clear_pan_refused", linkDown, func(a *iso93.Advice) {
+			a.PAN, a.CardData, a.KSN, a.Fingerprint = "4111111111111111", nil, nil, ""
+		}, nil, "904", false, ""},
+		{"completion_advice_not_stored", linkDown, nil, func(t *testing.T, raw []byte) []byte {
+			_, msg, err := iso93.Unpack(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			od, _ := iso93.OriginalData{MTI: "1100", STAN: "000001", LocalTime: "261124115900", AcquirerID: "99000001"}.Encode()
+			msg.Field(iso93.FieldOriginalData, od)
+			b, err := iso93.PackMessage(msg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}, "907", false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := openStore(t, true, standin.Policy{})
+			f := &Forwarder{Uplink: tt.uplink, Logger: quiet(), Metrics: NewMetrics(), Offline: st, Advices: st}
+			raw := terminalAdvice(t, "000061", tt.change)
+			if tt.extra != nil {
+				raw = tt.extra(t, raw)
+			}
+			resp, err := f.Handle(t.Context(), raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r iso93.AdviceResponse
+			if err := iso93.UnpackInto(resp, &r); err != nil {
+				t.Fatalf("answer: %v", err)
+			}
+			if string(r.ActionCode) != tt.want || r.STAN != "000061" || r.IdempotencyKey != "T0000001-000061" {
+				t.Fatalf("answer %s for STAN %s key %s, want %s echoing the advice", r.ActionCode, r.STAN, r.IdempotencyKey, tt.want)
+			}
+			if got := r.RRN != ""; got != tt.wantRRN {
+				t.Fatalf("answer has RRN %q; want the center's answer relayed: %v", r.RRN, tt.wantRRN)
+			}
+			recs, err := st.Queue().Next(10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.stored == "" {
+				if len(recs) != 0 {
+					t.Fatalf("%d records stored, want none", len(recs))
+				}
+				return
+			}
+			if len(recs) != 1 {
+				t.Fatalf("%d records stored, want 1", len(recs))
+			}
+			rec := recs[0]
+			if rec.Origin != offline.OriginTerminal || rec.MTI() != tt.stored || rec.ApprovalCode != "Y10061" ||
+				!bytes.Equal(rec.Message, raw) || rec.Chip != standin.ChipTC || rec.Amount != 1200 || rec.Brand != "visa" ||
+				rec.MaskedPAN != "411111******1111" || rec.TerminalID != "T0000001" || rec.IdempotencyKey != "T0000001-000061" {
+				t.Fatalf("stored record %v (origin %s, next %s, code %s), want the terminal's advice going as %s",
+					rec, rec.Origin, rec.MTI(), rec.ApprovalCode, tt.stored)
+			}
+		})
+	}
+}
+
+// TestForwarderTerminalAdviceStoreFailure closes the store: the advice is
+// neither delivered nor kept, and the terminal is told 909, not 000.
+func TestForwarderTerminalAdviceStoreFailure(t *testing.T) {
+	st := openStore(t, true, standin.Policy{})
+	st.Close()
+	f := &Forwarder{Uplink: linkDown, Logger: quiet(), Advices: st}
+	resp, err := f.Handle(t.Context(), terminalAdvice(t, "000062", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := actionOf(t, resp); got != "909" {
+		t.Fatalf("action %s with a failed store, want 909", got)
+	}
+}
+
+// TestTerminalAdvicesForwardedInOrder stores terminal advices and a
+// stand-in approval while the link is down (a repeated advice once),
+// reopens the bbolt file as after a gateway restart, and forwards: every
+// record goes up once, in the order it was stored, the terminal's advices
+// byte for byte as the terminal sent them (DE 25 1005, DE 38 Y1…, DE 55),
+// and the queue is empty with no exposure left.
+func TestTerminalAdvicesForwardedInOrder(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "offline.db")
+	sealer := newSealer(t)
+	open := func() *offline.Store {
+		st, err := offline.Open(offline.Config{Path: path, Sealer: sealer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	st := open()
+	chunks, _ := negfile.Split(negfile.OpSnapshot, 0, 1, nil, nil, negfile.MaxDE72)
+	if _, err := st.ApplyChunk(chunks[0]); err != nil {
+		t.Fatal(err)
+	}
+	f := &Forwarder{Uplink: linkDown, Logger: quiet(), Offline: st, Advices: st}
+	sent := map[string][]byte{}
+	var order []string
+	handle := func(raw []byte, want string) {
+		t.Helper()
+		resp, err := f.Handle(t.Context(), raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := actionOf(t, resp); got != want {
+			t.Fatalf("answer %s, want %s", got, want)
+		}
+	}
+	for i, stan := range []string{"000071", "000072", "000073"} {
+		raw := terminalAdvice(t, stan, func(a *iso93.Advice) { a.Amount = int64(100 * (i + 1)) })
+		handle(raw, "000")
+		sent["T0000001-"+stan] = raw
+		order = append(order, "T0000001-"+stan)
+		if i == 1 {
+			handle(saleWith(t, "000080", nil), "000") // a stand-in approval between them
+			order = append(order, "T0000001-000080")
+			handle(raw, "000") // the terminal repeats an advice: stored once
+		}
+	}
+	if s, _ := st.Queue().Stats(); s.Pending.Count != 4 || s.Exposure != 100+200+300+1200 {
+		t.Fatalf("stats before forwarding %+v; want 4 pending", s)
+	}
+	st.Close()
+
+	st = open() // the gateway restarted
+	center := &fakeCenter{}
+	a := &AdviceForwarder{Queue: st.Queue(), Uplink: center, Window: 1, Rate: 10_000, Logger: quiet()}
+	if n, err := a.Pass(t.Context()); err != nil || n != 4 {
+		t.Fatalf("pass: %d answered, %v; want 4", n, err)
+	}
+	if len(center.seen) != 4 {
+		t.Fatalf("center saw %d advices, want 4", len(center.seen))
+	}
+	for i, adv := range center.seen {
+		if adv.IdempotencyKey != order[i] || center.mtis[i] != iso93.MTIAdvice {
+			t.Fatalf("advice %d is %s %s, want %s 1220 (order %v)", i, center.mtis[i], adv.IdempotencyKey, order[i], order)
+		}
+		raw, ok := sent[adv.IdempotencyKey]
+		if !ok {
+			if adv.ReasonCode != iso93.ReasonStandIn {
+				t.Fatalf("stand-in advice with DE 25 %s", adv.ReasonCode)
+			}
+			continue
+		}
+		if adv.ReasonCode != "1005" || adv.ApprovalCode != "Y1"+adv.STAN[2:] || len(adv.ICCData) == 0 {
+			t.Fatalf("terminal advice %s: DE 25 %s DE 38 %s", adv.IdempotencyKey, adv.ReasonCode, adv.ApprovalCode)
+		}
+		got, err := adviceFor(mustRecord(t, st, adv.IdempotencyKey))
+		if err != nil || !bytes.Equal(got, raw) {
+			t.Fatalf("the advice of %s is not the terminal's bytes (%v)", adv.IdempotencyKey, err)
+		}
+	}
+	if s, _ := st.Queue().Stats(); s.Accepted.Count != 4 || s.Pending.Count != 0 || s.Sent.Count != 0 || s.Exposure != 0 {
+		t.Fatalf("stats after forwarding %+v", s)
+	}
+}
+
+// mustRecord finds the stored record of an idempotency key (ids start at 1).
+func mustRecord(t *testing.T, st *offline.Store, key string) offline.Record {
+	t.Helper()
+	for id := uint64(1); id < 100; id++ {
+		r, err := st.Queue().Get(id)
+		if err != nil {
+			break
+		}
+		if r.IdempotencyKey == key {
+			r.Attempts = 0 // as first sent
+			return r
+		}
+	}
+	t.Fatalf("no record for %s", key)
+	return offline.Record{}
+}
+
+// TestTerminalAdviceRepeatedAfterUnknownOutcome stores an advice whose
+// send timed out: it goes again as a 1221 with the terminal's data, and
+// a center rejection puts it on the rejected list with the terminal's
+// approval code.
+func TestTerminalAdviceRepeatedAfterUnknownOutcome(t *testing.T) {
+	st := openStore(t, true, standin.Policy{})
+	f := &Forwarder{Uplink: outcomeUnknown, Logger: quiet(), Advices: st}
+	raw := terminalAdvice(t, "000091", nil)
+	resp, err := f.Handle(t.Context(), raw)
+	if err != nil || actionOf(t, resp) != "000" {
+		t.Fatalf("advice answered %v", err)
+	}
+	center := &fakeCenter{reject: map[string]bool{"T0000001-000091": true}}
+	a := &AdviceForwarder{Queue: st.Queue(), Uplink: center, Window: 4, Rate: 10_000, Logger: quiet()}
+	if n, err := a.Pass(t.Context()); err != nil || n != 1 {
+		t.Fatalf("pass: %d, %v", n, err)
+	}
+	if len(center.mtis) != 1 || center.mtis[0] != iso93.MTIAdviceRepeat || center.seen[0].ReasonCode != "1005" {
+		t.Fatalf("center saw %v", center.mtis)
+	}
+	rej, err := st.Queue().Rejected()
+	if err != nil || len(rej) != 1 || rej[0].Origin != offline.OriginTerminal || rej[0].ApprovalCode != "Y10091" || rej[0].Action != "208" {
+		t.Fatalf("rejected %v, %v", rej, err)
+	}
+	j := recordJSON(rej[0])
+	if j.Origin != "terminal" || j.ApprovalCode != "Y10091" {
+		t.Fatalf("admin record %+v", j)
 	}
 }

@@ -34,6 +34,13 @@ type Uplink interface {
 // reached the center (link.ErrOutcomeUnknown) it is answered 911 and
 // reversed, never decided in stand-in: the center may have approved it.
 //
+// A terminal's offline approval advice (a 1220/1221 with function code 201
+// and no original data, sent after the chip card approved the sale
+// offline) is first sent to the center; when no final answer comes back
+// it is kept in Advices, durably, and answered 1230 with action code 000
+// ("accepted for forwarding"), and the AdviceForwarder delivers it later
+// (advice.go, docs/offline.md).
+//
 // Forwarder is safe for concurrent use.
 type Forwarder struct {
 	Uplink  Uplink
@@ -48,6 +55,10 @@ type Forwarder struct {
 	Offline StandIn
 	// StandInMetrics counts stand-in decisions; nil records nothing.
 	StandInMetrics *StandInMetrics
+	// Advices keeps terminals' offline approval advices that could not
+	// be delivered at once. Nil means they are relayed like any request
+	// and answered 907 when the center cannot be reached.
+	Advices AdviceStore
 
 	inflight match.Table
 }
@@ -87,6 +98,19 @@ func (f *Forwarder) Handle(ctx context.Context, raw []byte) ([]byte, error) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	if f.Advices != nil && isAdviceMTI(h.MTI) && h.FunctionCode == iso93.FunctionPreviousApproval {
+		adv, err := terminalAdviceFrom(raw)
+		switch {
+		case errors.Is(err, errNotOfflineAdvice):
+			// A completion advice: relayed like any request.
+		case err != nil:
+			// The center would refuse it with 904 as well; nothing is kept.
+			f.Logger.Warn("terminal advice refused as malformed", "mti", h.MTI, "terminal", h.TerminalID, "stan", h.STAN, "reason", err)
+			return f.reply(raw, h, iso93.ActionFormatError, start)
+		default:
+			return f.terminalAdvice(rctx, raw, h, adv, start, &uplink)
+		}
+	}
 	sent := time.Now()
 	resp, err := f.Uplink.RoundTrip(rctx, raw)
 	uplink = time.Since(sent)

@@ -174,6 +174,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	// Signatures the terminals capture go to the center (signature.go).
 	sigq := &SignatureQueue{Uplink: fwd.Uplink, GatewayID: cfg.GatewayID, Logger: log.With("component", "signatures")}
 	dcfg.Signatures = sigq
+	if off.adv != nil {
+		retrySignaturesAfterAdvices(off.adv, sigq)
+	}
 	devices, err := device.New(dcfg)
 	if err != nil {
 		return err
@@ -288,6 +291,18 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	wg.Wait()
 	return context.Cause(ctx)
+}
+
+// retrySignaturesAfterAdvices makes adv wake sigq after every pass that
+// delivered advices: the signature of an offline sale is answered 914
+// until the sale's advice is at the center, and would otherwise wait out
+// its retry interval (up to a minute).
+func retrySignaturesAfterAdvices(adv *AdviceForwarder, sigq *SignatureQueue) {
+	adv.AfterPass = func(answered int) {
+		if answered > 0 {
+			sigq.Wake()
+		}
+	}
 }
 
 // notEnrolled is the uplink of a gateway without a link certificate.

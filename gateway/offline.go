@@ -111,7 +111,7 @@ type offlineParts struct {
 // openOffline makes sure the at-rest key exists in the token (AES-256,
 // encrypt/decrypt, generated when missing) and opens the offline store
 // sealed by it. Close the store after the token users are done.
-// It sets fwd's stand-in store and metrics.
+// It sets fwd's stand-in store, advice store and metrics.
 func openOffline(cfg Config, tok *hsm.Token, fwd *Forwarder, log *slog.Logger, m *Metrics) (*offlineParts, error) {
 	oc := cfg.Offline
 	ok, err := tok.HasKey(oc.KeyLabel)
@@ -137,6 +137,7 @@ func openOffline(cfg Config, tok *hsm.Token, fwd *Forwarder, log *slog.Logger, m
 	}
 	j := newStandInJournal(st)
 	fwd.Offline = j
+	fwd.Advices = st
 	return &offlineParts{store: st, journal: j, logger: log, poll: oc.NegfilePoll}, nil
 }
 
@@ -210,17 +211,20 @@ type RecordJSON struct {
 	ApprovedAt     time.Time `json:"approved_at"`
 	AnsweredAt     time.Time `json:"answered_at,omitzero"`
 	ApprovalCode   string    `json:"approval_code"`
-	TerminalID     string    `json:"terminal_id"`
-	MerchantID     string    `json:"merchant_id"`
-	Brand          string    `json:"brand"`
-	MaskedPAN      string    `json:"masked_pan"`
-	Amount         int64     `json:"amount"`
-	Currency       string    `json:"currency"`
+	// Origin is "stand-in" (the gateway approved it) or "terminal" (the
+	// terminal's chip card did; its own advice is forwarded).
+	Origin     string `json:"origin"`
+	TerminalID string `json:"terminal_id"`
+	MerchantID string `json:"merchant_id"`
+	Brand      string `json:"brand"`
+	MaskedPAN  string `json:"masked_pan"`
+	Amount     int64  `json:"amount"`
+	Currency   string `json:"currency"`
 }
 
 func recordJSON(r offline.Record) RecordJSON {
 	return RecordJSON{ID: r.ID, IdempotencyKey: r.IdempotencyKey, State: r.State.String(), Attempts: r.Attempts,
-		Action: r.Action, ApprovedAt: r.ApprovedAt.UTC(), AnsweredAt: r.AnsweredAt.UTC(), ApprovalCode: r.ApprovalCode,
+		Action: r.Action, ApprovedAt: r.ApprovedAt.UTC(), AnsweredAt: r.AnsweredAt.UTC(), ApprovalCode: r.ApprovalCode, Origin: r.Origin.String(),
 		TerminalID: r.TerminalID, MerchantID: r.MerchantID, Brand: r.Brand, MaskedPAN: r.MaskedPAN, Amount: r.Amount, Currency: r.Currency}
 }
 

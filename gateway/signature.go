@@ -67,7 +67,8 @@ type SignatureQueue struct {
 
 	mu   sync.Mutex
 	q    []*queuedSig
-	wake chan struct{}
+	wake chan struct{} // a signature was queued
+	kick chan struct{} // Wake: retry the head now
 	stan atomic.Uint32
 	sent atomic.Uint64
 }
@@ -96,10 +97,31 @@ func (q *SignatureQueue) log() *slog.Logger {
 func (q *SignatureQueue) signal() chan struct{} {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.initChans()
+	return q.wake
+}
+
+// initChans makes the wake-up channels; q.mu must be held.
+func (q *SignatureQueue) initChans() {
 	if q.wake == nil {
 		q.wake = make(chan struct{}, 1)
+		q.kick = make(chan struct{}, 1)
 	}
-	return q.wake
+}
+
+// Wake ends a retry wait now and restarts the retry interval at Retry:
+// the reason of the last failure may be gone (the gateway calls it when
+// offline advices reached the center, so the signatures of those sales
+// are no longer answered 914). It never blocks.
+func (q *SignatureQueue) Wake() {
+	q.mu.Lock()
+	q.initChans()
+	kick := q.kick
+	q.mu.Unlock()
+	select {
+	case kick <- struct{}{}:
+	default:
+	}
 }
 
 // Accept queues s for delivery (device.SignatureSink). It refuses a
@@ -143,6 +165,9 @@ func (q *SignatureQueue) Delivered() uint64 { return q.sent.Load() }
 // Run delivers queued signatures until ctx ends.
 func (q *SignatureQueue) Run(ctx context.Context) {
 	wake := q.signal()
+	q.mu.Lock()
+	kick := q.kick
+	q.mu.Unlock()
 	retry, retryMax, maxAge := q.Retry, q.RetryMax, q.MaxAge
 	if retry <= 0 {
 		retry = DefaultSignatureRetry
@@ -166,6 +191,8 @@ func (q *SignatureQueue) Run(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case <-wake:
+				continue
+			case <-kick: // nothing to retry
 				continue
 			}
 		}
@@ -198,6 +225,10 @@ func (q *SignatureQueue) Run(ctx context.Context) {
 		case <-ctx.Done():
 			t.Stop()
 			return
+		case <-kick:
+			t.Stop()
+			wait = retry
+			continue
 		case <-t.C:
 		}
 		wait = min(2*wait, retryMax)

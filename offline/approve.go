@@ -64,6 +64,11 @@ type payload struct {
 	Currency    string       `json:"c"`
 	Chip        standin.Chip `json:"e"`
 	Message     []byte       `json:"r"`
+	// Origin and ApprovalCode are set for a terminal's advice (Enqueue);
+	// absent, the record is a stand-in approval whose code derives from
+	// its id.
+	Origin       Origin `json:"o,omitempty"`
+	ApprovalCode string `json:"x,omitempty"`
 }
 
 func aad(idem string) []byte { return append([]byte("posgate/offline/saf/v1\x00"), idem...) }
@@ -94,8 +99,9 @@ func (s *Store) Approve(sale Sale) (Decision, error) {
 	if len(sale.MerchantID) > 255 {
 		return Decision{}, fmt.Errorf("approve offline: merchant id of %d characters: %w", len(sale.MerchantID), ErrInvalidRequest)
 	}
-	pt, err := json.Marshal(payload{sale.TerminalID, sale.MerchantID, sale.Brand, sale.Fingerprint, sale.MaskedPAN,
-		sale.Amount, sale.Currency, sale.Chip, sale.Message})
+	pt, err := json.Marshal(payload{TerminalID: sale.TerminalID, MerchantID: sale.MerchantID, Brand: sale.Brand,
+		Fingerprint: sale.Fingerprint, MaskedPAN: sale.MaskedPAN, Amount: sale.Amount, Currency: sale.Currency,
+		Chip: sale.Chip, Message: sale.Message})
 	if err != nil {
 		return Decision{}, fmt.Errorf("approve offline: encode record: %w", err)
 	}
@@ -152,31 +158,14 @@ func (s *Store) approve(tx *bolt.Tx, pol *standin.Policy, now time.Time, sale Sa
 	if err != nil {
 		return fmt.Errorf("next record id: %w (%w)", err, ErrStorage)
 	}
-	key := u64(id)
-	rec := make([]byte, 0, 1+len(sale.IdempotencyKey)+len(sealed))
-	rec = append(append(append(rec, byte(len(sale.IdempotencyKey))), sale.IdempotencyKey...), sealed...)
 	sr := stateRec{state: StatePending, approvedAt: now.UnixNano(), amount: sale.Amount, merchant: sale.MerchantID}
+	if err := s.insert(tx, id, sale.IdempotencyKey, sealed, sr); err != nil {
+		return err
+	}
 	entries = binary.BigEndian.AppendUint64(entries, uint64(now.UnixNano()))
 	entries = binary.BigEndian.AppendUint64(entries, uint64(sale.Amount))
-	for _, w := range []struct {
-		b    []byte
-		k, v []byte
-	}{
-		{bRec, key, rec},
-		{bState, key, sr.encode()},
-		{bOut, key, present},
-		{bIdem, []byte(sale.IdempotencyKey), key},
-		{bVel, fp, entries},
-	} {
-		if err := tx.Bucket(w.b).Put(w.k, w.v); err != nil {
-			return fmt.Errorf("store approval in %s: %w (%w)", w.b, err, ErrStorage)
-		}
-	}
-	if err := s.count(tx, StatePending, 1, sale.Amount); err != nil {
-		return err
-	}
-	if err := s.expose(tx, sale.MerchantID, sale.Amount); err != nil {
-		return err
+	if err := vel.Put(fp, entries); err != nil {
+		return fmt.Errorf("store approval in %s: %w (%w)", bVel, err, ErrStorage)
 	}
 	d.RecordID, d.ApprovalCode = id, approvalCode(id)
 	return nil

@@ -97,7 +97,7 @@ type Record struct {
 	Action       string // the center's answer (DE 39), once answered
 	ApprovedAt   time.Time
 	AnsweredAt   time.Time // zero until answered
-	ApprovalCode string    // DE 38 given to the terminal
+	ApprovalCode string    // DE 38 given to the terminal (by the gateway, or by the terminal for OriginTerminal)
 	TerminalID   string
 	MerchantID   string
 	Brand        string
@@ -106,7 +106,10 @@ type Record struct {
 	Amount       int64
 	Currency     string
 	Chip         standin.Chip
-	Message      []byte // the original request
+	// Origin tells a stand-in approval (Message is the 1100/1200) from a
+	// terminal's advice (Message is its 1220, forwarded as is).
+	Origin  Origin
+	Message []byte // the original request, or the terminal's advice
 }
 
 // MTI returns the advice's message type: 1220 for a first send, 1221
@@ -273,6 +276,10 @@ func (s *Store) openRecord(r rawRec) (Record, error) {
 		ApprovedAt: time.Unix(0, r.st.approvedAt), ApprovalCode: approvalCode(r.id),
 		TerminalID: p.TerminalID, MerchantID: p.MerchantID, Brand: p.Brand, Fingerprint: p.Fingerprint,
 		MaskedPAN: p.MaskedPAN, Amount: p.Amount, Currency: p.Currency, Chip: p.Chip, Message: p.Message,
+		Origin: p.Origin,
+	}
+	if p.ApprovalCode != "" {
+		rec.ApprovalCode = p.ApprovalCode
 	}
 	if r.st.action != [3]byte{} {
 		rec.Action = string(r.st.action[:])

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/moov-io/iso8583"
+
 	"github.com/posgate/posgate/protocol/iso93"
 	"github.com/posgate/posgate/terminal/tlink"
 )
@@ -19,8 +21,9 @@ const (
 	// chunk; after it the partial copy is dropped and the terminal is asked
 	// to start again from offset 0.
 	SignatureTimeout = 60 * time.Second
-	// recentFinancials is how many financial requests per device are
-	// remembered to link a signature to its transaction.
+	// recentFinancials is how many financial requests (and offline
+	// approval advices) per device are remembered to link a signature to
+	// its transaction.
 	recentFinancials = 8
 )
 
@@ -31,7 +34,7 @@ const (
 type Signature struct {
 	DeviceID       string                // the device that sent it
 	Ref            string                // the transaction command's ref (tlink tag 0x01)
-	MTI            string                // of the financial request: 1100 or 1200
+	MTI            string                // of the sale's message: 1100, 1200, or 1220/1221 for an offline approval
 	TerminalID     string                // DE 41 of the financial request
 	STAN           string                // DE 11
 	LocalTime      string                // DE 12, YYMMDDhhmmss
@@ -92,11 +95,16 @@ func (s *signatures) state(id string) *sigState {
 	return st
 }
 
-// noteFinancial remembers a 1100/1200 the device sent, so that its
-// signature can be linked to it by STAN.
+// noteFinancial remembers a 1100/1200 the device sent, or the 1220/1221
+// advice of a sale it approved offline (function code 201 without DE 56:
+// a chip card's TC under the floor limit; a completion advice names its
+// pre-authorization in DE 56 and takes no signature), so that the sale's
+// signature can be linked to it by STAN. The center links the signature
+// to the authorization its advice created (same key, terminal, STAN and
+// local time).
 func (m *Manager) noteFinancial(d *device, raw []byte) {
 	mti, msg, err := iso93.Unpack(raw)
-	if err != nil || (mti != iso93.MTIFinancialRequest && mti != iso93.MTIAuthorizationRequest) {
+	if err != nil || !signable(mti, msg) {
 		return
 	}
 	var f finRef
@@ -115,6 +123,20 @@ func (m *Manager) noteFinancial(d *device, raw []byte) {
 	if len(st.fins) > recentFinancials {
 		st.fins = st.fins[len(st.fins)-recentFinancials:]
 	}
+}
+
+// signable reports whether a signature may follow a message of this MTI:
+// a 1100 or 1200, or an offline approval's 1220/1221 (function code 201,
+// no original data).
+func signable(mti string, msg *iso8583.Message) bool {
+	switch mti {
+	case iso93.MTIFinancialRequest, iso93.MTIAuthorizationRequest:
+		return true
+	case iso93.MTIAdvice, iso93.MTIAdviceRepeat:
+		fc, _ := msg.GetString(iso93.FieldFunctionCode)
+		return fc == iso93.FunctionPreviousApproval && msg.GetField(iso93.FieldOriginalData) == nil
+	}
+	return false
 }
 
 // signature handles one KindSignature chunk from d: it reassembles the

@@ -91,6 +91,50 @@ func (r *rawTerminal) sale(t *testing.T, stan string) {
 	}
 }
 
+// advice sends a 1220 with function code 201 and this STAN, as a terminal
+// does after a chip card approved a sale offline (DE 38 the offline
+// approval code); with original set it is a completion advice instead
+// (DE 56 names a pre-authorization). It waits for the 1230.
+func (r *rawTerminal) advice(t *testing.T, stan string, original bool) {
+	t.Helper()
+	adv := iso93.Advice{
+		Trace: iso93.Trace{TransmissionTime: "0101120000", STAN: stan, LocalTime: "260101120000",
+			FunctionCode: iso93.FunctionPreviousApproval, ReasonCode: "1005", AcquirerID: "99000001", TerminalID: "T0000009",
+			MerchantID: "MERCHANT0000001", IdempotencyKey: "T0000009-key-" + stan},
+		Payment: iso93.Payment{ProcessingCode: iso93.ProcessingPurchase, Amount: 500, POSDataCode: "510101213001", Currency: "392"},
+		Card: iso93.Card{CardData: bytes.Repeat([]byte{0xAA}, 48), KSN: bytes.Repeat([]byte{0x01}, 12),
+			Fingerprint: "00112233445566778899aabbccddeeff", MaskedPAN: "411111******1111"},
+		ApprovalCode: "Y1" + stan[2:],
+	}
+	msg := iso93.NewMessage(iso93.MTIAdvice)
+	if err := msg.Marshal(&adv); err != nil {
+		t.Fatal(err)
+	}
+	if original {
+		od, err := iso93.OriginalData{MTI: iso93.MTIAuthorizationRequest, STAN: "000001", LocalTime: "260101115900", AcquirerID: "99000001"}.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := msg.Field(iso93.FieldOriginalData, od); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, err := iso93.PackMessage(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := r.ep.Send(ctx, tlink.KindFinancialRequest, raw); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.fin:
+	case <-ctx.Done():
+		t.Fatal("no advice response")
+	}
+}
+
 // chunk sends one signature chunk and returns the gateway's ack.
 func (r *rawTerminal) chunk(t *testing.T, stan string, off, total uint32, data []byte) tlink.SignatureAck {
 	t.Helper()
@@ -226,4 +270,39 @@ func equalSig(a, b device.Signature) bool {
 	a.Data, b.Data = nil, nil
 	return a.DeviceID == b.DeviceID && a.Ref == b.Ref && a.MTI == b.MTI && a.TerminalID == b.TerminalID &&
 		a.STAN == b.STAN && a.LocalTime == b.LocalTime && a.IdempotencyKey == b.IdempotencyKey && a.Format == b.Format
+}
+
+// TestSignatureOfOfflineAdvice links a signature to the 1220 a terminal
+// sent for a sale its chip card approved offline (function code 201, no
+// DE 56): the sink gets it with the advice's MTI and identifiers. A
+// completion advice (DE 56) is no sale of its own: a signature naming its
+// STAN is refused.
+func TestSignatureOfOfflineAdvice(t *testing.T) {
+	sig := append([]byte("SG\x01"), bytes.Repeat([]byte("offline-sale-signature-"), 20)...)
+	total := uint32(len(sig))
+	t.Run("offline_approval_advice_accepted", func(t *testing.T) {
+		s := &sink{}
+		r, _ := sigRig(t, s)
+		r.advice(t, "000031", false)
+		if a := r.chunk(t, "000031", 0, total, sig); a.Status != tlink.SignatureComplete || a.NextOffset != total {
+			t.Fatalf("ack %+v, want complete", a)
+		}
+		got := s.all()
+		want := device.Signature{DeviceID: "T9", Ref: "S1", MTI: "1220", TerminalID: "T0000009", STAN: "000031",
+			LocalTime: "260101120000", IdempotencyKey: "T0000009-key-000031", Format: tlink.SignatureSignpadV1}
+		if len(got) != 1 || !equalSig(got[0], want) || !bytes.Equal(got[0].Data, sig) {
+			t.Fatalf("sink got %+v, want %+v", got, want)
+		}
+	})
+	t.Run("completion_advice_refused", func(t *testing.T) {
+		s := &sink{}
+		r, _ := sigRig(t, s)
+		r.advice(t, "000032", true)
+		if a := r.chunk(t, "000032", 0, total, sig); a.Status != tlink.SignatureRefused {
+			t.Fatalf("ack %+v, want refused", a)
+		}
+		if got := s.all(); len(got) != 0 {
+			t.Fatalf("sink got %d signatures, want none", len(got))
+		}
+	})
 }
