@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/posgate/posgate/cloud/store"
+	"github.com/posgate/posgate/emv"
 	"github.com/posgate/posgate/emv/cryptogram"
 	"github.com/posgate/posgate/emv/de55"
 	"github.com/posgate/posgate/emv/tlv"
@@ -192,20 +193,8 @@ func (s *Switch) verifyCard(ctx context.Context, r Request, o opened, chip *de55
 	sec.cardID = c.ID
 	sec.imk = s.imkLabel(sec.policy)
 	if chip != nil {
-		if s.Chip.Keys == nil {
-			return nil, fmt.Errorf("chip request for card %d: no card security keys configured", c.ID)
-		}
-		sec.aidOK = s.aidAllowed(chip)
-		sec.arqc = hsm.ARQCRequest{PAN: o.card.PAN.Digits(), PSN: chip.PSN(), R: cryptogram.ACSessionR(chip.ATC()),
-			Data: chip.ACData(), ARQC: chip.Cryptogram()}
-		if sec.aidOK {
-			arpc, err := s.Chip.Keys.VerifyARQC(sec.imk, sec.arqc, arcApproved)
-			switch {
-			case err == nil:
-				sec.arqcOK, sec.arpc = true, arpc
-			case !errors.Is(err, hsm.ErrCryptogram):
-				return nil, fmt.Errorf("card %d: %w", c.ID, err)
-			}
+		if err := s.verifyCryptogram(sec, o); err != nil {
+			return nil, err
 		}
 	}
 	switch {
@@ -233,6 +222,32 @@ func (s *Switch) verifyCard(ctx context.Context, r Request, o opened, chip *de55
 		}
 	}
 	return sec, nil
+}
+
+// verifyCryptogram checks the AID of sec.chip and verifies its
+// application cryptogram in the token for card sec.cardID, setting
+// sec.aidOK, sec.arqc, sec.arqcOK and sec.arpc. The cryptogram is checked
+// the same way whatever its type (ARQC or TC): both are the MAC over the
+// same data under the session key of the ATC. Errors are faults.
+func (s *Switch) verifyCryptogram(sec *security, o opened) error {
+	if s.Chip.Keys == nil {
+		return fmt.Errorf("chip request for card %d: no card security keys configured", sec.cardID)
+	}
+	chip := sec.chip
+	sec.aidOK = s.aidAllowed(chip)
+	sec.arqc = hsm.ARQCRequest{PAN: o.card.PAN.Digits(), PSN: chip.PSN(), R: cryptogram.ACSessionR(chip.ATC()),
+		Data: chip.ACData(), ARQC: chip.Cryptogram()}
+	if !sec.aidOK {
+		return nil
+	}
+	arpc, err := s.Chip.Keys.VerifyARQC(sec.imk, sec.arqc, arcApproved)
+	switch {
+	case err == nil:
+		sec.arqcOK, sec.arpc = true, arpc
+	case !errors.Is(err, hsm.ErrCryptogram):
+		return fmt.Errorf("card %d: %w", sec.cardID, err)
+	}
+	return nil
 }
 
 // cvvPolicyOnly reads the card's policy for a request without a security
@@ -307,21 +322,12 @@ func (s *Switch) checkSecurity(ctx context.Context, tx *store.Tx, r Request, a *
 		if !sec.arqcOK {
 			return no(iso93.ActionSuspectedFraud, "arqc_invalid", "ARQC does not verify")
 		}
-		key := o.fp + ":" + hex.EncodeToString([]byte{sec.chip.PSN()})
-		fresh, err := tx.AdvanceATC(ctx, key, sec.chip.ATC())
+		refused, err := useATC(ctx, tx, o.fp, sec.chip, true)
 		if err != nil {
 			return false, err
 		}
-		if !fresh {
-			last, err := tx.ATC(ctx, key)
-			if err != nil {
-				return false, err
-			}
-			what := "ATC replayed"
-			if sec.chip.ATC() < last {
-				what = "ATC regressed"
-			}
-			return no(iso93.ActionDoNotHonour, "atc_replayed", fmt.Sprintf("%s: %d, highest accepted %d", what, sec.chip.ATC(), last))
+		if refused != "" {
+			return no(iso93.ActionDoNotHonour, "atc_replayed", refused)
 		}
 	}
 	switch sec.cvv {
@@ -331,6 +337,43 @@ func (s *Switch) checkSecurity(ctx context.Context, tx *store.Tx, r Request, a *
 		return no(iso93.ActionDoNotHonour, "cvv2_missing", "CVV2 required by the product and absent")
 	}
 	return false, nil
+}
+
+// useATC applies the ATC rule (docs/emv.md, "The ATC rule") to the
+// accepted cryptogram of chip, of the card application of fingerprint fp,
+// inside the authorization's transaction: it advances the application's
+// highest ATC when chip's is above it and records chip's ATC as used. An
+// online request's ATC must be above the highest (an ARQC is sent the
+// moment it is made); an advice's ATC must only be unused (an advice may
+// arrive after later online requests of the card). It returns "" when
+// the ATC is accepted, else the reason it is not (nothing is recorded
+// then).
+func useATC(ctx context.Context, tx *store.Tx, fp string, chip *de55.Request, online bool) (string, error) {
+	key, atc := fp+":"+hex.EncodeToString([]byte{chip.PSN()}), chip.ATC()
+	// emv_atc first, then emv_atc_used: the lock order of store.Tx.UseATC.
+	fresh, err := tx.AdvanceATC(ctx, key, atc)
+	if err != nil {
+		return "", err
+	}
+	if online && !fresh {
+		last, err := tx.ATC(ctx, key)
+		if err != nil {
+			return "", err
+		}
+		what := "ATC replayed"
+		if atc < last {
+			what = "ATC regressed"
+		}
+		return fmt.Sprintf("%s: %d, highest accepted %d", what, atc, last), nil
+	}
+	unused, err := tx.UseATC(ctx, key, atc)
+	if err != nil {
+		return "", err
+	}
+	if !unused {
+		return fmt.Sprintf("ATC replayed: %d already used by an accepted cryptogram of the card", atc), nil
+	}
+	return "", nil
 }
 
 // chipResponse returns the response DE 55 (tag 91: ARPC method 1 || ARC)
@@ -353,4 +396,109 @@ func (s *Switch) chipResponse(sec *security, resp Response) ([]byte, error) {
 		return nil, fmt.Errorf("build response DE 55: %w", err)
 	}
 	return b, nil
+}
+
+// adviceChip is what the checks before an advice's transaction found in
+// its DE 55 (docs/emv.md, "Advices with chip data").
+type adviceChip struct {
+	// chip is the parsed DE 55, nil when the advice carries none or it
+	// was refused before the transaction.
+	chip *de55.Request
+	// sec is the token's verdict on chip for the card with the
+	// advice's fingerprint; nil when there is no such card (the card
+	// checks then decline the advice).
+	sec *security
+	// code, kind and reason are set when DE 55 is refused before the
+	// transaction.
+	code, kind, reason string
+}
+
+// checkAdviceChip reads an offline approval advice's DE 55 before its
+// transaction: it must parse (904), carry an approving cryptogram type
+// in 9F27 (a TC: the card approved offline; or an ARQC: the gateway
+// stood in for the center; an AAC is 902, the reserved type 904), and
+// its cryptogram is verified in the token under the card's IMK as an
+// ARQC is. An advice without DE 55, or whose card block was refused,
+// has nothing to check. Errors are faults.
+func (s *Switch) checkAdviceChip(ctx context.Context, r Request, o opened) (adviceChip, error) {
+	if len(r.ICCData) == 0 || o.code != "" {
+		return adviceChip{}, nil
+	}
+	req, err := de55.ParseRequest(r.ICCData)
+	if err != nil {
+		return adviceChip{code: string(iso93.ActionFormatError), kind: "de55_invalid", reason: "DE 55: " + err.Error()}, nil
+	}
+	switch t := req.CID().Type(); t {
+	case emv.TC, emv.ARQC:
+	case emv.AAC:
+		return adviceChip{code: string(iso93.ActionInvalidTransaction), kind: "advice_aac",
+			reason: "DE 55 9F27 is an AAC: the card declined the transaction it advises as approved"}, nil
+	default:
+		return adviceChip{code: string(iso93.ActionFormatError), kind: "de55_invalid",
+			reason: "DE 55 9F27 names the reserved cryptogram type " + t.String()}, nil
+	}
+	if s.Chip.Keys == nil {
+		return adviceChip{code: string(iso93.ActionInvalidTransaction), kind: "de55_invalid",
+			reason: "DE 55: chip advices are not served: no card security keys"}, nil
+	}
+	ac := adviceChip{chip: &req}
+	sec := &security{chip: &req}
+	err = s.Store.View(ctx, func(tx *store.Tx) error {
+		c, err := tx.CardByFingerprint(ctx, o.fp)
+		if err != nil {
+			return err
+		}
+		sec.cardID = c.ID
+		sec.policy, err = tx.ProductCardSecurity(ctx, c.ProductID)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return ac, nil
+	}
+	if err != nil {
+		return adviceChip{}, fmt.Errorf("read card security settings: %w", err)
+	}
+	sec.imk = s.imkLabel(sec.policy)
+	if err := s.verifyCryptogram(sec, o); err != nil {
+		return adviceChip{}, err
+	}
+	ac.sec = sec
+	return ac, nil
+}
+
+// applyAdviceChip applies the chip checks of an offline approval advice
+// to card c inside its transaction, after the card checks: AID not
+// accepted 902 (aid_refused), cryptogram not verifying 102 (tc_invalid
+// or arqc_invalid), ATC already used 100 (atc_replayed). declined reports
+// that a was declined (and audited).
+func applyAdviceChip(ctx context.Context, tx *store.Tx, r Request, a *store.Authorization, c store.Card, o opened, ac adviceChip) (bool, error) {
+	if ac.chip == nil {
+		return false, nil
+	}
+	sec := ac.sec
+	if sec == nil || sec.cardID != c.ID {
+		// The card appeared (or changed) between the checks before the
+		// transaction and this one: a fault; a repeat decides afresh.
+		return false, fmt.Errorf("card %d changed during the advice", c.ID)
+	}
+	no := func(code iso93.ActionCode, kind, reason string) (bool, error) {
+		return true, decline(ctx, tx, r, a, string(code), kind, "card "+strconv.FormatInt(c.ID, 10)+": "+reason)
+	}
+	typ := ac.chip.CID().Type()
+	switch {
+	case !sec.aidOK:
+		return no(iso93.ActionInvalidTransaction, "aid_refused", "application identifier (84) absent or not accepted")
+	case !sec.arqcOK && typ == emv.TC:
+		return no(iso93.ActionSuspectedFraud, "tc_invalid", "offline approval's TC does not verify")
+	case !sec.arqcOK:
+		return no(iso93.ActionSuspectedFraud, "arqc_invalid", "stand-in advice's ARQC does not verify")
+	}
+	refused, err := useATC(ctx, tx, o.fp, ac.chip, false)
+	if err != nil {
+		return false, err
+	}
+	if refused != "" {
+		return no(iso93.ActionDoNotHonour, "atc_replayed", refused)
+	}
+	return false, nil
 }

@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 
@@ -143,10 +144,14 @@ func (s *Switch) reverse(ctx context.Context, r Request) (Response, error) {
 // advice applies a 1220/1221: with original data it completes that
 // authorization's hold (capturing the advised amount); without, it is an
 // offline approval whose card block is decrypted and checked and whose
-// amount is posted. An advice is never dropped: a refusal is recorded with
-// its action code and audited. Advices are not held to the KSN counter rule
-// (they may arrive after later online requests from the same device); their
-// idempotency key deduplicates them.
+// amount is posted. An offline approval of a chip card carries DE 55: its
+// cryptogram (the card's TC, or the ARQC of a sale the gateway stood in
+// for) is verified and its ATC must not have been used before
+// (checkAdviceChip, applyAdviceChip; docs/emv.md). An advice is never
+// dropped: a refusal is recorded with its action code and audited.
+// Advices are not held to the KSN counter rule (they may arrive after
+// later online requests from the same device); their idempotency key
+// deduplicates them.
 func (s *Switch) advice(ctx context.Context, r Request) (Response, error) {
 	if r.Original != nil {
 		return s.complete(ctx, r)
@@ -154,6 +159,10 @@ func (s *Switch) advice(ctx context.Context, r Request) (Response, error) {
 	term, o, resp, err := s.prepare(ctx, r)
 	if resp != nil || err != nil {
 		return deref(resp), err
+	}
+	ac, err := s.checkAdviceChip(ctx, r, o)
+	if err != nil {
+		return Response{}, fmt.Errorf("authorize %s: %w", r.MTI, err)
 	}
 	return s.record(ctx, r, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
 		// Keep the device's highest counter current; an older one is fine here.
@@ -165,8 +174,14 @@ func (s *Switch) advice(ctx context.Context, r Request) (Response, error) {
 		if o.code != "" {
 			return decline(ctx, tx, r, a, o.code, o.kind, o.reason)
 		}
+		if ac.code != "" {
+			return decline(ctx, tx, r, a, ac.code, ac.kind, ac.reason)
+		}
 		c, acct, declined, err := s.checkCard(ctx, tx, r, a, term, o)
 		if err != nil || declined {
+			return err
+		}
+		if declined, err := applyAdviceChip(ctx, tx, r, a, c, o, ac); err != nil || declined {
 			return err
 		}
 		t, err := purchase(ctx, tx, acct, term, r.Amount, r.Currency)

@@ -108,3 +108,20 @@ func (tx *Tx) ATC(ctx context.Context, cardKey string) (uint16, error) {
 	}
 	return uint16(v), nil
 }
+
+// UseATC records atc as used by an accepted application cryptogram of the
+// card application cardKey (the key of AdvanceATC) and reports whether it
+// was unused. Each ATC is used once per card application, whatever the
+// order its cryptograms arrive in (migration 0007). Like AdvanceATC it
+// takes effect with the transaction; a concurrent transaction using the
+// same ATC waits for the row and then sees it used. Callers that also
+// call AdvanceATC call it first, so that transactions on one card
+// application lock its emv_atc row before any emv_atc_used row.
+func (tx *Tx) UseATC(ctx context.Context, cardKey string, atc uint16) (bool, error) {
+	n, err := tx.exec(ctx, `INSERT INTO emv_atc_used (card_key, atc, used_at) VALUES (?, ?, ?)
+		ON CONFLICT (card_key, atc) DO NOTHING`, cardKey, int64(atc), micros(tx.now))
+	if err != nil {
+		return false, fmt.Errorf("use ATC of card application: %w", err)
+	}
+	return n == 1, nil
+}
