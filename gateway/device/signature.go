@@ -21,9 +21,17 @@ const (
 	// chunk; after it the partial copy is dropped and the terminal is asked
 	// to start again from offset 0.
 	SignatureTimeout = 60 * time.Second
+	// SignatureHold is how long a complete signature whose sale's message
+	// (1100/1200, or the offline approval's 1220) has not arrived yet is
+	// kept waiting for it. A terminal that approved a chip sale offline
+	// sends the signature after the txn-result and the advice from its own
+	// queue, so the signature may come first; the terminal's advice queue
+	// retries within minutes.
+	SignatureHold = 5 * time.Minute
 	// recentFinancials is how many financial requests (and offline
 	// approval advices) per device are remembered to link a signature to
-	// its transaction.
+	// its transaction, and how many complete signatures per device may
+	// wait for theirs.
 	recentFinancials = 8
 )
 
@@ -63,13 +71,21 @@ type sigAssembly struct {
 	total     uint32
 	data      []byte
 	fin       finRef
+	linked    bool      // fin is set: the sale's message was seen
 	last      time.Time // when the last chunk arrived
+}
+
+// heldSig is a complete signature waiting for its sale's message.
+type heldSig struct {
+	sig   Signature // without the sale's identifiers beyond STAN
+	since time.Time
 }
 
 // sigState is one device's signature state.
 type sigState struct {
 	fins []finRef // the last recentFinancials financial requests, oldest first
 	cur  *sigAssembly
+	held []heldSig // complete signatures waiting for their sale, oldest first
 	// done names the last signature completed, so that a repeated last
 	// chunk (its ack was lost) is answered complete again.
 	doneRef, doneSTAN string
@@ -81,6 +97,41 @@ type sigState struct {
 type signatures struct {
 	mu  sync.Mutex
 	dev map[string]*sigState
+}
+
+// find returns the newest remembered financial message with this STAN.
+func (st *sigState) find(stan string) (finRef, bool) {
+	for i := len(st.fins) - 1; i >= 0; i-- {
+		if st.fins[i].stan == stan {
+			return st.fins[i], true
+		}
+	}
+	return finRef{}, false
+}
+
+// linkHeld takes out of st.held the signatures of STAN stan, completed with
+// f's identifiers, and those held longer than SignatureHold.
+func (st *sigState) linkHeld(f finRef, now time.Time) (ready []Signature, expired []Signature) {
+	keep := st.held[:0]
+	for _, h := range st.held {
+		switch {
+		case now.Sub(h.since) > SignatureHold:
+			expired = append(expired, h.sig)
+		case f.stan != "" && h.sig.STAN == f.stan:
+			ready = append(ready, withSale(h.sig, f))
+		default:
+			keep = append(keep, h)
+		}
+	}
+	clear(st.held[len(keep):])
+	st.held = keep
+	return ready, expired
+}
+
+// withSale fills in the identifiers of the sale's message.
+func withSale(s Signature, f finRef) Signature {
+	s.MTI, s.TerminalID, s.LocalTime, s.IdempotencyKey = f.mti, f.terminalID, f.localTime, f.key
+	return s
 }
 
 func (s *signatures) state(id string) *sigState {
@@ -117,11 +168,30 @@ func (m *Manager) noteFinancial(d *device, raw []byte) {
 		return
 	}
 	m.sigs.mu.Lock()
-	defer m.sigs.mu.Unlock()
 	st := m.sigs.state(d.id)
 	st.fins = append(st.fins, f)
 	if len(st.fins) > recentFinancials {
 		st.fins = st.fins[len(st.fins)-recentFinancials:]
+	}
+	ready, expired := st.linkHeld(f, m.cfg.Now())
+	m.sigs.mu.Unlock()
+	m.dropExpired(d.id, expired)
+	for _, s := range ready {
+		// Accept queues and returns (SignatureSink); the terminal was told
+		// complete when the signature was held.
+		if err := m.cfg.Signatures.Accept(context.Background(), s); err != nil {
+			m.log.Error("held signature lost: the sink refused it", "device", d.id, "ref", s.Ref, "stan", s.STAN, "reason", err)
+			continue
+		}
+		m.log.Info("signature received", "device", d.id, "ref", s.Ref, "stan", s.STAN, "bytes", len(s.Data), "held", true)
+	}
+}
+
+// dropExpired logs the held signatures whose sale never showed up.
+func (m *Manager) dropExpired(id string, expired []Signature) {
+	for _, s := range expired {
+		m.log.Error("held signature dropped: no financial request or advice with its STAN arrived", "device", id,
+			"ref", s.Ref, "stan", s.STAN, "hold", SignatureHold)
 	}
 }
 
@@ -148,7 +218,10 @@ func (m *Manager) signature(ctx context.Context, d *device, ep *tlink.Endpoint, 
 		m.log.Warn("unreadable signature chunk ignored", "device", d.id, "reason", err)
 		return
 	}
-	ack, complete, why := m.sigChunk(d.id, c)
+	ack, complete, held, why := m.sigChunk(d.id, c)
+	if held {
+		m.log.Info("signature held until its sale's message arrives", "device", d.id, "ref", c.Ref, "stan", c.STAN, "hold", SignatureHold)
+	}
 	if complete != nil {
 		if m.cfg.Signatures == nil {
 			ack.Status, why = tlink.SignatureRefused, "no signature sink configured"
@@ -171,39 +244,34 @@ func (m *Manager) signature(ctx context.Context, d *device, ep *tlink.Endpoint, 
 }
 
 // sigChunk applies chunk c to the device's state and returns the ack, the
-// complete signature when c finished it, and why it was refused.
-func (m *Manager) sigChunk(id string, c tlink.Signature) (tlink.SignatureAck, *Signature, string) {
+// complete signature when c finished it and its sale is known, whether c
+// finished a signature that is now held for its sale's message, and why
+// it was refused.
+func (m *Manager) sigChunk(id string, c tlink.Signature) (tlink.SignatureAck, *Signature, bool, string) {
 	now := m.cfg.Now()
 	ack := tlink.SignatureAck{Ref: c.Ref, Status: tlink.SignatureOK}
 	end := c.Offset + uint32(len(c.Data))
 	m.sigs.mu.Lock()
-	defer m.sigs.mu.Unlock()
 	st := m.sigs.state(id)
+	_, expired := st.linkHeld(finRef{}, now)
+	defer m.dropExpired(id, expired) // after the unlock below (deferred calls run last in, first out)
+	defer m.sigs.mu.Unlock()
 	if st.cur != nil && now.Sub(st.cur.last) > SignatureTimeout {
 		st.cur = nil
 	}
 	if c.Ref == st.doneRef && c.STAN == st.doneSTAN && c.Total == st.doneTotal && end == c.Total {
 		// The last chunk again: its ack was lost.
 		ack.Status, ack.NextOffset = tlink.SignatureComplete, c.Total
-		return ack, nil, ""
+		return ack, nil, false, ""
 	}
 	if c.Offset == 0 {
-		var fin *finRef
-		for i := len(st.fins) - 1; i >= 0; i-- {
-			if st.fins[i].stan == c.STAN {
-				fin = &st.fins[i]
-				break
-			}
+		fin, linked := st.find(c.STAN)
+		if !linked && st.cur != nil && st.cur.ref == c.Ref && st.cur.stan == c.STAN {
+			fin, linked = st.cur.fin, st.cur.linked
 		}
-		if fin == nil {
-			if st.cur != nil && st.cur.ref == c.Ref && st.cur.stan == c.STAN {
-				fin = &st.cur.fin
-			} else {
-				ack.Status = tlink.SignatureRefused
-				return ack, nil, fmt.Sprintf("no financial request with STAN %s on this device", c.STAN)
-			}
-		}
-		st.cur = &sigAssembly{ref: c.Ref, stan: c.STAN, format: c.Format, total: c.Total, fin: *fin,
+		// A STAN not seen yet starts the signature unlinked: the sale's
+		// message may still be on its way (an offline approval's advice).
+		st.cur = &sigAssembly{ref: c.Ref, stan: c.STAN, format: c.Format, total: c.Total, fin: fin, linked: linked,
 			data: make([]byte, 0, c.Total)}
 	}
 	a := st.cur
@@ -212,28 +280,46 @@ func (m *Manager) sigChunk(id string, c tlink.Signature) (tlink.SignatureAck, *S
 		// Nothing under way for this signature (expired, or the gateway
 		// restarted): start again.
 		ack.Status, ack.NextOffset = tlink.SignatureResend, 0
-		return ack, nil, ""
+		return ack, nil, false, ""
 	case a.total != c.Total || a.format != c.Format:
 		st.cur = nil
 		ack.Status = tlink.SignatureRefused
-		return ack, nil, "chunk changes the signature's size or format"
+		return ack, nil, false, "chunk changes the signature's size or format"
 	case c.Offset > uint32(len(a.data)):
 		ack.Status, ack.NextOffset = tlink.SignatureResend, uint32(len(a.data))
-		return ack, nil, ""
+		return ack, nil, false, ""
 	case end <= uint32(len(a.data)):
 		// Already held (a repeat after a lost ack).
 		ack.NextOffset = uint32(len(a.data))
-		return ack, nil, ""
+		return ack, nil, false, ""
 	}
 	a.data = append(a.data, c.Data[uint32(len(a.data))-c.Offset:]...)
 	a.last = now
 	ack.NextOffset = uint32(len(a.data))
 	if ack.NextOffset < a.total {
-		return ack, nil, ""
+		return ack, nil, false, ""
 	}
 	st.cur = nil
+	sig := Signature{DeviceID: id, Ref: a.ref, STAN: a.stan, Format: a.format, Data: a.data}
+	if !a.linked {
+		a.fin, a.linked = st.find(a.stan)
+	}
+	if !a.linked {
+		switch {
+		case m.cfg.Signatures == nil:
+			ack.Status = tlink.SignatureRefused
+			return ack, nil, false, "no signature sink configured"
+		case len(st.held) >= recentFinancials:
+			ack.Status = tlink.SignatureRefused
+			return ack, nil, false, fmt.Sprintf("no financial request with STAN %s on this device, and %d signatures already wait for theirs", a.stan, len(st.held))
+		}
+		st.held = append(st.held, heldSig{sig: sig, since: now})
+	}
 	st.doneRef, st.doneSTAN, st.doneTotal = a.ref, a.stan, a.total
 	ack.Status = tlink.SignatureComplete
-	return ack, &Signature{DeviceID: id, Ref: a.ref, MTI: a.fin.mti, TerminalID: a.fin.terminalID, STAN: a.stan,
-		LocalTime: a.fin.localTime, IdempotencyKey: a.fin.key, Format: a.format, Data: a.data}, ""
+	if !a.linked {
+		return ack, nil, true, ""
+	}
+	sig = withSale(sig, a.fin)
+	return ack, &sig, false, ""
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -223,8 +224,8 @@ func TestSignatureReassembly(t *testing.T) {
 		{"no_start_asks_from_zero", []step{
 			{"000007", 512, 1024, 0, tlink.SignatureResend, 0, false},
 		}, nil, 0},
-		{"unknown_stan_refused", []step{
-			{"000099", 0, 512, 0, tlink.SignatureRefused, 0, false},
+		{"unknown_stan_taken_unlinked", []step{
+			{"000099", 0, 512, 0, tlink.SignatureOK, 512, false},
 		}, nil, 0},
 		{"expired_partial_restarts", []step{
 			{"000007", 0, 512, 0, tlink.SignatureOK, 512, false},
@@ -294,15 +295,86 @@ func TestSignatureOfOfflineAdvice(t *testing.T) {
 			t.Fatalf("sink got %+v, want %+v", got, want)
 		}
 	})
-	t.Run("completion_advice_refused", func(t *testing.T) {
+	t.Run("completion_advice_not_linked", func(t *testing.T) {
 		s := &sink{}
 		r, _ := sigRig(t, s)
 		r.advice(t, "000032", true)
-		if a := r.chunk(t, "000032", 0, total, sig); a.Status != tlink.SignatureRefused {
-			t.Fatalf("ack %+v, want refused", a)
+		// Held for a sale with that STAN, which the completion is not.
+		if a := r.chunk(t, "000032", 0, total, sig); a.Status != tlink.SignatureComplete {
+			t.Fatalf("ack %+v, want complete (held)", a)
 		}
+		r.advice(t, "000032", true) // the completion again: still not a sale
 		if got := s.all(); len(got) != 0 {
 			t.Fatalf("sink got %d signatures, want none", len(got))
+		}
+	})
+}
+
+// TestSignatureHeldUntilItsSale sends a whole signature before its sale's
+// message, as a terminal whose advice queue sends the 1220 after the
+// signature does: it is answered complete and held; the advice with its
+// STAN then links it and the sink gets it. A held signature whose sale
+// does not come within SignatureHold is dropped, and at most 8 wait per
+// device.
+func TestSignatureHeldUntilItsSale(t *testing.T) {
+	sig := append([]byte("SG\x01"), bytes.Repeat([]byte("held-signature-"), 60)...)
+	total := uint32(len(sig))
+	send := func(t *testing.T, r *rawTerminal, stan string) tlink.SignatureAck {
+		t.Helper()
+		var a tlink.SignatureAck
+		for off := uint32(0); off < total; off = a.NextOffset {
+			a = r.chunk(t, stan, off, total, sig[off:min(off+512, total)])
+			if a.Status != tlink.SignatureOK {
+				return a
+			}
+		}
+		return a
+	}
+	t.Run("linked_when_the_advice_arrives", func(t *testing.T) {
+		s := &sink{}
+		r, _ := sigRig(t, s)
+		if a := send(t, r, "000041"); a.Status != tlink.SignatureComplete || a.NextOffset != total {
+			t.Fatalf("ack %+v, want complete", a)
+		}
+		if got := s.all(); len(got) != 0 {
+			t.Fatalf("sink got %d signatures before their sale", len(got))
+		}
+		r.advice(t, "000041", false)
+		waitFor(t, "the held signature delivered", func() bool { return len(s.all()) == 1 })
+		want := device.Signature{DeviceID: "T9", Ref: "S1", MTI: "1220", TerminalID: "T0000009", STAN: "000041",
+			LocalTime: "260101120000", IdempotencyKey: "T0000009-key-000041", Format: tlink.SignatureSignpadV1}
+		if got := s.all()[0]; !equalSig(got, want) || !bytes.Equal(got.Data, sig) {
+			t.Fatalf("sink got %+v, want %+v", got, want)
+		}
+	})
+	t.Run("dropped_after_the_hold", func(t *testing.T) {
+		s := &sink{}
+		r, clock := sigRig(t, s)
+		if a := send(t, r, "000042"); a.Status != tlink.SignatureComplete {
+			t.Fatalf("ack %+v, want complete", a)
+		}
+		clock.Add(int64(device.SignatureHold + time.Second))
+		r.advice(t, "000042", false)
+		r.sale(t, "000043") // a later message: nothing released
+		if got := s.all(); len(got) != 0 {
+			t.Fatalf("sink got %d signatures after the hold ran out", len(got))
+		}
+	})
+	t.Run("at_most_eight_wait", func(t *testing.T) {
+		s := &sink{}
+		r, _ := sigRig(t, s)
+		for i := range 8 {
+			if a := send(t, r, fmt.Sprintf("%06d", 100+i)); a.Status != tlink.SignatureComplete {
+				t.Fatalf("signature %d: ack %+v, want complete", i, a)
+			}
+		}
+		if a := send(t, r, "000200"); a.Status != tlink.SignatureRefused {
+			t.Fatalf("ninth waiting signature: ack %+v, want refused", a)
+		}
+		r.sale(t, "000103")
+		waitFor(t, "the held signature of STAN 000103", func() bool { return len(s.all()) == 1 })
+		if got := s.all()[0]; got.STAN != "000103" || got.MTI != "1200" {
+			t.Fatalf("sink got %+v", got)
 		}
 	})
 }
