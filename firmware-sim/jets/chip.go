@@ -51,9 +51,10 @@ import (
 // approval: the terminal answers approved (approval code "Y1" and four
 // STAN digits, EMV's offline-approved response code as the marker),
 // journals it and sends a 1220 advice (function 201, reason
-// ReasonICCProcessed, DE 55 with the TC) as its financial request. Any ODA
-// failure, or an amount above the floor limit, goes online with an ARQC
-// as before, the TVR telling the issuer why.
+// ReasonICCProcessed, DE 55 with the TC) through its advice queue
+// (advice.go). Any ODA failure, an amount above the floor limit, or a full
+// advice queue (Config.MaxPendingAdvices) goes online with an ARQC as
+// before, the TVR telling the issuer why (nothing in it for a full queue).
 
 // ReasonICCProcessed is the DE 25 message reason code of the 1220 advice
 // of an offline chip approval: ISO 8583:1993's "ICC processed" (the card
@@ -366,7 +367,11 @@ func (t *run) startChip(read *device.Read, fin *device.Financial) (*chipSession,
 	if int64(fin.Amount) > f.cfg.FloorLimit {
 		s.tvr.Set(emv.TVRFloorLimitExceeded)
 	} else if odaOK && t.kind == tlink.KindSale && read.PIN == "" {
-		want = emv.TC
+		if n := f.PendingAdvices(); n >= f.cfg.MaxPendingAdvices {
+			f.log.Warn("advice queue full: going online", "pending", n)
+		} else {
+			want = emv.TC
+		}
 	}
 	now := f.cfg.Now()
 	cur, err := strconv.ParseUint(fin.Currency, 10, 16)
@@ -474,15 +479,12 @@ func (s *chipSession) offlineCDA(v oda.Verifier, d oda.CardData, cdol1 []byte, v
 }
 
 // offline finishes a sale the card approved offline (TC): the approval
-// and its journal entry are saved first, then the 1220 advice built from
-// raw (the 1200 BuildFinancial made) is sent and its 1230 awaited, then
-// the txn-result says approved with the offline approval code. The
-// approval stands whatever the advice's fate (the card's TC is the
-// authority); an advice that gets no answer or a refusal is logged.
-//
-// Not built: a durable advice queue. An advice lost with the link is not
-// sent again after a restart (the journal keeps the approval, not the
-// advice).
+// (last transaction approved, journal entry) and the 1220 advice built
+// from raw (the 1200 BuildFinancial made) are saved together, in the
+// advice queue, before the txn-result says approved with the offline
+// approval code; the queue's sender (advice.go) delivers the advice after
+// the txn-result and before the signature. The approval stands whatever
+// the advice's fate (the card's TC is the authority).
 func (t *run) offline(s *chipSession, raw []byte, res device.Result) {
 	f := t.f
 	adv, code, err := offlineAdvice(raw, &res)
@@ -493,30 +495,20 @@ func (t *run) offline(s *chipSession, raw []byte, res device.Result) {
 	}
 	res.ActionCode, res.ApprovalCode = iso93.ActionApproved, code
 	t.rec.STAN, t.rec.Approval = res.STAN, code
+	t.rec.Outcome, t.rec.Action = uint8(tlink.OutcomeApproved), string(iso93.ActionApproved)
 	e := journalEntry{Kind: uint8(t.kind), Ref: t.cmd.Ref, Time: t.rec.Time, Request: res}
-	if err := f.save(update{last: t.rec, journal: func(j []journalEntry) []journalEntry { return append(j, e) }}); err != nil {
+	p := pendingAdvice{STAN: res.STAN, Ref: t.cmd.Ref, Time: t.rec.Time, Advice: adv}
+	if err := f.save(update{last: t.rec, advise: &p, journal: func(j []journalEntry) []journalEntry { return append(j, e) }}); err != nil {
 		// Without the record the terminal could not account for the
-		// approval: it does not approve.
+		// approval nor advise it: it does not approve.
 		f.show("SYSTEM ERROR")
 		t.finish(tlink.OutcomeFailed, iso93.ActionSystemMalfunction, err)
 		return
 	}
-	f.log.Info("chip sale approved offline", "stan", res.STAN, "approval_code", code, "method", s.method.String(), "tvr", hex.EncodeToString(s.tvr[:]))
-	f.show("APPROVED OFFLINE\nSENDING ADVICE")
-	ans := res
-	resp, err := f.financial(t.ctx, t.ep, adv)
-	if err == nil {
-		err = f.cfg.Terminal.CompleteResult(resp, &ans)
-	}
-	switch {
-	case err != nil:
-		f.log.Error("offline approval advice not delivered", "stan", res.STAN, "err", err)
-	case !ans.ActionCode.Approved():
-		f.log.Warn("offline approval advice refused by the host", "stan", res.STAN, "action_code", string(ans.ActionCode))
-	default:
-		t.rec.RRN, res.RRN = ans.RRN, ans.RRN
-	}
-	t.done(res, tlink.OutcomeApproved)
+	f.log.Info("chip sale approved offline", "stan", res.STAN, "approval_code", code, "method", s.method.String(),
+		"tvr", hex.EncodeToString(s.tvr[:]), "advices_pending", f.PendingAdvices())
+	t.advised = true
+	t.done(res, tlink.OutcomeApproved) // the advice goes after the txn-result, before the signature
 }
 
 // offlineAdvice turns the packed 1200 raw that BuildFinancial made for an

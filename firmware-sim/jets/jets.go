@@ -8,8 +8,9 @@
 // card data and PIN at the read head under DUKPT (package device), sends the
 // ISO 8583:1993 request as a financial-request frame, waits for the
 // financial response, prints a receipt with the masked PAN and answers
-// txn-result. Its last transaction survives restarts, stored beside the
-// DUKPT counter.
+// txn-result. Its last transaction, journal, reversals owed and the
+// advices of its offline chip approvals (advice.go) survive restarts,
+// stored beside the DUKPT counter.
 //
 // docs/termsim.md describes what the firmware answers.
 package jets
@@ -193,6 +194,17 @@ type Config struct {
 	// whose CA public keys the kernel trusts (chip.go). Nil: no ODA, every
 	// chip transaction goes online.
 	Bureau *Bureau
+	// AdviceRetry is the first wait before pending advices are sent again
+	// after one was not taken (advice.go); the wait doubles up to
+	// AdviceRetryMax. Default DefaultAdviceRetry.
+	AdviceRetry time.Duration
+	// AdviceRetryMax caps the wait between sends of pending advices; it
+	// must not be below AdviceRetry. Default DefaultAdviceRetryMax.
+	AdviceRetryMax time.Duration
+	// MaxPendingAdvices is how many offline approvals may await their
+	// advice's answer: with that many queued, a chip sale under the floor
+	// limit goes online (ARQC). Default DefaultMaxPendingAdvices.
+	MaxPendingAdvices int
 	// Link configures the tlink endpoint.
 	Link tlink.Config
 	// Logger receives display text, receipts (masked PAN only) and events.
@@ -220,15 +232,21 @@ type lastRecord struct {
 }
 
 // stored is the firmware's non-volatile record, kept by
-// device.Terminal.SaveLast beside the DUKPT counter.
+// device.Terminal.SaveLast beside the DUKPT counter (parseRecord reads it).
 type stored struct {
-	Last *lastRecord `json:"last,omitempty"`
+	// Version is recordVersion when written; absent (0) in records of
+	// version 1, which had no Advices.
+	Version int         `json:"version,omitempty"`
+	Last    *lastRecord `json:"last,omitempty"`
 	// Owed are the requests sent whose answer never came and whose 1420
 	// has not been answered yet: what BuildReversal needs, no card data.
 	Owed []device.Result `json:"reversals_owed,omitempty"`
 	// Journal holds the approved transactions, oldest first, at most
 	// MaxJournal: what a void (1420) or a capture (1220) of one needs.
 	Journal []journalEntry `json:"journal,omitempty"`
+	// Advices are the offline approvals' advices awaiting their 1230,
+	// oldest first (advice.go).
+	Advices []pendingAdvice `json:"advices,omitempty"`
 }
 
 // journalEntry is one approved transaction in the terminal's journal. No
@@ -248,6 +266,9 @@ type update struct {
 	owe     *device.Result // added to the reversals owed when not nil
 	paid    string         // STAN of an owed reversal answered: removed
 	journal func([]journalEntry) []journalEntry
+	advise  *pendingAdvice // added to the advice queue when not nil
+	advised string         // STAN of an advice whose 1230 came: removed
+	rrn     string         // with advised: the 1230's RRN, for its journal entry and last record
 }
 
 func (r *lastRecord) result() tlink.TxnResult {
@@ -275,6 +296,8 @@ type Firmware struct {
 	owed     []device.Result        // reversals owed (see stored)
 	journal  []journalEntry         // approved transactions (see stored)
 	chips    map[string]*card.Card  // deck cards personalised by the simulator, by name (chip.go)
+	advices  []pendingAdvice        // offline approvals' advices awaiting their 1230 (see stored)
+	tried    map[string]bool        // STANs of queued advices that may have been sent: repeats are 1221s
 
 	pmu sync.Mutex // orders saves of the non-volatile record; held across the state file write
 }
@@ -284,10 +307,12 @@ type txn struct {
 	cancel context.CancelFunc
 }
 
-// New returns the firmware for cfg, restoring the last transaction from
-// the terminal's state and opening the firmware directory. A last
-// transaction left pending by a crash is turned into failed; if its
-// financial request had been sent, the next Serve sends its reversal first.
+// New returns the firmware for cfg, restoring the last transaction, the
+// journal, the reversals owed and the advice queue from the terminal's
+// state and opening the firmware directory. A last transaction left
+// pending by a crash is turned into failed; if its financial request had
+// been sent, the next Serve sends its reversal first. A record written by
+// a newer firmware is refused (ErrRecordVersion).
 func New(cfg Config) (*Firmware, error) {
 	if cfg.Model == "" {
 		cfg.Model = DefaultModel
@@ -317,13 +342,26 @@ func New(cfg Config) (*Firmware, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.AdviceRetry == 0 {
+		cfg.AdviceRetry = DefaultAdviceRetry
+	}
+	if cfg.AdviceRetryMax == 0 {
+		cfg.AdviceRetryMax = DefaultAdviceRetryMax
+	}
+	if cfg.MaxPendingAdvices == 0 {
+		cfg.MaxPendingAdvices = DefaultMaxPendingAdvices
+	}
 	if cfg.HostTimeout < 0 || cfg.CVMLimit < 0 {
 		return nil, fmt.Errorf("host timeout %v and CVM limit %d must not be negative: %w", cfg.HostTimeout, cfg.CVMLimit, ErrConfig)
+	}
+	if cfg.AdviceRetry < 0 || cfg.AdviceRetryMax < cfg.AdviceRetry || cfg.MaxPendingAdvices < 0 {
+		return nil, fmt.Errorf("advice retry %v must be positive, advice retry max %v at least the retry, max pending advices %d not negative: %w",
+			cfg.AdviceRetry, cfg.AdviceRetryMax, cfg.MaxPendingAdvices, ErrConfig)
 	}
 	if err := cfg.Link.Validate(); err != nil {
 		return nil, fmt.Errorf("link config: %w: %w", err, ErrConfig)
 	}
-	f := &Firmware{cfg: cfg, log: cfg.Logger, state: tlink.StateIdle, fin: map[string]chan []byte{}}
+	f := &Firmware{cfg: cfg, log: cfg.Logger, state: tlink.StateIdle, fin: map[string]chan []byte{}, tried: map[string]bool{}}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
@@ -346,11 +384,17 @@ func New(cfg Config) (*Firmware, error) {
 		return f, nil
 	}
 	if raw := cfg.Terminal.Last(); raw != nil {
-		var st stored
-		if err := json.Unmarshal(raw, &st); err != nil {
-			return nil, fmt.Errorf("terminal %s: last transaction record: %w", cfg.Serial, err)
+		st, err := parseRecord(raw, cfg.Terminal.ID())
+		if err != nil {
+			return nil, fmt.Errorf("terminal %s: %w", cfg.Serial, err)
 		}
-		f.last, f.owed, f.journal = st.Last, st.Owed, st.Journal
+		f.last, f.owed, f.journal, f.advices = st.Last, st.Owed, st.Journal, st.Advices
+		for _, p := range st.Advices {
+			f.tried[p.STAN] = true // sent before the restart, maybe
+		}
+		if n := len(st.Advices); n > 0 {
+			f.log.Info("offline approval advices restored; sent when the link is up", "pending", n)
+		}
 		if r := st.Last; r != nil && tlink.Outcome(r.Outcome) == tlink.OutcomePending {
 			failed := *r
 			failed.Outcome = uint8(tlink.OutcomeFailed)
@@ -441,6 +485,8 @@ func (f *Firmware) Serve(ctx context.Context, rw io.ReadWriteCloser) error {
 		wg.Wait()
 	}()
 
+	adv := newAdviceSender(f, ep)
+	wg.Go(func() { adv.run(ctx) })
 	f.mu.Lock()
 	owed := slices.Clone(f.owed)
 	f.mu.Unlock()
@@ -458,7 +504,7 @@ func (f *Firmware) Serve(ctx context.Context, rw io.ReadWriteCloser) error {
 			wg.Wait()
 			return <-runErr
 		}
-		f.handle(ctx, ep, m, &wg)
+		f.handle(ctx, ep, adv, m, &wg)
 	}
 }
 
@@ -472,7 +518,7 @@ func (f *Firmware) send(ctx context.Context, ep *tlink.Endpoint, k tlink.Kind, v
 	}
 }
 
-func (f *Firmware) handle(ctx context.Context, ep *tlink.Endpoint, m tlink.Message, wg *sync.WaitGroup) {
+func (f *Firmware) handle(ctx context.Context, ep *tlink.Endpoint, adv *adviceSender, m tlink.Message, wg *sync.WaitGroup) {
 	switch m.Kind {
 	case tlink.KindStatusRequest:
 		var q tlink.RefOnly
@@ -534,7 +580,7 @@ func (f *Firmware) handle(ctx context.Context, ep *tlink.Endpoint, m tlink.Messa
 		}
 		f.mu.Unlock()
 	case tlink.KindSale, tlink.KindRefund, tlink.KindVoid, tlink.KindPreAuth, tlink.KindCapture:
-		f.startTxn(ctx, ep, m, wg)
+		f.startTxn(ctx, ep, adv, m, wg)
 	case tlink.KindFinancialResponse:
 		h, err := iso93.Peek(m.Payload)
 		if err != nil {
@@ -664,14 +710,17 @@ func (f *Firmware) firmwareChunk(ctx context.Context, ep *tlink.Endpoint, p []by
 // save applies u to the non-volatile record and writes it: u.last (when
 // not nil) replaces the last transaction (copied), u.owe (when not nil) is
 // added to the reversals owed, the one with STAN u.paid (when not empty)
-// is removed, and u.journal (when not nil) edits a copy of the journal,
-// which is then cut to the newest MaxJournal entries. pmu keeps the
-// snapshot and the write of concurrent saves in order.
+// is removed, u.journal (when not nil) edits a copy of the journal, which
+// is then cut to the newest MaxJournal entries, u.advise (when not nil)
+// joins the advice queue and the advice with STAN u.advised (when not
+// empty) leaves it, its journal entry and the last transaction (when they
+// are its) taking u.rrn when not empty. pmu keeps the snapshot and the
+// write of concurrent saves in order.
 func (f *Firmware) save(u update) error {
 	f.pmu.Lock()
 	defer f.pmu.Unlock()
 	f.mu.Lock()
-	st := stored{Last: f.last, Owed: slices.Clone(f.owed), Journal: slices.Clone(f.journal)}
+	st := stored{Version: recordVersion, Last: f.last, Owed: slices.Clone(f.owed), Journal: slices.Clone(f.journal), Advices: slices.Clone(f.advices)}
 	f.mu.Unlock()
 	if u.last != nil {
 		c := *u.last
@@ -689,6 +738,24 @@ func (f *Firmware) save(u update) error {
 			st.Journal = st.Journal[n-MaxJournal:]
 		}
 	}
+	if u.advise != nil {
+		st.Advices = append(st.Advices, *u.advise)
+	}
+	if u.advised != "" {
+		st.Advices = slices.DeleteFunc(st.Advices, func(p pendingAdvice) bool { return p.STAN == u.advised })
+		if u.rrn != "" {
+			st.Journal = markJournal(u.advised, func(e *journalEntry) {
+				if e.Request.MTI == iso93.MTIAdvice {
+					e.Request.RRN = u.rrn
+				}
+			})(st.Journal)
+			if l := st.Last; l != nil && l.STAN == u.advised && tlink.Kind(l.Command) == tlink.KindSale {
+				c := *l
+				c.RRN = u.rrn
+				st.Last = &c
+			}
+		}
+	}
 	b, err := json.Marshal(st)
 	if err != nil {
 		return fmt.Errorf("last transaction record: %w", err)
@@ -697,7 +764,10 @@ func (f *Firmware) save(u update) error {
 		return err
 	}
 	f.mu.Lock()
-	f.last, f.owed, f.journal = st.Last, st.Owed, st.Journal
+	f.last, f.owed, f.journal, f.advices = st.Last, st.Owed, st.Journal, st.Advices
+	if u.advised != "" {
+		delete(f.tried, u.advised)
+	}
 	f.mu.Unlock()
 	return nil
 }
@@ -756,7 +826,7 @@ func (f *Firmware) financial(ctx context.Context, ep *tlink.Endpoint, raw []byte
 
 // startTxn decodes a transaction command and runs it on its own goroutine
 // (owned by Serve's wait group), or answers at once when it cannot start.
-func (f *Firmware) startTxn(ctx context.Context, ep *tlink.Endpoint, m tlink.Message, wg *sync.WaitGroup) {
+func (f *Firmware) startTxn(ctx context.Context, ep *tlink.Endpoint, adv *adviceSender, m tlink.Message, wg *sync.WaitGroup) {
 	start := f.cfg.Now()
 	var cmd tlink.TxnCommand
 	if err := cmd.UnmarshalBinary(m.Payload); err != nil {
@@ -807,7 +877,7 @@ func (f *Firmware) startTxn(ctx context.Context, ep *tlink.Endpoint, m tlink.Mes
 	}
 	wg.Go(func() {
 		defer end()
-		f.runTxn(ctx, tctx, ep, m.Kind, cmd, start, end)
+		f.runTxn(ctx, tctx, ep, adv, m.Kind, cmd, start, end)
 	})
 }
 
@@ -820,8 +890,8 @@ func (f *Firmware) report(r Report) {
 // runTxn runs one transaction command to its result. ctx is the link's,
 // tctx also ends on a cancel: it bounds only the card read and PIN entry,
 // before anything was sent to the host.
-func (f *Firmware) runTxn(ctx, tctx context.Context, ep *tlink.Endpoint, kind tlink.Kind, cmd tlink.TxnCommand, start time.Time, end func()) {
-	t := &run{f: f, ctx: ctx, tctx: tctx, ep: ep, kind: kind, cmd: cmd, start: start, end: end,
+func (f *Firmware) runTxn(ctx, tctx context.Context, ep *tlink.Endpoint, adv *adviceSender, kind tlink.Kind, cmd tlink.TxnCommand, start time.Time, end func()) {
+	t := &run{f: f, ctx: ctx, tctx: tctx, ep: ep, adv: adv, kind: kind, cmd: cmd, start: start, end: end,
 		rec: &lastRecord{Command: uint8(kind), Ref: cmd.Ref, Amount: cmd.Amount, Currency: cmd.Currency,
 			Outcome: uint8(tlink.OutcomePending), Time: start.Format("20060102150405")},
 		rep: Report{Kind: kind}}
@@ -851,6 +921,7 @@ type run struct {
 	f         *Firmware
 	ctx, tctx context.Context
 	ep        *tlink.Endpoint
+	adv       *adviceSender
 	kind      tlink.Kind
 	cmd       tlink.TxnCommand
 	start     time.Time
@@ -859,10 +930,12 @@ type run struct {
 	rep       Report
 	paid      string                              // STAN of an owed request whose answer came
 	journal   func([]journalEntry) []journalEntry // journal change saved with the result
+	advised   bool                                // an offline approval: its advice is queued
 }
 
 // finish records the result (with the journal change, if any), reports
-// it, makes the terminal idle and sends the txn-result.
+// it, makes the terminal idle, sends the txn-result and asks for a pass
+// of the advice queue.
 func (t *run) finish(o tlink.Outcome, action iso93.ActionCode, err error) {
 	f := t.f
 	t.rec.Outcome, t.rec.Action = uint8(o), string(action)
@@ -874,6 +947,19 @@ func (t *run) finish(o tlink.Outcome, action iso93.ActionCode, err error) {
 	f.report(t.rep)
 	t.end()
 	f.send(t.ctx, t.ep, tlink.KindTxnResult, &t.rep.Result)
+	t.adv.Kick()
+}
+
+// advicesFirst sends the pending advices before the command sends its own
+// request to the host, as a real terminal sends its stored advices first.
+// The pass stops at the first advice not taken (the request then goes
+// anyway): the wait is bounded by about one HostTimeout.
+func (t *run) advicesFirst() {
+	if t.f.PendingAdvices() == 0 {
+		return
+	}
+	t.f.show("SENDING ADVICES")
+	t.adv.Flush(t.ctx)
 }
 
 // cancelled reports whether the command was cancelled (not the link).
@@ -948,6 +1034,12 @@ func (t *run) card(mti, proc string) {
 		t.offline(chip, raw, res) // chip.go: the card approved offline (TC)
 		return
 	}
+	t.advicesFirst()
+	if t.cancelled() {
+		f.show("CANCELLED")
+		t.finish(tlink.OutcomeCancelled, "", nil)
+		return
+	}
 	t.rec.STAN = res.STAN
 	// From here the request may reach the host: a cancel no longer
 	// applies, and a lost answer is reversed.
@@ -997,7 +1089,10 @@ func (t *run) card(mti, proc string) {
 	t.done(res, outcome)
 }
 
-// done prints the receipt, shows the outcome and finishes.
+// done prints the receipt, shows the outcome and finishes; then, after an
+// offline approval, waits for a pass of the advice queue (the gateway
+// links a signature to the request with its STAN, so the advice goes
+// first), and captures the signature when the transaction takes one.
 func (t *run) done(res device.Result, outcome tlink.Outcome) {
 	f := t.f
 	f.print(receipt(f.cfg.Serial, t.kind, t.cmd, res, outcome, t.start))
@@ -1007,6 +1102,9 @@ func (t *run) done(res device.Result, outcome tlink.Outcome) {
 		f.show("DECLINED " + string(res.ActionCode))
 	}
 	t.finish(outcome, res.ActionCode, nil)
+	if t.advised {
+		t.adv.Flush(t.ctx)
+	}
 	if needsSignature(t.kind, outcome, res.PINEntered) { // signature.go
 		f.captureSignature(t.ctx, t.ep, t.cmd.Ref, res.STAN)
 	}
@@ -1075,6 +1173,15 @@ func (t *run) void() {
 	}
 	t.rec.Amount, t.rec.Currency = uint64(orig.Amount), orig.Currency
 	t.rep.MaskedPAN, t.rep.Entry = orig.MaskedPAN, orig.Entry
+	t.advicesFirst()
+	if f.adviceQueued(orig.STAN) {
+		// The host has not taken the original's advice: a 1420 of it
+		// could arrive first. Nothing is sent; the void can be tried
+		// again once the advice is delivered.
+		f.show("ADVICE PENDING\nTRY VOID LATER")
+		t.finish(tlink.OutcomeFailed, iso93.ActionIssuerInoperative, fmt.Errorf("void of %q: its offline approval's advice is not delivered yet", t.cmd.OrigRef))
+		return
+	}
 	f.show(fmt.Sprintf("VOID %d %s\nPROCESSING", orig.Amount, orig.Currency))
 	raw, err := f.cfg.Terminal.BuildReversal(orig, iso93.ReasonCustomerCancel)
 	if err == nil {
@@ -1143,6 +1250,7 @@ func (t *run) capture() {
 		t.refuse(iso93.ActionOriginalNotFound, fmt.Errorf("capture of %q: the card presented is not the pre-authorized one", t.cmd.OrigRef))
 		return
 	}
+	t.advicesFirst()
 	t.rec.STAN = res.STAN
 	f.show("PROCESSING")
 	sent := f.cfg.Now()

@@ -63,13 +63,24 @@ type gateway struct {
 	mu      sync.Mutex
 	reqs    []iso93.FinancialRequest
 	auths   []iso93.AuthorizationRequest // 1100s
-	advices []adviceSeen                 // 1220s
+	advices []adviceSeen                 // 1220s and 1221s
+	// advAction, when set, answers 1220s and 1221s instead of action;
+	// dropAdv leaves them unanswered.
+	advAction iso93.ActionCode
+	dropAdv   bool
+	// sent is every financial request's MTI and STAN, and "signature"
+	// and the STAN of every signature chunk (not answered), in arrival
+	// order.
+	sent []string
 }
 
-// adviceSeen is a 1220 the fake gateway answered, with its DE 56.
+// adviceSeen is a 1220 or 1221 the fake gateway received, with its DE 56
+// and the action code it answered ("" when it did not).
 type adviceSeen struct {
 	iso93.Advice
+	mti      string
 	original string
+	answered iso93.ActionCode
 }
 
 // rig is one firmware serving the master side of a pty, and a gateway.
@@ -147,12 +158,23 @@ func (g *gateway) serve(t *testing.T, ctx context.Context) {
 				continue
 			}
 			g.results <- r
+		case tlink.KindSignature:
+			var c tlink.Signature
+			if err := c.UnmarshalBinary(m.Payload); err == nil {
+				g.mu.Lock()
+				g.sent = append(g.sent, "signature "+c.STAN)
+				g.mu.Unlock()
+			}
 		case tlink.KindFinancialRequest:
-			mti, _, err := iso93.Unpack(m.Payload)
+			mti, msg, err := iso93.Unpack(m.Payload)
 			if err != nil {
 				t.Errorf("financial request does not unpack: %v", err)
 				continue
 			}
+			stan, _ := msg.GetString(iso93.FieldSTAN)
+			g.mu.Lock()
+			g.sent = append(g.sent, mti+" "+stan)
+			g.mu.Unlock()
 			if mti == iso93.MTIReversal {
 				var rev iso93.Reversal
 				if err := iso93.UnpackInto(m.Payload, &rev); err != nil {
@@ -178,8 +200,8 @@ func (g *gateway) serve(t *testing.T, ctx context.Context) {
 				g.ep.Send(ctx, tlink.KindFinancialResponse, raw)
 				continue
 			}
-			if mti == iso93.MTIAuthorizationRequest || mti == iso93.MTIAdvice {
-				if err := g.answerOther(ctx, mti, m.Payload); err != nil {
+			if mti == iso93.MTIAuthorizationRequest || mti == iso93.MTIAdvice || mti == iso93.MTIAdviceRepeat {
+				if err := g.answerOther(ctx, mti, m.Payload); err != nil && ctx.Err() == nil {
 					t.Errorf("%s: %v", mti, err)
 				}
 				continue
@@ -213,8 +235,9 @@ func (g *gateway) serve(t *testing.T, ctx context.Context) {
 	}
 }
 
-// answerOther answers a 1100 with a 1110 and a 1220 with a 1230, both
-// with g.action, and records them.
+// answerOther answers a 1100 with a 1110 and a 1220 or 1221 with a 1230
+// (g.advAction when set, RRN "RRN" + STAN when approved), both with
+// g.action, and records them.
 func (g *gateway) answerOther(ctx context.Context, mti string, raw []byte) error {
 	var resp []byte
 	var err error
@@ -235,7 +258,7 @@ func (g *gateway) answerOther(ctx context.Context, mti string, raw []byte) error
 			r.ApprovalCode = "PA0001"
 		}
 		resp, err = iso93.Pack(r, iso93.MTIAuthorizationResponse)
-	case iso93.MTIAdvice:
+	case iso93.MTIAdvice, iso93.MTIAdviceRepeat:
 		var adv iso93.Advice
 		if err := iso93.UnpackInto(raw, &adv); err != nil {
 			return err
@@ -246,9 +269,21 @@ func (g *gateway) answerOther(ctx context.Context, mti string, raw []byte) error
 		}
 		od, _ := msg.GetString(iso93.FieldOriginalData)
 		g.mu.Lock()
-		g.advices = append(g.advices, adviceSeen{Advice: adv, original: od})
+		if g.advAction != "" {
+			action = g.advAction
+		}
+		drop = g.dropAdv
+		seen := adviceSeen{Advice: adv, mti: mti, original: od}
+		if !drop {
+			seen.answered = action
+		}
+		g.advices = append(g.advices, seen)
 		g.mu.Unlock()
-		resp, err = iso93.Pack(adv.Response(action), iso93.MTIAdviceResponse)
+		r := adv.Response(action)
+		if action.Approved() {
+			r.RRN = "RRN000" + adv.STAN
+		}
+		resp, err = iso93.Pack(r, iso93.MTIAdviceResponse)
 		if err != nil {
 			return err
 		}

@@ -67,6 +67,10 @@ func TestOfflineChipApproval(t *testing.T) {
 				}
 			}}, iso93.ActionApproved)
 			res := sale(t, r.gw, "S-1", tt.amount)
+			if tt.offline {
+				// The advice follows the txn-result (advice.go).
+				waitFor(t, "the advice", func() bool { return r.fw.PendingAdvices() == 0 })
+			}
 			r.gw.mu.Lock()
 			advs, reqs := r.gw.advices, r.gw.reqs
 			r.gw.mu.Unlock()
