@@ -94,9 +94,13 @@ type Request struct {
 	// office is HeadOfficeID, instead of those behind GatewayID. GatewayID
 	// still names the originator in the records ("c2c:" + HeadOfficeID).
 	HeadOfficeID string
-	// ICCData is DE 55 of a chip request (1100/1200): the ARQC and the
-	// data it covers (docs/emv.md). Empty for magnetic-stripe and keyed
-	// requests. Advices and brand-host routed requests ignore it.
+	// ICCData is DE 55 of a chip request (1100/1200), or of an offline
+	// approval's advice (1220/1221 without Original): the application
+	// cryptogram (an ARQC; in an advice the card's TC or a stand-in's ARQC)
+	// and the data it covers (docs/emv.md, "Center integration" and
+	// "Advices with chip data"). Empty for magnetic-stripe and keyed
+	// requests. Completion advices, reversals and brand-host routed
+	// requests ignore it.
 	ICCData []byte
 	// Fallback marks a magnetic-stripe read of a chip card after the chip
 	// failed; the switch also infers it from DE 22 (see isFallback).
@@ -105,6 +109,16 @@ type Request struct {
 	// the AES DUKPT PIN key of the card block's KSN (pin.go). Empty when
 	// no PIN was entered.
 	PINBlock []byte
+
+	// terminal is the terminal row Authorize read with the idempotency
+	// key, for terminal() to use instead of reading it again.
+	terminal *terminalLookup
+}
+
+// terminalLookup is the outcome of reading a request's terminal.
+type terminalLookup struct {
+	t   store.Terminal
+	err error
 }
 
 // Response is the center's answer. ApprovalCode is set on approvals only;
@@ -161,6 +175,11 @@ type Switch struct {
 // application identifier not accepted; 102 ARQC does not verify; 100 ATC
 // replayed or regressed, CVV2 wrong, or CVV2 missing for a product that
 // requires it; 119 magnetic-stripe fallback refused by the product.
+// Offline approval advices with DE 55 (docs/emv.md, "Advices with chip
+// data"): 904 malformed DE 55 or reserved 9F27; 902 AAC, application
+// identifier not accepted, or no card security keys; 102 TC (or stand-in
+// ARQC) does not verify; 100 ATC already used by an accepted cryptogram of
+// the card.
 // PIN (pin.go): 117 wrong PIN, 106 PIN tries exceeded or PIN blocked, 904
 // PIN block that does not decipher.
 // Every answer with an idempotency key is recorded; every decline also
@@ -170,12 +189,26 @@ func (s *Switch) Authorize(ctx context.Context, r Request) (Response, error) {
 		// Without a key the answer cannot be recorded for repeats.
 		return s.refuse(ctx, r, "request_invalid", "idempotency key must be 1 to 64 characters")
 	}
+	// One look before anything is decrypted: is the key answered, and
+	// (for the request's later checks) which terminal is it? On
+	// PostgreSQL both go in one round trip.
 	var prev store.Authorization
-	err := s.Store.View(ctx, func(tx *store.Tx) error {
+	var looked *terminalLookup
+	err := s.Store.Read(ctx, func(tx *store.Tx) error {
+		if err := tx.Prefetch(ctx, store.AuthReads{Key: r.IdempotencyKey, TerminalID: r.TerminalID}); err != nil {
+			return err
+		}
 		var err error
-		prev, err = tx.AuthorizationByKey(ctx, r.IdempotencyKey)
+		if prev, err = tx.AuthorizationByKey(ctx, r.IdempotencyKey); !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if r.TerminalID != "" {
+			t, terr := tx.Terminal(ctx, r.TerminalID)
+			looked = &terminalLookup{t: t, err: terr}
+		}
 		return err
 	})
+	r.terminal = looked
 	switch {
 	case err == nil:
 		return s.repeat(ctx, r, prev)
@@ -222,9 +255,8 @@ func responseOf(a store.Authorization) Response {
 }
 
 func audit(ctx context.Context, tx *store.Tx, r Request, kind, reason string) error {
-	_, err := tx.InsertAudit(ctx, store.AuditRecord{Kind: kind, Actor: "gateway:" + r.GatewayID,
+	return tx.AppendAudit(ctx, store.AuditRecord{Kind: kind, Actor: "gateway:" + r.GatewayID,
 		Detail: fmt.Sprintf("mti %s terminal %q stan %q: %s", r.MTI, r.TerminalID, r.STAN, reason)})
-	return err
 }
 
 // decision is what a decide function sets on the authorization row it is
@@ -241,8 +273,21 @@ func (s *Switch) record(ctx context.Context, r Request, decide decideFunc) (Resp
 // transaction once the new row (with its id and RRN) is written; it is not
 // run when the key was already recorded.
 func (s *Switch) recordThen(ctx context.Context, r Request, decide, after decideFunc) (Response, error) {
+	return s.recordWith(ctx, r, nil, decide, after)
+}
+
+// recordWith is recordThen with reads, when not nil, naming what the
+// transaction will read (store.Tx.Prefetch, first thing in it): on
+// PostgreSQL the whole decision then costs two round trips, the prefetch
+// with BEGIN and the writes with COMMIT.
+func (s *Switch) recordWith(ctx context.Context, r Request, reads func(tx *store.Tx) store.AuthReads, decide, after decideFunc) (Response, error) {
 	var resp Response
 	err := s.Store.Update(ctx, func(tx *store.Tx) error {
+		if reads != nil {
+			if err := tx.Prefetch(ctx, reads(tx)); err != nil {
+				return err
+			}
+		}
 		if prev, err := tx.AuthorizationByKey(ctx, r.IdempotencyKey); err == nil {
 			resp = responseOf(prev)
 			return nil
@@ -262,15 +307,11 @@ func (s *Switch) recordThen(ctx context.Context, r Request, decide, after decide
 			}
 			a.ApprovalCode = code
 		}
-		id, err := tx.InsertAuthorization(ctx, a)
+		id, rrn, err := tx.InsertAuthorization(ctx, a)
 		if err != nil {
 			return err
 		}
-		a.ID = id
-		a.RRN = fmt.Sprintf("%012d", id%1_000_000_000_000)
-		if err := tx.UpdateAuthorization(ctx, a); err != nil {
-			return err
-		}
+		a.ID, a.RRN = id, rrn
 		if after != nil {
 			if err := after(ctx, tx, &a); err != nil {
 				return err
@@ -377,11 +418,15 @@ func txnTime(r Request, now time.Time) time.Time {
 // terminal checks that the terminal exists behind the requesting gateway.
 // ok is false when it does not; err is a fault.
 func (s *Switch) terminal(ctx context.Context, r Request) (t store.Terminal, ok bool, err error) {
-	err = s.Store.View(ctx, func(tx *store.Tx) error {
-		var err error
-		t, err = tx.Terminal(ctx, r.TerminalID)
-		return err
-	})
+	if l := r.terminal; l != nil && (l.err == nil || errors.Is(l.err, store.ErrNotFound)) {
+		t, err = l.t, l.err
+	} else {
+		err = s.Store.Read(ctx, func(tx *store.Tx) error {
+			var err error
+			t, err = tx.Terminal(ctx, r.TerminalID)
+			return err
+		})
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Terminal{}, false, nil
 	}
@@ -392,7 +437,7 @@ func (s *Switch) terminal(ctx context.Context, r Request) (t store.Terminal, ok 
 		return t, t.GatewayID == r.GatewayID, nil
 	}
 	var m store.Merchant
-	err = s.Store.View(ctx, func(tx *store.Tx) error {
+	err = s.Store.Read(ctx, func(tx *store.Tx) error {
 		var err error
 		m, err = tx.Merchant(ctx, t.MerchantID)
 		return err
@@ -523,7 +568,17 @@ func (s *Switch) authorize(ctx context.Context, r Request) (Response, error) {
 	if err != nil {
 		return Response{}, fmt.Errorf("authorize %s: %w", r.MTI, err)
 	}
-	resp2, err := s.record(ctx, r, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
+	reads := func(tx *store.Tx) store.AuthReads {
+		day := controls.DayStart(r.Currency, tx.Now())
+		rd := store.AuthReads{Key: r.IdempotencyKey, Device: o.device, Counter: o.counter, Fingerprint: o.fp,
+			DayFrom: day, DayTo: day.AddDate(0, 0, 1), MerchantID: term.MerchantID, Reserve: []string{"authorizations", "holds"}}
+		if r.MTI == iso93.MTIFinancialRequest {
+			rd.ClearingRefs = ledger.ClearingRefs(term.MerchantID, r.Currency)
+			rd.Reserve = []string{"authorizations", "transfers"}
+		}
+		return rd
+	}
+	resp2, err := s.recordWith(ctx, r, reads, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
 		if declined, err := advanceCounter(ctx, tx, r, a, o); err != nil || declined {
 			return err
 		}
@@ -571,7 +626,7 @@ func (s *Switch) authorize(ctx context.Context, r Request) (Response, error) {
 		}
 		a.TransferID, a.Status, a.ActionCode = t, store.AuthCaptured, string(iso93.ActionApproved)
 		return nil
-	})
+	}, nil)
 	if err != nil {
 		return resp2, err
 	}

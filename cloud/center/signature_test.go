@@ -92,7 +92,7 @@ func TestSignatureServer(t *testing.T) {
 				var authID int64
 				if err := st.Update(ctx, func(tx *store.Tx) error {
 					var err error
-					authID, err = tx.InsertAuthorization(ctx, store.Authorization{IdempotencyKey: sigMeta.IdempotencyKey, GatewayID: "GW1",
+					authID, _, err = tx.InsertAuthorization(ctx, store.Authorization{IdempotencyKey: sigMeta.IdempotencyKey, GatewayID: "GW1",
 						TerminalID: sigMeta.TerminalID, STAN: sigMeta.STAN, MTI: "1200", ProcessingCode: "000000", FunctionCode: "200",
 						LocalTime: sigMeta.LocalTime, Amount: 1000, Currency: "392", ActionCode: "000", ApprovalCode: "A1B2C3", Status: store.AuthStatus("captured")})
 					return err

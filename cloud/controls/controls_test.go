@@ -35,7 +35,7 @@ func forEachClocked(t *testing.T, fn func(t *testing.T, st *store.Store)) {
 // approval records an authorization on the card as the switch would.
 func approval(ctx context.Context, tx *store.Tx, c cloudtest.Card, amount int64, status store.AuthStatus, at time.Time) error {
 	key := fmt.Sprintf("k-%d-%d-%s", c.ID, at.UnixNano(), randSuffix())
-	_, err := tx.InsertAuthorization(ctx, store.Authorization{IdempotencyKey: key, GatewayID: cloudtest.Gateway,
+	_, _, err := tx.InsertAuthorization(ctx, store.Authorization{IdempotencyKey: key, GatewayID: cloudtest.Gateway,
 		TerminalID: cloudtest.Terminal, STAN: "000001", MTI: iso93.MTIFinancialRequest, ProcessingCode: "000000",
 		Amount: amount, Currency: cloudtest.Currency, CardID: c.ID, AccountID: c.AccountID, ActionCode: "000",
 		Status: status, CreatedAt: at})

@@ -306,6 +306,11 @@ func IssuerFunding(ctx context.Context, tx *store.Tx, currency string) (int64, e
 // shards (MerchantClearingBalance).
 const ClearingShards = 16
 
+// ClearingRefs returns the refs of the merchant's clearing shards in
+// currency, shard 0 first: the accounts MerchantClearing picks from (on
+// PostgreSQL; store.AuthReads.ClearingRefs can lock one ahead).
+func ClearingRefs(merchantID, currency string) []string { return clearingRefs(merchantID, currency) }
+
 // clearingRefs returns the refs of the merchant's clearing shards in
 // currency, shard 0 first.
 func clearingRefs(merchantID, currency string) []string {

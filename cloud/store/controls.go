@@ -48,6 +48,9 @@ func DefaultControls(cardID int64) Controls {
 // CardControls returns the card's controls, or DefaultControls when none
 // are stored (also for an unknown card id).
 func (tx *Tx) CardControls(ctx context.Context, cardID int64) (Controls, error) {
+	if k, ok := tx.pre.takeControls(cardID); ok {
+		return k, nil
+	}
 	c := Controls{CardID: cardID}
 	var mccs string
 	var at int64
@@ -101,6 +104,9 @@ func (tx *Tx) PutCardControls(ctx context.Context, c Controls) error {
 // on PostgreSQL (READ COMMITTED) this statement sees every authorization
 // committed by a transaction that held the lock before.
 func (tx *Tx) ApprovedTotal(ctx context.Context, cardID int64, from, to time.Time) (int64, error) {
+	if sum, ok := tx.pre.takeTotal(cardID, from, to); ok {
+		return sum, nil
+	}
 	var sum int64
 	err := tx.queryRow(ctx, `SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM authorizations
 		WHERE card_id = ? AND created_at >= ? AND created_at < ? AND status IN ('held', 'captured')`,
@@ -114,6 +120,9 @@ func (tx *Tx) ApprovedTotal(ctx context.Context, cardID int64, from, to time.Tim
 // MerchantCountry returns the merchant's ISO 3166-1 numeric country, or
 // ErrNotFound.
 func (tx *Tx) MerchantCountry(ctx context.Context, merchantID string) (string, error) {
+	if c, ok := tx.pre.takeCountry(merchantID); ok {
+		return c, nil
+	}
 	var c string
 	if err := tx.queryRow(ctx, "SELECT country FROM merchants WHERE id = ?", merchantID).Scan(&c); err != nil {
 		return "", fmt.Errorf("read country of merchant %q: %w", merchantID, err)

@@ -28,9 +28,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	sqlite "modernc.org/sqlite"
 )
@@ -153,6 +153,7 @@ type Store struct {
 	maxRetries int
 	clock      func() time.Time
 	closed     chan struct{}
+	trips      atomic.Int64 // PostgreSQL round trips (RoundTrips)
 }
 
 //go:embed migrations
@@ -315,17 +316,36 @@ func (s *Store) closeDBs() error {
 // effects outside tx and must not keep tx after it returns. fn must not call
 // Update or View (on SQLite that would wait for itself).
 func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
-	return s.run(ctx, false, fn)
+	return s.run(ctx, modeUpdate, fn)
 }
 
 // View runs fn in a read-only transaction that sees one consistent snapshot
 // (REPEATABLE READ on PostgreSQL, a WAL read snapshot on SQLite) and returns
 // fn's error.
 func (s *Store) View(ctx context.Context, fn func(tx *Tx) error) error {
-	return s.run(ctx, true, fn)
+	return s.run(ctx, modeView, fn)
 }
 
-func (s *Store) run(ctx context.Context, readOnly bool, fn func(tx *Tx) error) error {
+// Read runs fn, which only reads, without a transaction around it on
+// PostgreSQL: each statement sees the data committed when it starts, and
+// no BEGIN or ROLLBACK round trip is spent. Use it where fn's statements do
+// not need one snapshot between them (a single lookup, or lookups whose
+// rows cannot change together). On SQLite it is View. Writes through a Tx
+// of Read fail.
+func (s *Store) Read(ctx context.Context, fn func(tx *Tx) error) error {
+	return s.run(ctx, modeRead, fn)
+}
+
+// txMode is what kind of transaction run starts.
+type txMode int
+
+const (
+	modeUpdate txMode = iota
+	modeView
+	modeRead
+)
+
+func (s *Store) run(ctx context.Context, mode txMode, fn func(tx *Tx) error) error {
 	for attempt := 0; ; attempt++ {
 		select {
 		case <-s.closed:
@@ -334,9 +354,9 @@ func (s *Store) run(ctx context.Context, readOnly bool, fn func(tx *Tx) error) e
 		}
 		var err error
 		if s.pg != nil {
-			err = s.runPG(ctx, readOnly, fn)
+			err = s.runPG(ctx, mode, fn)
 		} else {
-			err = s.runSQLite(ctx, readOnly, fn)
+			err = s.runSQLite(ctx, mode != modeUpdate, fn)
 		}
 		if err == nil || !retryable(err) || attempt >= s.maxRetries || ctx.Err() != nil {
 			return err
@@ -362,41 +382,46 @@ func (s *Store) runSQLite(ctx context.Context, readOnly bool, fn func(tx *Tx) er
 	return fn(tx)
 }
 
-func (s *Store) runPG(ctx context.Context, readOnly bool, fn func(tx *Tx) error) error {
+func (s *Store) runPG(ctx context.Context, mode txMode, fn func(tx *Tx) error) error {
 	conn, err := s.pg.acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", classify(err))
 	}
 	broken := false
 	defer func() { s.pg.release(conn, broken) }()
-	opts := pgx.TxOptions{IsoLevel: pgx.ReadCommitted}
-	if readOnly {
-		opts = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
+	q := &pgQuerier{conn: conn, trips: &s.trips}
+	switch mode {
+	case modeUpdate:
+		q.begin = "BEGIN ISOLATION LEVEL READ COMMITTED"
+	case modeView:
+		q.begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 	}
-	ptx, err := conn.BeginTx(ctx, opts)
-	if err != nil {
-		broken = true
-		return fmt.Errorf("begin transaction: %w", classify(err))
-	}
-	tx := &Tx{q: pgQuerier{ptx}, s: s, now: s.clock().UTC()}
+	tx := &Tx{q: q, pg: q, s: s, now: s.clock().UTC(), autocommit: mode == modeRead}
 	if err := fn(tx); err != nil {
-		if rerr := ptx.Rollback(context.WithoutCancel(ctx)); rerr != nil {
+		if rerr := q.rollback(context.WithoutCancel(ctx)); rerr != nil {
 			broken = true
 		}
 		return err
 	}
-	if readOnly {
-		if err := ptx.Rollback(ctx); err != nil {
+	if mode != modeUpdate {
+		if err := q.rollback(ctx); err != nil {
 			broken = true
 		}
 		return nil
 	}
-	if err := ptx.Commit(ctx); err != nil {
-		broken = true
+	if err := q.commit(ctx); err != nil {
+		if rerr := q.rollback(context.WithoutCancel(ctx)); rerr != nil {
+			broken = true
+		}
 		return fmt.Errorf("commit: %w", classify(err))
 	}
 	return nil
 }
+
+// RoundTrips returns how many round trips to PostgreSQL the Store has made
+// (a statement, or a batch of them sent together, and its answers); zero
+// on SQLite, which runs in process.
+func (s *Store) RoundTrips() int64 { return s.trips.Load() }
 
 // retryError marks a database error after which the whole transaction may
 // be run again.

@@ -18,8 +18,13 @@ import (
 // ErrDuplicate.
 type Tx struct {
 	q   querier
+	pg  *pgQuerier // q on PostgreSQL, else nil
 	s   *Store
 	now time.Time
+	// autocommit marks a Tx of Store.Read: no transaction, no writes.
+	autocommit bool
+	// pre holds what Prefetch read ahead (prefetch.go); nil without one.
+	pre *prefetched
 	// locked holds the account rows this transaction has locked, as they
 	// stand in it: no other transaction can change a locked row, and this
 	// one changes accounts only through SetAccountAmounts, so a second
@@ -67,7 +72,13 @@ func (tx *Tx) bind(q string) string {
 	return b.String()
 }
 
+// errReadOnly is what a write through a Tx of Store.Read fails with.
+var errReadOnly = errors.New("write outside a transaction (Store.Read is for reads)")
+
 func (tx *Tx) exec(ctx context.Context, q string, args ...any) (int64, error) {
+	if tx.autocommit {
+		return 0, errReadOnly
+	}
 	n, err := tx.q.exec(ctx, tx.bind(q), args...)
 	return n, classify(err)
 }
@@ -78,9 +89,45 @@ func (tx *Tx) query(ctx context.Context, q string, args ...any) (rowIter, error)
 }
 
 func (tx *Tx) insertID(ctx context.Context, q string, args ...any) (int64, error) {
+	if tx.autocommit {
+		return 0, errReadOnly
+	}
 	var id int64
 	err := tx.q.queryRow(ctx, tx.bind(q+" RETURNING id"), args...).Scan(&id)
 	return id, classify(err)
+}
+
+// deferExec runs a write whose result the caller does not need at once.
+// On PostgreSQL it is queued and sent with the transaction's next
+// statement or with its COMMIT, saving a round trip; its failure then fails
+// that statement or the Update. On SQLite it runs now. what names it in
+// errors.
+//
+// rows >= 0 is the number of rows an UPDATE or DELETE q must affect, else
+// the transaction fails with ErrNotFound; -1 for an INSERT, which either
+// writes its rows or fails. On PostgreSQL the count is checked by the
+// server (a division by zero when it differs), because the COMMIT sent in
+// the same batch would otherwise run before the client could look.
+func (tx *Tx) deferExec(ctx context.Context, what string, rows int64, q string, args ...any) error {
+	if tx.autocommit {
+		return errReadOnly
+	}
+	if tx.pg != nil {
+		if rows >= 0 {
+			q = "WITH w AS (" + q + " RETURNING 1) SELECT 1 / (CASE WHEN COUNT(*) = " + strconv.FormatInt(rows, 10) +
+				" THEN 1 ELSE 0 END) FROM w"
+		}
+		tx.pg.deferExec(tx.bind(q), rows, what, args...)
+		return nil
+	}
+	n, err := tx.exec(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if rows >= 0 && n != rows {
+		return fmt.Errorf("%s: %w", what, ErrNotFound)
+	}
+	return nil
 }
 
 type rowScanner struct {
@@ -158,12 +205,23 @@ func (tx *Tx) InsertTerminal(ctx context.Context, t Terminal) error {
 
 // Terminal returns the terminal with the given id, or ErrNotFound.
 func (tx *Tx) Terminal(ctx context.Context, id string) (Terminal, error) {
-	var t Terminal
-	var at int64
-	err := tx.queryRow(ctx, "SELECT id, merchant_id, gateway_id, mcc, currency, created_at FROM terminals WHERE id = ?", id).
-		Scan(&t.ID, &t.MerchantID, &t.GatewayID, &t.MCC, &t.Currency, &at)
+	t, err, ok := tx.pre.takeTerminal(id)
+	if !ok {
+		t, err = scanTerminal(tx.queryRow(ctx, terminalSQL, id))
+	}
 	if err != nil {
 		return Terminal{}, fmt.Errorf("read terminal %q: %w", id, err)
+	}
+	return t, nil
+}
+
+const terminalSQL = "SELECT id, merchant_id, gateway_id, mcc, currency, created_at FROM terminals WHERE id = ?"
+
+func scanTerminal(sc interface{ Scan(...any) error }) (Terminal, error) {
+	var t Terminal
+	var at int64
+	if err := sc.Scan(&t.ID, &t.MerchantID, &t.GatewayID, &t.MCC, &t.Currency, &at); err != nil {
+		return Terminal{}, err
 	}
 	t.CreatedAt = fromMicros(at)
 	return t, nil
@@ -221,6 +279,9 @@ func (tx *Tx) Product(ctx context.Context, id int64) (Product, error) {
 // ProductAllowsMerchant reports whether the product lists the merchant among
 // its allowed merchants.
 func (tx *Tx) ProductAllowsMerchant(ctx context.Context, productID int64, merchantID string) (bool, error) {
+	if ok, found := tx.pre.takeAllows(productID, merchantID); found {
+		return ok, nil
+	}
 	var n int
 	err := tx.queryRow(ctx, "SELECT COUNT(*) FROM product_merchants WHERE product_id = ? AND merchant_id = ?",
 		productID, merchantID).Scan(&n)
@@ -386,6 +447,12 @@ func (tx *Tx) LockFreeAccountByRef(ctx context.Context, refs []string) (int64, e
 	if len(refs) == 0 {
 		return 0, fmt.Errorf("lock free account: %w", ErrNotFound)
 	}
+	if id, err, ok := tx.pre.takeClearing(refs); ok {
+		if err != nil {
+			return 0, fmt.Errorf("lock free account among %q…: %w", refs[0], err)
+		}
+		return id, nil
+	}
 	list, args := refList(refs)
 	q := "SELECT " + accountCols + " FROM accounts WHERE ref IN (" + list + ") ORDER BY id LIMIT 1"
 	if tx.s.dialect == Postgres {
@@ -439,14 +506,16 @@ type AccountAmounts struct {
 
 // SetAccountsAmounts is SetAccountAmounts for several accounts in one
 // statement; each must exist (else ErrNotFound and the caller rolls back).
+// It is a deferred write (deferExec): on PostgreSQL its failure is reported
+// by the transaction's next statement or its commit.
 func (tx *Tx) SetAccountsAmounts(ctx context.Context, as ...AccountAmounts) error {
-	var n int64
 	var err error
+	what := fmt.Sprintf("update account %d", as[0].ID)
 	switch len(as) {
 	case 0:
 		return nil
 	case 1:
-		n, err = tx.exec(ctx, "UPDATE accounts SET balance = ?, held = ? WHERE id = ?", as[0].Balance, as[0].Held, as[0].ID)
+		err = tx.deferExec(ctx, what, 1, "UPDATE accounts SET balance = ?, held = ? WHERE id = ?", as[0].Balance, as[0].Held, as[0].ID)
 	default:
 		// SQLite names VALUES columns column1..3 and takes no alias list.
 		cols, alias := "v.column2, held = v.column3", ") AS v WHERE accounts.id = v.column1"
@@ -464,13 +533,10 @@ func (tx *Tx) SetAccountsAmounts(ctx context.Context, as ...AccountAmounts) erro
 			args = append(args, a.ID, a.Balance, a.Held)
 		}
 		b.WriteString(alias)
-		n, err = tx.exec(ctx, b.String(), args...)
+		err = tx.deferExec(ctx, what, int64(len(as)), b.String(), args...)
 	}
 	if err != nil {
-		return fmt.Errorf("update account %d: %w", as[0].ID, err)
-	}
-	if n != int64(len(as)) {
-		return fmt.Errorf("update account %d: %w", as[0].ID, ErrNotFound)
+		return err
 	}
 	for _, a := range as {
 		if c, ok := tx.locked[a.ID]; ok {
@@ -542,6 +608,12 @@ func (tx *Tx) Card(ctx context.Context, id int64) (Card, error) {
 // CardByFingerprint returns the card with the given PAN fingerprint, or
 // ErrNotFound.
 func (tx *Tx) CardByFingerprint(ctx context.Context, fingerprint string) (Card, error) {
+	if c, err, ok := tx.pre.takeCard(fingerprint); ok {
+		if err != nil {
+			return Card{}, fmt.Errorf("read card by fingerprint: %w", err)
+		}
+		return c, nil
+	}
 	c, err := scanCard(tx.queryRow(ctx, "SELECT "+cardCols+" FROM cards WHERE fingerprint = ?", fingerprint))
 	if err != nil {
 		return Card{}, fmt.Errorf("read card by fingerprint: %w", err)
@@ -581,6 +653,16 @@ func (tx *Tx) InsertTransfer(ctx context.Context, t Transfer) (int64, error) {
 		}
 		values.WriteString("(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT), " + strconv.Itoa(i) + ")")
 		args = append(args, p.AccountID, p.Amount, p.Currency)
+	}
+	if id := tx.pre.takeID("transfers"); id != 0 {
+		// Deferred: the transfer (with the id Prefetch drew) and its
+		// postings in one statement sent with the next one or the commit.
+		err := tx.deferExec(ctx, fmt.Sprintf("insert %s transfer with %d postings", t.Kind, len(t.Postings)), -1,
+			`WITH t AS (INSERT INTO transfers (id, kind, created_at) OVERRIDING SYSTEM VALUE VALUES (?, ?, ?) RETURNING id),
+			p AS (INSERT INTO postings (transfer_id, account_id, amount, currency)
+			      SELECT t.id, v.a, v.m, v.c FROM t, (VALUES `+values.String()+`) AS v(a, m, c, n) ORDER BY v.n)
+			SELECT id FROM t`, append([]any{id, t.Kind, at}, args...)...)
+		return id, err
 	}
 	if tx.s.dialect == Postgres {
 		// One round trip: the transfer and its postings in one statement.
@@ -633,9 +715,17 @@ func (tx *Tx) Transfer(ctx context.Context, id int64) (Transfer, error) {
 }
 
 // InsertHold adds a hold and returns its id. It does not touch the account
-// row; package ledger does.
+// row; package ledger does. With an id reserved by Prefetch it is a
+// deferred write (deferExec).
 func (tx *Tx) InsertHold(ctx context.Context, h Hold) (int64, error) {
 	at := micros(orNow(h.CreatedAt, tx.now))
+	if id := tx.pre.takeID("holds"); id != 0 {
+		err := tx.deferExec(ctx, fmt.Sprintf("insert hold on account %d", h.AccountID), -1,
+			`INSERT INTO holds (id, account_id, amount, currency, expires_at, status, created_at, updated_at)
+			OVERRIDING SYSTEM VALUE VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			id, h.AccountID, h.Amount, h.Currency, micros(h.ExpiresAt), string(h.Status), at, at)
+		return id, err
+	}
 	id, err := tx.insertID(ctx, `INSERT INTO holds (account_id, amount, currency, expires_at, status, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		h.AccountID, h.Amount, h.Currency, micros(h.ExpiresAt), string(h.Status), at, at)
@@ -702,24 +792,49 @@ func (tx *Tx) ExpiredHolds(ctx context.Context, t time.Time, limit int) ([]Hold,
 	return out, nil
 }
 
-// InsertAuthorization adds an authorization row and returns its id; a
-// repeated IdempotencyKey fails with ErrDuplicate (and, on PostgreSQL,
-// aborts the transaction).
-func (tx *Tx) InsertAuthorization(ctx context.Context, a Authorization) (int64, error) {
+// InsertAuthorization adds an authorization row and returns its id and
+// RRN. The RRN is a.RRN, or when that is empty RRN(id). A repeated
+// IdempotencyKey fails with ErrDuplicate (and, on PostgreSQL, aborts the
+// transaction). With an id reserved by Prefetch it is a deferred write
+// (deferExec): the duplicate is then reported by the transaction's next
+// statement or its commit.
+func (tx *Tx) InsertAuthorization(ctx context.Context, a Authorization) (id int64, rrn string, err error) {
 	at := micros(orNow(a.CreatedAt, tx.now))
-	id, err := tx.insertID(ctx, `INSERT INTO authorizations
-		(idempotency_key, gateway_id, terminal_id, stan, mti, processing_code, function_code, local_time,
-		 amount, currency, card_id, account_id, action_code, approval_code, rrn, hold_id, transfer_id,
-		 original_id, status, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		a.IdempotencyKey, a.GatewayID, a.TerminalID, a.STAN, a.MTI, a.ProcessingCode, a.FunctionCode, a.LocalTime,
-		a.Amount, a.Currency, nullInt(a.CardID), nullInt(a.AccountID), a.ActionCode, a.ApprovalCode, a.RRN,
-		nullInt(a.HoldID), nullInt(a.TransferID), nullInt(a.OriginalID), string(a.Status), at, at)
-	if err != nil {
-		return 0, fmt.Errorf("insert authorization: %w", err)
+	args := func(id int64, rrn string) []any {
+		return []any{id, a.IdempotencyKey, a.GatewayID, a.TerminalID, a.STAN, a.MTI, a.ProcessingCode, a.FunctionCode,
+			a.LocalTime, a.Amount, a.Currency, nullInt(a.CardID), nullInt(a.AccountID), a.ActionCode, a.ApprovalCode, rrn,
+			nullInt(a.HoldID), nullInt(a.TransferID), nullInt(a.OriginalID), string(a.Status), at, at}
 	}
-	return id, nil
+	const cols = `idempotency_key, gateway_id, terminal_id, stan, mti, processing_code, function_code, local_time,
+		 amount, currency, card_id, account_id, action_code, approval_code, rrn, hold_id, transfer_id,
+		 original_id, status, created_at, updated_at`
+	const marks = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
+	if id := tx.pre.takeID("authorizations"); id != 0 {
+		rrn := a.RRN
+		if rrn == "" {
+			rrn = RRN(id)
+		}
+		err := tx.deferExec(ctx, "insert authorization", -1,
+			"INSERT INTO authorizations (id, "+cols+") OVERRIDING SYSTEM VALUE VALUES (?, "+marks+")", args(id, rrn)...)
+		return id, rrn, err
+	}
+	id, err = tx.insertID(ctx, "INSERT INTO authorizations ("+cols+") VALUES ("+marks+")", args(0, a.RRN)[1:]...)
+	if err != nil {
+		return 0, "", fmt.Errorf("insert authorization: %w", err)
+	}
+	if rrn = a.RRN; rrn == "" {
+		rrn = RRN(id)
+		if err := tx.deferExec(ctx, fmt.Sprintf("set RRN of authorization %d", id), 1,
+			"UPDATE authorizations SET rrn = ? WHERE id = ?", rrn, id); err != nil {
+			return 0, "", err
+		}
+	}
+	return id, rrn, nil
 }
+
+// RRN is the retrieval reference number (DE 37, 12 digits) of the
+// authorization row with the given id: the id's last 12 decimal digits.
+func RRN(id int64) string { return fmt.Sprintf("%012d", id%1_000_000_000_000) }
 
 // UpdateAuthorization stores a's RRN, status, hold and transfer (the fields
 // that change after insert).
@@ -766,6 +881,12 @@ func (tx *Tx) Authorization(ctx context.Context, id int64) (Authorization, error
 // AuthorizationByKey returns the authorization with the given idempotency
 // key, or ErrNotFound.
 func (tx *Tx) AuthorizationByKey(ctx context.Context, key string) (Authorization, error) {
+	if a, err, ok := tx.pre.takeAuth(key); ok {
+		if err != nil {
+			return Authorization{}, fmt.Errorf("read authorization by idempotency key: %w", err)
+		}
+		return a, nil
+	}
 	a, err := scanAuth(tx.queryRow(ctx, "SELECT "+authCols+" FROM authorizations WHERE idempotency_key = ?", key))
 	if err != nil {
 		return Authorization{}, fmt.Errorf("read authorization by idempotency key: %w", err)
@@ -794,14 +915,19 @@ func (tx *Tx) AdvanceDeviceCounter(ctx context.Context, deviceID string, counter
 	if counter > math.MaxInt64 {
 		return false, fmt.Errorf("advance counter of device %q: counter out of range", deviceID)
 	}
-	n, err := tx.exec(ctx, `INSERT INTO ksn_device (device_id, counter, updated_at) VALUES (?, ?, ?)
-		ON CONFLICT (device_id) DO UPDATE SET counter = excluded.counter, updated_at = excluded.updated_at
-		WHERE ksn_device.counter < excluded.counter`, deviceID, int64(counter), micros(tx.now))
+	if fresh, ok := tx.pre.takeCounter(deviceID, counter); ok {
+		return fresh, nil
+	}
+	n, err := tx.exec(ctx, advanceCounterSQL, deviceID, int64(counter), micros(tx.now))
 	if err != nil {
 		return false, fmt.Errorf("advance counter of device %q: %w", deviceID, err)
 	}
 	return n == 1, nil
 }
+
+const advanceCounterSQL = `INSERT INTO ksn_device (device_id, counter, updated_at) VALUES (?, ?, ?)
+	ON CONFLICT (device_id) DO UPDATE SET counter = excluded.counter, updated_at = excluded.updated_at
+	WHERE ksn_device.counter < excluded.counter`
 
 // DeviceCounter returns the highest counter accepted from the device, or
 // ErrNotFound if none was.
@@ -822,6 +948,15 @@ func (tx *Tx) InsertAudit(ctx context.Context, r AuditRecord) (int64, error) {
 		return 0, fmt.Errorf("insert audit %s: %w", r.Kind, err)
 	}
 	return id, nil
+}
+
+// AppendAudit appends an audit record without returning its id: a
+// deferred write (deferExec), sent on PostgreSQL with the transaction's
+// next statement or its commit. Callers never put card data or key
+// material in Detail.
+func (tx *Tx) AppendAudit(ctx context.Context, r AuditRecord) error {
+	return tx.deferExec(ctx, "insert audit "+r.Kind, -1, "INSERT INTO audit (at, kind, actor, detail) VALUES (?, ?, ?, ?)",
+		micros(orNow(r.At, tx.now)), r.Kind, r.Actor, r.Detail)
 }
 
 // Audit returns up to limit audit records of the given kind ("" for all),
