@@ -233,15 +233,15 @@ func (a *AdviceForwarder) forward(ctx context.Context, r offline.Record) (offlin
 // payment and card data elements (so the same DE 123), DE 24 201 previous
 // approval, DE 25 1003 stand-in, DE 38 the approval code the terminal was
 // given. A terminal's advice (offline.OriginTerminal) is its own 1220,
-// every data element unchanged, with the MTI of this send.
+// byte for byte, with the MTI of this send.
 func adviceFor(r offline.Record) ([]byte, error) {
 	if r.Origin == offline.OriginTerminal {
-		_, msg, err := iso93.Unpack(r.Message)
-		if err != nil {
-			return nil, fmt.Errorf("unpack stored advice: %w", err)
+		// The MTI is the message's first four ASCII digits: replacing them
+		// keeps every other byte as the terminal sent it.
+		if len(r.Message) < 4 || !isAdviceMTI(string(r.Message[:4])) {
+			return nil, errors.New("stored terminal advice is not a 1220/1221")
 		}
-		msg.MTI(r.MTI())
-		return iso93.PackMessage(msg)
+		return append([]byte(r.MTI()), r.Message[4:]...), nil
 	}
 	var req iso93.FinancialRequest
 	if len(r.Message) >= 4 && string(r.Message[:4]) == iso93.MTIAuthorizationRequest {

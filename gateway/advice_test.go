@@ -10,6 +10,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/posgate/posgate/emv/de55"
+	"github.com/posgate/posgate/emv/dol"
+	"github.com/posgate/posgate/emv/tags"
 	"github.com/posgate/posgate/offline"
 	"github.com/posgate/posgate/offline/negfile"
 	"github.com/posgate/posgate/offline/standin"
@@ -500,4 +503,87 @@ func TestTerminalAdviceRepeatedAfterUnknownOutcome(t *testing.T) {
 	if j.Origin != "terminal" || j.ApprovalCode != "Y10091" {
 		t.Fatalf("admin record %+v", j)
 	}
+}
+
+// FuzzTerminalAdviceFrom feeds arbitrary bytes to the reader of terminals'
+// offline approval advices. Whatever it accepts is a 1220/1221 that passes
+// the message rules, carries the encrypted card block and no clear PAN,
+// a DE 55 that de55.ParseRequest accepts and that is no AAC, and is kept
+// byte for byte: the advice the forwarder builds from the stored record
+// is the same bytes with the record's MTI.
+func FuzzTerminalAdviceFrom(f *testing.F) {
+	tc := mustAdvice(f, "000001", nil)
+	if _, err := terminalAdviceFrom(tc); err != nil {
+		f.Fatalf("the TC seed is refused: %v", err)
+	}
+	f.Add(tc)
+	f.Add(mustAdvice(f, "000002", func(a *iso93.Advice) { a.ICCData = nil }))
+	f.Add(mustAdvice(f, "000003", func(a *iso93.Advice) { a.ICCData = []byte{0x9F, 0x27, 0x01, 0x00} }))
+	f.Add(mustAdvice(f, "000004", func(a *iso93.Advice) { a.PAN, a.CardData, a.KSN, a.Fingerprint = "4111111111111111", nil, nil, "" }))
+	f.Add(append([]byte("1221"), tc[4:]...))
+	f.Add([]byte("1220"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		adv, err := terminalAdviceFrom(raw)
+		if err != nil {
+			return
+		}
+		var m iso93.Advice
+		if err := iso93.UnpackInto(raw, &m); err != nil {
+			t.Fatalf("accepted an advice that does not unpack: %v", err)
+		}
+		if m.PAN != "" || len(m.CardData) == 0 || m.FunctionCode != iso93.FunctionPreviousApproval {
+			t.Fatalf("accepted an advice with DE 2 %v, DE 120 %d bytes, DE 24 %s", m.PAN != "", len(m.CardData), m.FunctionCode)
+		}
+		if len(m.ICCData) > 0 {
+			if chip, err := chipDecision(m.ICCData); err != nil || chip == standin.ChipAAC {
+				t.Fatalf("accepted DE 55 (%v, chip %d)", err, chip)
+			}
+		}
+		if !bytes.Equal(adv.Message, raw) || adv.IdempotencyKey != m.IdempotencyKey || adv.ApprovalCode != m.ApprovalCode || adv.Amount != m.Amount {
+			t.Fatal("the advice read does not describe the message")
+		}
+		for _, attempts := range []int{0, 1} {
+			rec := offline.Record{Origin: offline.OriginTerminal, Attempts: attempts, Message: adv.Message}
+			out, err := adviceFor(rec)
+			if err != nil {
+				t.Fatalf("stored advice does not rebuild: %v", err)
+			}
+			want := append([]byte(rec.MTI()), raw[4:]...)
+			if !bytes.Equal(out, want) {
+				t.Fatalf("rebuilt %s differs from the terminal's bytes", rec.MTI())
+			}
+		}
+	})
+}
+
+// mustAdvice packs a fuzz seed like terminalAdvice: a 1220 with DE 55
+// holding a TC (de55.Build).
+func mustAdvice(f *testing.F, stan string, change func(*iso93.Advice)) []byte {
+	icc, err := de55.Build(dol.Values{
+		tags.ApplicationCryptogram: {0xC2, 0xC1, 0x2B, 0x1A, 0xD1, 0xA3, 0xA5, 0xBC}, tags.CID: {0x40},
+		tags.IssuerApplicationData: {0x01, 0x10, 0xA0, 0x00, 0x03, 0x22, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF},
+		tags.UnpredictableNumber:   {0xBB, 0xA4, 0xCD, 0x5B}, tags.ATC: {0, 1}, tags.TVR: {0, 0, 0, 0, 0},
+		tags.TransactionDate: {0x26, 0x01, 0x21}, tags.TransactionType: {0}, tags.AmountAuthorised: {0, 0, 0, 0, 0x12, 0},
+		tags.TransactionCurrencyCode: {0x03, 0x92}, tags.AIP: {0x39, 0}, tags.TerminalCountryCode: {0x03, 0x92},
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	adv := iso93.Advice{
+		Trace: iso93.Trace{TransmissionTime: "1124120000", STAN: stan, LocalTime: "261124120000",
+			FunctionCode: iso93.FunctionPreviousApproval, ReasonCode: "1005", AcquirerID: "99000001",
+			TerminalID: "T0000001", MerchantID: "MERCHANT0000001", IdempotencyKey: "T0000001-" + stan},
+		Payment: iso93.Payment{ProcessingCode: iso93.ProcessingPurchase, Amount: 1200, POSDataCode: "510101513001", Currency: "392"},
+		Card: iso93.Card{CardData: bytes.Repeat([]byte{0xAA}, 48), KSN: bytes.Repeat([]byte{0x01}, 12),
+			Fingerprint: "00112233445566778899aabbccddeeff", MaskedPAN: "411111******1111", ICCData: icc},
+		ApprovalCode: "Y1" + stan[2:],
+	}
+	if change != nil {
+		change(&adv)
+	}
+	b, err := iso93.Pack(&adv, iso93.MTIAdvice)
+	if err != nil {
+		f.Fatal(err)
+	}
+	return b
 }
