@@ -66,7 +66,8 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Parts, error) {
 		return nil, err
 	}
 	p.Vault = &tokenvault.Vault{Token: tok, VaultLabel: cfg.Keys.Vault, FingerprintLabel: cfg.Keys.Fingerprint, BDKLabel: cfg.Keys.BDK, TDESBDKLabel: cfg.Keys.TDESBDK}
-	st, err := store.Open(ctx, store.Config{Driver: cfg.Store.Driver, Path: cfg.Store.Path, DSN: cfg.Store.DSN})
+	st, err := store.Open(ctx, store.Config{Driver: cfg.Store.Driver, Path: cfg.Store.Path, DSN: cfg.Store.DSN,
+		MaxConns: cfg.Store.MaxConns, MaxBatch: cfg.Store.MaxBatch})
 	if err != nil {
 		p.Close()
 		return nil, fmt.Errorf("open store: %w", err)

@@ -148,6 +148,14 @@ type StoreConfig struct {
 	// DSN is the PostgreSQL connection string; required when Driver is
 	// "postgres".
 	DSN string `yaml:"dsn"`
+	// MaxConns bounds the connections: on PostgreSQL the whole pool, on
+	// SQLite the readers (writes always use one). 0 means the store's
+	// default (16 on PostgreSQL, 4 on SQLite).
+	MaxConns int `yaml:"max_conns"`
+	// MaxBatch is SQLite group commit's most authorizations per commit
+	// (one fsync); 0 means store.DefaultMaxBatch, 1 commits each alone.
+	// Ignored on PostgreSQL.
+	MaxBatch int `yaml:"max_batch"`
 }
 
 // HSMConfig selects the center's PKCS#11 token.
@@ -312,6 +320,12 @@ func (c *Config) Validate() error {
 		}
 	default:
 		bad("store.driver", c.Store.Driver, "must be sqlite or postgres")
+	}
+	if c.Store.MaxConns < 0 || c.Store.MaxConns > 1000 {
+		bad("store.max_conns", c.Store.MaxConns, "must be between 0 (default) and 1000")
+	}
+	if c.Store.MaxBatch < 0 || c.Store.MaxBatch > 10000 {
+		bad("store.max_batch", c.Store.MaxBatch, "must be between 0 (default) and 10000")
 	}
 	for _, k := range []struct{ name, val string }{{"keys.bdk", c.Keys.BDK}, {"keys.tdes_bdk", c.Keys.TDESBDK}, {"keys.vault", c.Keys.Vault}, {"keys.fingerprint", c.Keys.Fingerprint}, {"keys.imk_ac", c.Keys.IMKAC}, {"keys.cvk", c.Keys.CVK}} {
 		if len(k.val) > 64 {

@@ -64,6 +64,7 @@ func TestLoadConfigRefuses(t *testing.T) {
 		{"postgres_without_dsn", func() daemon.Validator { return &center.Config{} }, "store:\n  driver: postgres\n", []string{"store.dsn", "required"}},
 		{"unknown_driver", func() daemon.Validator { return &center.Config{} }, "store:\n  driver: oracle\n", []string{"store.driver", "oracle", "sqlite or postgres"}},
 		{"max_streams_range", func() daemon.Validator { return &center.Config{} }, "link:\n  max_streams: 100000\n", []string{"link.max_streams", "100000"}},
+		{"store_pool_ranges", func() daemon.Validator { return &center.Config{} }, "store:\n  max_conns: -1\n  max_batch: 20000\n", []string{"store.max_conns", "-1", "store.max_batch", "20000"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
