@@ -593,8 +593,11 @@ func (s *Switch) authorize(ctx context.Context, r Request) (Response, error) {
 			return decline(ctx, tx, r, a, string(code), "de55_invalid", "DE 55: "+chipErr.Error())
 		}
 		c, acct, declined, err := s.checkCard(ctx, tx, r, a, term, o)
-		if err != nil || declined {
+		if err != nil {
 			return err
+		}
+		if declined {
+			return useDeclinedATC(ctx, tx, o, sec, a.CardID)
 		}
 		if declined, err := s.checkSecurity(ctx, tx, r, a, c, o, sec); err != nil || declined {
 			return err

@@ -339,6 +339,20 @@ func (s *Switch) checkSecurity(ctx context.Context, tx *store.Tx, r Request, a *
 	return false, nil
 }
 
+// useDeclinedATC records the ATC of a verified ARQC as used when the
+// request was declined by the card checks before the chip checks (status,
+// expiry, controls): its DE 55 relabelled as an advice's TC would
+// otherwise post once the card is usable again (an ARQC and a TC over the
+// same data are the same MAC). A refusal of the ATC changes nothing: the
+// request is declined anyway.
+func useDeclinedATC(ctx context.Context, tx *store.Tx, o opened, sec *security, cardID int64) error {
+	if sec == nil || sec.chip == nil || !sec.arqcOK || cardID == 0 || sec.cardID != cardID {
+		return nil
+	}
+	_, err := useATC(ctx, tx, o.fp, sec.chip, true)
+	return err
+}
+
 // useATC applies the ATC rule (docs/emv.md, "The ATC rule") to the
 // accepted cryptogram of chip, of the card application of fingerprint fp,
 // inside the authorization's transaction: it advances the application's

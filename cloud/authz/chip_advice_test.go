@@ -230,6 +230,25 @@ func TestChipAdvice(t *testing.T) {
 			tc := editDE55(t, d, func(v dol.Values) { v[tags.CID] = []byte{byte(emv.TC)} })
 			wantRefused(t, w, c, chipAdvice(w, c, 800, tc), iso93.ActionDoNotHonour, "atc_replayed")
 		})
+		t.Run("declined_arqc_reused_as_tc_refused", func(t *testing.T) {
+			// An online request declined by the card checks (here: card
+			// suspended) after its ARQC verified still uses its ATC, so
+			// its DE 55 relabelled as a TC cannot post once the card is
+			// usable again.
+			ctx := context.Background()
+			d := firstAC(t, cc, 650, emv.ARQC)
+			if err := w.Issuer.SetStatus(ctx, c.ID, store.CardSuspended, "test"); err != nil {
+				t.Fatal(err)
+			}
+			online := w.Request(iso93.MTIFinancialRequest, c, 650)
+			online.ICCData = d
+			wantCode(t, authorize(t, w.World, online), iso93.ActionRestrictedCard)
+			if err := w.Issuer.SetStatus(ctx, c.ID, store.CardActive, "test"); err != nil {
+				t.Fatal(err)
+			}
+			tc := editDE55(t, d, func(v dol.Values) { v[tags.CID] = []byte{byte(emv.TC)} })
+			wantRefused(t, w, c, chipAdvice(w, c, 650, tc), iso93.ActionDoNotHonour, "atc_replayed")
+		})
 		t.Run("advised_tc_reused_online_refused", func(t *testing.T) {
 			d := firstAC(t, cc, 300, emv.TC)
 			wantPosted(t, w, c, chipAdvice(w, c, 300, d))
