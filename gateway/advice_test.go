@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -316,7 +317,14 @@ func TestForwarderTerminalAdvice(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st := openStore(t, true, standin.Policy{})
-			f := &Forwarder{Uplink: tt.uplink, Logger: quiet(), Metrics: NewMetrics(), Offline: st, Advices: st}
+			var logs bytes.Buffer
+			log := slog.New(slog.NewTextHandler(&logs, nil))
+			f := &Forwarder{Uplink: tt.uplink, Logger: log, Metrics: NewMetrics(), Offline: st, Advices: st}
+			defer func() {
+				if strings.Contains(logs.String(), "4111111111111111") {
+					t.Errorf("the gateway logged a clear PAN:\n%s", logs.String())
+				}
+			}()
 			raw := terminalAdvice(t, "000061", tt.change)
 			if tt.extra != nil {
 				raw = tt.extra(t, raw)
