@@ -12,6 +12,7 @@ import (
 
 	"github.com/posgate/posgate/cloud/authz"
 	"github.com/posgate/posgate/cloud/cloudtest"
+	"github.com/posgate/posgate/cloud/routing"
 	"github.com/posgate/posgate/cloud/store"
 	"github.com/posgate/posgate/cloud/store/storetest"
 	"github.com/posgate/posgate/protocol/iso93"
@@ -116,55 +117,70 @@ func TestTwoNodesOnOnePostgres(t *testing.T) {
 }
 
 // BenchmarkAuthorize measures the store-side cost of an authorization (the
-// fake decrypter stands in for the token) with 64 concurrent clients, each
-// on its own card and device.
+// fake decrypter stands in for the token; the BIN routing lookup runs as
+// in the center) with 64 concurrent clients, each on its own card and
+// device.
 func BenchmarkAuthorize(b *testing.B) {
 	for _, be := range storetest.Backends() {
 		for _, mti := range []string{iso93.MTIAuthorizationRequest, iso93.MTIFinancialRequest} {
-			b.Run(be.Name+"/mti_"+mti, func(b *testing.B) {
-				st := be.Open(b)
-				w := cloudtest.NewWorld(b, st)
-				const clients = 64
-				cards := make([]cloudtest.Card, clients)
-				for i := range cards {
-					cards[i] = w.NewCard(b, store.KindCredit, 999_999_999_999, 0)
-				}
-				var next atomic.Int64
-				var mu sync.Mutex
-				var lat []time.Duration
-				b.SetParallelism((clients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
-				b.ReportAllocs()
-				b.ResetTimer()
-				start := time.Now()
-				b.RunParallel(func(pb *testing.PB) {
-					n := next.Add(1)
-					i := int(n-1) % clients
-					device := fmt.Sprintf("bench-%d", n)
-					var mine []time.Duration
-					for pb.Next() {
-						r := w.RequestOn(device, mti, cards[i], 1)
-						t0 := time.Now()
-						resp, err := w.Switch.Authorize(context.Background(), r)
-						mine = append(mine, time.Since(t0))
-						if err != nil || resp.ActionCode != string(iso93.ActionApproved) {
-							b.Errorf("authorize: %+v, %v", resp, err)
-							return
-						}
-					}
-					mu.Lock()
-					lat = append(lat, mine...)
-					mu.Unlock()
-				})
-				elapsed := time.Since(start)
-				b.StopTimer()
-				if len(lat) == 0 {
-					return
-				}
-				slices.Sort(lat)
-				b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "auths/s")
-				b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-			})
+			b.Run(be.Name+"/mti_"+mti, func(b *testing.B) { benchAuthorize(b, be.Open(b), mti) })
 		}
 	}
+}
+
+// BenchmarkAuthorizePostgresPool is BenchmarkAuthorize's 1100 on
+// PostgreSQL with connection pools of several sizes (store.max_conns).
+func BenchmarkAuthorizePostgresPool(b *testing.B) {
+	for _, conns := range []int{4, 8, 16, 32} {
+		b.Run(fmt.Sprintf("conns_%d", conns), func(b *testing.B) {
+			st := storetest.OpenConfig(b, store.Config{DSN: storetest.NewSchema(b), MaxConns: conns})
+			benchAuthorize(b, st, iso93.MTIAuthorizationRequest)
+		})
+	}
+}
+
+func benchAuthorize(b *testing.B, st *store.Store, mti string) {
+	w := cloudtest.NewWorld(b, st)
+	// As in the center: every card is routed by BIN first (on-us here).
+	w.Switch.Router = &routing.Router{Store: st}
+	const clients = 64
+	cards := make([]cloudtest.Card, clients)
+	for i := range cards {
+		cards[i] = w.NewCard(b, store.KindCredit, 999_999_999_999, 0)
+	}
+	var next atomic.Int64
+	var mu sync.Mutex
+	var lat []time.Duration
+	b.SetParallelism((clients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		n := next.Add(1)
+		i := int(n-1) % clients
+		device := fmt.Sprintf("bench-%d", n)
+		var mine []time.Duration
+		for pb.Next() {
+			r := w.RequestOn(device, mti, cards[i], 1)
+			t0 := time.Now()
+			resp, err := w.Switch.Authorize(context.Background(), r)
+			mine = append(mine, time.Since(t0))
+			if err != nil || resp.ActionCode != string(iso93.ActionApproved) {
+				b.Errorf("authorize: %+v, %v", resp, err)
+				return
+			}
+		}
+		mu.Lock()
+		lat = append(lat, mine...)
+		mu.Unlock()
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "auths/s")
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 }

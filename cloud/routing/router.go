@@ -89,7 +89,9 @@ func (r *Router) Route(ctx context.Context, pan card.PAN) (Decision, error) {
 	digits := pan.Digits()
 	prefix := digits[:min(maxBIN, len(digits))]
 	var d Decision
-	err := r.Store.View(ctx, func(tx *store.Tx) error {
+	// Two independent lookups of master data: no snapshot needed, and on
+	// PostgreSQL Read spends no BEGIN/ROLLBACK round trip on them.
+	err := r.Store.Read(ctx, func(tx *store.Tx) error {
 		onUs, err := tx.ProductCoversBIN(ctx, prefix, len(digits))
 		if err != nil || onUs {
 			d.Destination = store.OnUs
