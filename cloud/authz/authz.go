@@ -279,7 +279,11 @@ func (s *Switch) recordThen(ctx context.Context, r Request, decide, after decide
 // recordWith is recordThen with reads, when not nil, naming what the
 // transaction will read (store.Tx.Prefetch, first thing in it): on
 // PostgreSQL the whole decision then costs two round trips, the prefetch
-// with BEGIN and the writes with COMMIT.
+// with BEGIN and the writes with COMMIT. With reads the key is not looked
+// up again in the transaction (the caller just did, outside it): a
+// request with the same key committed meanwhile makes the authorization
+// insert fail on the key's unique index, the transaction rolls back, and
+// the recorded answer is returned as below.
 func (s *Switch) recordWith(ctx context.Context, r Request, reads func(tx *store.Tx) store.AuthReads, decide, after decideFunc) (Response, error) {
 	var resp Response
 	err := s.Store.Update(ctx, func(tx *store.Tx) error {
@@ -288,11 +292,13 @@ func (s *Switch) recordWith(ctx context.Context, r Request, reads func(tx *store
 				return err
 			}
 		}
-		if prev, err := tx.AuthorizationByKey(ctx, r.IdempotencyKey); err == nil {
-			resp = responseOf(prev)
-			return nil
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return err
+		if reads == nil {
+			if prev, err := tx.AuthorizationByKey(ctx, r.IdempotencyKey); err == nil {
+				resp = responseOf(prev)
+				return nil
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
 		}
 		a := store.Authorization{IdempotencyKey: r.IdempotencyKey, GatewayID: r.GatewayID, TerminalID: r.TerminalID,
 			STAN: r.STAN, MTI: r.MTI, ProcessingCode: r.ProcessingCode, FunctionCode: r.FunctionCode,
@@ -525,35 +531,26 @@ func (s *Switch) prepare(ctx context.Context, r Request) (store.Terminal, opened
 }
 
 // authorize decides an 1100 (hold) or 1200 (posting).
+//
+// With a Router, the card's BIN route is read in the transaction's first
+// batch (store.AuthReads.BINPrefix): an on-us purchase then costs the
+// key-and-terminal look and its transaction's two round trips on
+// PostgreSQL (docs/storage.md). A card that is not on-us rolls that
+// transaction back (nothing was written) and goes to its brand host or is
+// declined 111. The token checks before the transaction find no card row
+// for such a card and do nothing.
 func (s *Switch) authorize(ctx context.Context, r Request) (Response, error) {
 	term, o, resp, err := s.prepare(ctx, r)
 	if resp != nil || err != nil {
 		return deref(resp), err
 	}
+	routed := s.Router != nil && o.code == ""
 	var chip *de55.Request
 	var chipErr error
 	if len(r.ICCData) > 0 && o.code == "" {
 		var req de55.Request
 		if req, chipErr = de55.ParseRequest(r.ICCData); chipErr == nil {
 			chip = &req
-		}
-	}
-	if s.Router != nil && o.code == "" {
-		d, err := s.Router.Route(ctx, o.card.PAN)
-		if err != nil {
-			return Response{}, fmt.Errorf("authorize %s: %w", r.MTI, err)
-		}
-		switch {
-		case d.Routed():
-			return s.forward(ctx, r, term, o, d)
-		case !d.OnUs():
-			return s.record(ctx, r, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
-				if declined, err := advanceCounter(ctx, tx, r, a, o); err != nil || declined {
-					return err
-				}
-				return decline(ctx, tx, r, a, string(iso93.ActionInvalidCardNumber), "no_route",
-					"BIN "+o.card.PAN.BIN()+" is neither on-us nor routed")
-			})
 		}
 	}
 	var sec *security
@@ -570,15 +567,27 @@ func (s *Switch) authorize(ctx context.Context, r Request) (Response, error) {
 	}
 	reads := func(tx *store.Tx) store.AuthReads {
 		day := controls.DayStart(r.Currency, tx.Now())
-		rd := store.AuthReads{Key: r.IdempotencyKey, Device: o.device, Counter: o.counter, Fingerprint: o.fp,
+		rd := store.AuthReads{Device: o.device, Counter: o.counter, Fingerprint: o.fp,
 			DayFrom: day, DayTo: day.AddDate(0, 0, 1), MerchantID: term.MerchantID, Reserve: []string{"authorizations", "holds"}}
 		if r.MTI == iso93.MTIFinancialRequest {
 			rd.ClearingRefs = ledger.ClearingRefs(term.MerchantID, r.Currency)
 			rd.Reserve = []string{"authorizations", "transfers"}
 		}
+		if routed {
+			rd.BINPrefix, rd.PANLength = routing.Prefix(o.card.PAN), len(o.card.PAN.Digits())
+		}
 		return rd
 	}
 	resp2, err := s.recordWith(ctx, r, reads, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
+		if routed {
+			d, err := routing.RouteIn(ctx, tx, o.card.PAN)
+			if err != nil {
+				return err
+			}
+			if !d.OnUs() {
+				return &notOnUs{d}
+			}
+		}
 		if declined, err := advanceCounter(ctx, tx, r, a, o); err != nil || declined {
 			return err
 		}
@@ -630,6 +639,18 @@ func (s *Switch) authorize(ctx context.Context, r Request) (Response, error) {
 		a.TransferID, a.Status, a.ActionCode = t, store.AuthCaptured, string(iso93.ActionApproved)
 		return nil
 	}, nil)
+	if off := (*notOnUs)(nil); errors.As(err, &off) {
+		if off.d.Routed() {
+			return s.forward(ctx, r, term, o, off.d)
+		}
+		return s.record(ctx, r, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
+			if declined, err := advanceCounter(ctx, tx, r, a, o); err != nil || declined {
+				return err
+			}
+			return decline(ctx, tx, r, a, string(iso93.ActionInvalidCardNumber), "no_route",
+				"BIN "+o.card.PAN.BIN()+" is neither on-us nor routed")
+		})
+	}
 	if err != nil {
 		return resp2, err
 	}
@@ -640,6 +661,12 @@ func (s *Switch) authorize(ctx context.Context, r Request) (Response, error) {
 	}
 	return resp2, nil
 }
+
+// notOnUs ends an authorization's transaction (rolling it back) when the
+// card's BIN route, read in it, is not on-us.
+type notOnUs struct{ d routing.Decision }
+
+func (e *notOnUs) Error() string { return "card is not on-us" }
 
 // advanceCounter applies the KSN replay rule of a block request (nothing
 // for the clear-PAN path); declined reports a 913.

@@ -86,31 +86,45 @@ const maxBIN = 11
 // route, else nowhere. Only the first 11 digits and the length go to the
 // database.
 func (r *Router) Route(ctx context.Context, pan card.PAN) (Decision, error) {
-	digits := pan.Digits()
-	prefix := digits[:min(maxBIN, len(digits))]
 	var d Decision
-	// Two independent lookups of master data: no snapshot needed, and on
+	// Independent lookups of master data: no snapshot needed, and on
 	// PostgreSQL Read spends no BEGIN/ROLLBACK round trip on them.
 	err := r.Store.Read(ctx, func(tx *store.Tx) error {
-		onUs, err := tx.ProductCoversBIN(ctx, prefix, len(digits))
-		if err != nil || onUs {
-			d.Destination = store.OnUs
-			return err
-		}
-		rt, err := tx.RouteFor(ctx, prefix, len(digits))
-		if errors.Is(err, store.ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		d = Decision{Destination: rt.Destination, Route: rt}
-		return nil
+		var err error
+		d, err = RouteIn(ctx, tx, pan)
+		return err
 	})
+	return d, err
+}
+
+// Prefix returns what of pan the routing lookups send to the database (at
+// most the first 11 digits), for store.AuthReads.BINPrefix.
+func Prefix(pan card.PAN) string {
+	digits := pan.Digits()
+	return digits[:min(maxBIN, len(digits))]
+}
+
+// RouteIn is Route with the lookups in tx (whose Prefetch may have read
+// the on-us test already: store.AuthReads.BINPrefix).
+func RouteIn(ctx context.Context, tx *store.Tx, pan card.PAN) (Decision, error) {
+	prefix, n := Prefix(pan), len(pan.Digits())
+	var d Decision
+	onUs, err := tx.ProductCoversBIN(ctx, prefix, n)
 	if err != nil {
 		return Decision{}, fmt.Errorf("route BIN %s: %w", pan.BIN(), err)
 	}
-	return d, nil
+	if onUs {
+		d.Destination = store.OnUs
+		return d, nil
+	}
+	rt, err := tx.RouteFor(ctx, prefix, n)
+	if errors.Is(err, store.ErrNotFound) {
+		return d, nil
+	}
+	if err != nil {
+		return Decision{}, fmt.Errorf("route BIN %s: %w", pan.BIN(), err)
+	}
+	return Decision{Destination: rt.Destination, Route: rt}, nil
 }
 
 // Client returns the named host's client, or an error wrapping

@@ -21,6 +21,10 @@ type AuthReads struct {
 	Key string
 	// TerminalID is read as by Terminal.
 	TerminalID string
+	// BINPrefix and PANLength are read as by ProductCoversBIN (the BIN
+	// routing's on-us test); BINPrefix "" for none.
+	BINPrefix string
+	PANLength int
 	// Device and Counter are applied as by AdvanceDeviceCounter (a write);
 	// Device "" for none.
 	Device  string
@@ -38,7 +42,9 @@ type AuthReads struct {
 	ClearingRefs []string
 	// Reserve lists tables ("holds", "authorizations", "transfers") whose
 	// next id this transaction draws now for the row it may insert; an
-	// unused id is a gap in the ids, as after a rollback.
+	// unused id is a gap in the ids, as after a rollback. With a
+	// Fingerprint the ids are drawn only when the card exists (a decline
+	// for an unknown card inserts its row the ordinary way).
 	Reserve []string
 }
 
@@ -57,7 +63,7 @@ var reservable = []string{"holds", "authorizations", "transfers"}
 // transaction's BEGIN and any deferred writes: one round trip. On SQLite
 // Prefetch does nothing; each method then reads in process, which costs
 // no round trip. In a Tx of Store.Read only Key and TerminalID may be set
-// (the rest writes or locks).
+// (and BINPrefix; the rest writes or locks).
 func (tx *Tx) Prefetch(ctx context.Context, r AuthReads) error {
 	if tx.pg == nil {
 		return nil
@@ -98,6 +104,17 @@ func (tx *Tx) Prefetch(ctx context.Context, r AuthReads) error {
 				return nil
 			}})
 	}
+	if r.BINPrefix != "" {
+		items = append(items, batchItem{sql: tx.bind(productCoversBINSQL), args: []any{r.PANLength, len(r.BINPrefix), r.BINPrefix},
+			read: func(br pgx.BatchResults) error {
+				var n int64
+				if err := br.QueryRow().Scan(&n); err != nil {
+					return fmt.Errorf("match BIN against products: %w", classify(err))
+				}
+				p.covers = &coversAnswer{prefix: r.BINPrefix, length: r.PANLength, ok: n > 0}
+				return nil
+			}})
+	}
 	if r.Device != "" {
 		items = append(items, batchItem{sql: tx.bind(advanceCounterSQL), args: []any{r.Device, int64(r.Counter), micros(tx.now)},
 			read: func(br pgx.BatchResults) error {
@@ -125,6 +142,10 @@ func (tx *Tx) Prefetch(ctx context.Context, r AuthReads) error {
 			}})
 		items = append(items, tx.cardItem(p, r))
 	}
+	reserve := r.Reserve
+	if r.Fingerprint != "" {
+		reserve = nil // drawn with the card (cardItem)
+	}
 	if len(r.ClearingRefs) > 0 {
 		list, args := refList(r.ClearingRefs)
 		items = append(items, batchItem{
@@ -142,29 +163,14 @@ func (tx *Tx) Prefetch(ctx context.Context, r AuthReads) error {
 				return nil
 			}})
 	}
-	if len(r.Reserve) > 0 {
-		var b strings.Builder
-		b.WriteString("SELECT ")
-		for i, t := range r.Reserve {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString("nextval(pg_get_serial_sequence('" + t + "', 'id'))")
-		}
-		items = append(items, batchItem{sql: b.String(),
+	if len(reserve) > 0 {
+		ids := make([]int64, len(reserve))
+		items = append(items, batchItem{sql: "SELECT " + nextvals(reserve),
 			read: func(br pgx.BatchResults) error {
-				ids := make([]int64, len(r.Reserve))
-				dst := make([]any, len(ids))
-				for i := range ids {
-					dst[i] = &ids[i]
+				if err := br.QueryRow().Scan(ptrs(ids)...); err != nil {
+					return fmt.Errorf("reserve ids of %s: %w", strings.Join(reserve, ", "), classify(err))
 				}
-				if err := br.QueryRow().Scan(dst...); err != nil {
-					return fmt.Errorf("reserve ids of %s: %w", strings.Join(r.Reserve, ", "), classify(err))
-				}
-				p.ids = map[string]int64{}
-				for i, t := range r.Reserve {
-					p.ids[t] = ids[i]
-				}
+				p.reserved(reserve, ids)
 				return nil
 			}})
 	}
@@ -175,10 +181,44 @@ func (tx *Tx) Prefetch(ctx context.Context, r AuthReads) error {
 	return nil
 }
 
+// nextvals returns the select list drawing the next id of each table.
+func nextvals(tables []string) string {
+	var b strings.Builder
+	for i, t := range tables {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("nextval(pg_get_serial_sequence('" + t + "', 'id'))")
+	}
+	return b.String()
+}
+
+func ptrs(ids []int64) []any {
+	dst := make([]any, len(ids))
+	for i := range ids {
+		dst[i] = &ids[i]
+	}
+	return dst
+}
+
+// reserved records ids drawn for tables.
+func (p *prefetched) reserved(tables []string, ids []int64) {
+	p.ids = make(map[string]int64, len(tables))
+	for i, t := range tables {
+		p.ids[t] = ids[i]
+	}
+}
+
 // cardItem reads the card with its controls, the day's approved total
 // when the controls set a daily limit, whether its product accepts the
-// merchant, and the merchant's country, in one statement.
+// merchant, and the merchant's country, and draws the ids r reserves, in
+// one statement.
 func (tx *Tx) cardItem(p *prefetched, r AuthReads) batchItem {
+	ids := make([]int64, len(r.Reserve))
+	draw := ""
+	if len(r.Reserve) > 0 {
+		draw = ", " + nextvals(r.Reserve)
+	}
 	return batchItem{
 		sql: tx.bind(`SELECT ` + prefixed("c.", cardCols) + `,
 			k.card_id IS NOT NULL, COALESCE(k.locked, FALSE), COALESCE(k.per_txn_limit, 0), COALESCE(k.daily_limit, 0),
@@ -187,7 +227,7 @@ func (tx *Tx) cardItem(p *prefetched, r AuthReads) batchItem {
 			CASE WHEN k.daily_limit > 0 THEN (SELECT CAST(COALESCE(SUM(a.amount), 0) AS BIGINT) FROM authorizations a
 				WHERE a.card_id = c.id AND a.created_at >= ? AND a.created_at < ? AND a.status IN ('held', 'captured')) END,
 			EXISTS (SELECT 1 FROM product_merchants pm WHERE pm.product_id = c.product_id AND pm.merchant_id = ?),
-			(SELECT m.country FROM merchants m WHERE m.id = ?)
+			(SELECT m.country FROM merchants m WHERE m.id = ?)` + draw + `
 			FROM cards c LEFT JOIN card_controls k ON k.card_id = c.id WHERE c.fingerprint = ?`),
 		args: []any{micros(r.DayFrom), micros(r.DayTo), r.MerchantID, r.MerchantID, r.Fingerprint},
 		read: func(br pgx.BatchResults) error {
@@ -197,8 +237,8 @@ func (tx *Tx) cardItem(p *prefetched, r AuthReads) batchItem {
 			var kat int64
 			var total sql.NullInt64
 			var country sql.NullString
-			c, err := scanCard(withExtra{br.QueryRow(), []any{&hasControls, &k.Locked, &k.PerTxnLimit, &k.DailyLimit, &mccs,
-				&k.OverseasAllowed, &k.ECommerceAllowed, &k.HomeCountry, &kat, &total, &allows, &country}})
+			c, err := scanCard(withExtra{br.QueryRow(), append([]any{&hasControls, &k.Locked, &k.PerTxnLimit, &k.DailyLimit, &mccs,
+				&k.OverseasAllowed, &k.ECommerceAllowed, &k.HomeCountry, &kat, &total, &allows, &country}, ptrs(ids)...)})
 			err = classify(err)
 			if errors.Is(err, ErrNotFound) {
 				p.card = &cardAnswer{fingerprint: r.Fingerprint, err: err}
@@ -208,6 +248,9 @@ func (tx *Tx) cardItem(p *prefetched, r AuthReads) batchItem {
 				return fmt.Errorf("read card by fingerprint: %w", err)
 			}
 			p.card = &cardAnswer{fingerprint: r.Fingerprint, card: c}
+			if len(ids) > 0 {
+				p.reserved(r.Reserve, ids)
+			}
 			if hasControls {
 				k.CardID, k.UpdatedAt = c.ID, fromMicros(kat)
 				if mccs != "" {
@@ -283,6 +326,7 @@ func (q *pgQuerier) batch(ctx context.Context, items []batchItem) error {
 type prefetched struct {
 	auth     *authAnswer
 	terminal *terminalAnswer
+	covers   *coversAnswer
 	counter  *counterAnswer
 	card     *cardAnswer
 	controls *Controls
@@ -303,6 +347,12 @@ type terminalAnswer struct {
 	id  string
 	t   Terminal
 	err error
+}
+
+type coversAnswer struct {
+	prefix string
+	length int
+	ok     bool
 }
 
 type counterAnswer struct {
@@ -355,6 +405,15 @@ func (p *prefetched) takeTerminal(id string) (Terminal, error, bool) {
 	t := p.terminal
 	p.terminal = nil
 	return t.t, t.err, true
+}
+
+func (p *prefetched) takeCovers(prefix string, length int) (ok, found bool) {
+	if p == nil || p.covers == nil || p.covers.prefix != prefix || p.covers.length != length {
+		return false, false
+	}
+	c := p.covers
+	p.covers = nil
+	return c.ok, true
 }
 
 func (p *prefetched) takeCounter(device string, counter uint64) (fresh, ok bool) {

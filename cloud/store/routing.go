@@ -162,16 +162,20 @@ func (tx *Tx) RouteFor(ctx context.Context, prefix string, panLength int) (BINRo
 // PANs of panLength digits starting with prefix (6 to 11 digits; never pass
 // the whole PAN): such cards are on-us whatever the BIN routes say.
 func (tx *Tx) ProductCoversBIN(ctx context.Context, prefix string, panLength int) (bool, error) {
+	if ok, found := tx.pre.takeCovers(prefix, panLength); found {
+		return ok, nil
+	}
 	var n int64
-	err := tx.queryRow(ctx, `SELECT COUNT(*) FROM card_products
-		WHERE pan_length = ? AND length(bin_low) <= ?
-		  AND substr(CAST(? AS TEXT), 1, length(bin_low)) BETWEEN bin_low AND bin_high`,
-		panLength, len(prefix), prefix).Scan(&n)
+	err := tx.queryRow(ctx, productCoversBINSQL, panLength, len(prefix), prefix).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("match BIN against products: %w", err)
 	}
 	return n > 0, nil
 }
+
+const productCoversBINSQL = `SELECT COUNT(*) FROM card_products
+	WHERE pan_length = ? AND length(bin_low) <= ?
+	  AND substr(CAST(? AS TEXT), 1, length(bin_low)) BETWEEN bin_low AND bin_high`
 
 // InsertRoutedAuthorization adds the routing record of an authorization.
 func (tx *Tx) InsertRoutedAuthorization(ctx context.Context, r RoutedAuthorization) error {
