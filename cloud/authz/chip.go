@@ -176,12 +176,9 @@ func (s *Switch) verifyCard(ctx context.Context, r Request, o opened, chip *de55
 	}
 	sec := &security{chip: chip}
 	var c store.Card
-	err := s.Store.View(ctx, func(tx *store.Tx) error {
+	err := s.Store.Read(ctx, func(tx *store.Tx) error {
 		var err error
-		if c, err = tx.CardByFingerprint(ctx, o.fp); err != nil {
-			return err
-		}
-		sec.policy, err = tx.ProductCardSecurity(ctx, c.ProductID)
+		c, sec.policy, err = tx.CardSecurityByFingerprint(ctx, o.fp)
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -254,13 +251,9 @@ func (s *Switch) verifyCryptogram(sec *security, o opened) error {
 // code, so that a CVV2-required product declines it.
 func (s *Switch) cvvPolicyOnly(ctx context.Context, o opened) (*security, error) {
 	sec := &security{}
-	err := s.Store.View(ctx, func(tx *store.Tx) error {
-		c, err := tx.CardByFingerprint(ctx, o.fp)
-		if err != nil {
-			return err
-		}
-		sec.cardID = c.ID
-		sec.policy, err = tx.ProductCardSecurity(ctx, c.ProductID)
+	err := s.Store.Read(ctx, func(tx *store.Tx) error {
+		c, policy, err := tx.CardSecurityByFingerprint(ctx, o.fp)
+		sec.cardID, sec.policy = c.ID, policy
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -457,7 +450,7 @@ func (s *Switch) checkAdviceChip(ctx context.Context, r Request, o opened) (advi
 	}
 	ac := adviceChip{chip: &req}
 	sec := &security{chip: &req}
-	err = s.Store.View(ctx, func(tx *store.Tx) error {
+	err = s.Store.Read(ctx, func(tx *store.Tx) error {
 		c, err := tx.CardByFingerprint(ctx, o.fp)
 		if err != nil {
 			return err

@@ -94,7 +94,7 @@ func (s *Switch) verifyPIN(ctx context.Context, r Request, o opened) (*pinCheck,
 		label string
 		pin   store.CardPIN
 	)
-	err := s.Store.View(ctx, func(tx *store.Tx) error {
+	err := s.Store.Read(ctx, func(tx *store.Tx) error {
 		var err error
 		if c, err = tx.CardByFingerprint(ctx, o.fp); err != nil {
 			return err

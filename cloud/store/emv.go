@@ -62,6 +62,23 @@ func (tx *Tx) ProductCardSecurity(ctx context.Context, productID int64) (CardSec
 	return p, nil
 }
 
+// CardSecurityByFingerprint returns the card with the fingerprint and its
+// product's chip and card-verification settings in one statement, or
+// ErrNotFound.
+func (tx *Tx) CardSecurityByFingerprint(ctx context.Context, fingerprint string) (Card, CardSecurity, error) {
+	var p CardSecurity
+	var cvv2 string
+	c, err := scanCard(withExtra{tx.queryRow(ctx, "SELECT "+prefixed("c.", cardCols)+`,
+		p.imk_label, p.cvk_label, p.allow_fallback, p.cvv2_policy
+		FROM cards c JOIN card_products p ON p.id = c.product_id WHERE c.fingerprint = ?`, fingerprint),
+		[]any{&p.IMKLabel, &p.CVKLabel, &p.AllowFallback, &cvv2}})
+	if err != nil {
+		return Card{}, CardSecurity{}, fmt.Errorf("read card security by fingerprint: %w", err)
+	}
+	p.ProductID, p.CVV2 = c.ProductID, CVV2Policy(cvv2)
+	return c, p, nil
+}
+
 // SetProductCardSecurity stores p for product p.ProductID. It refuses an
 // invalid CVV2 policy and returns ErrNotFound for an unknown product.
 func (tx *Tx) SetProductCardSecurity(ctx context.Context, p CardSecurity) error {

@@ -281,7 +281,7 @@ func prefixed(prefix, cols string) string {
 // withExtra scans a row whose first columns a scan function knows and
 // whose further columns go to extra.
 type withExtra struct {
-	row   pgx.Row
+	row   interface{ Scan(...any) error }
 	extra []any
 }
 
