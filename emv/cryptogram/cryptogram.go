@@ -1,7 +1,12 @@
-// Package cryptogram is the pure-Go EMV TDES key derivation and cryptogram
-// arithmetic (EMV 4.4 Book 2 Annex A1): ICC master key derivation option
-// A, the common session key derivation, application cryptograms (ISO/IEC
-// 9797-1 MAC algorithm 3 with padding method 2) and ARPC methods 1 and 2.
+// Package cryptogram is the pure-Go EMV key derivation and cryptogram
+// arithmetic (EMV 4.4 Book 2 Annex A1). With TDES keys: ICC master key
+// derivation option A, the common session key derivation, application
+// cryptograms (ISO/IEC 9797-1 MAC algorithm 3 with padding method 2) and
+// ARPC methods 1 and 2. With AES keys (aes.go, the functions ending in
+// AES): option C, the common session key derivation for a 16-byte block,
+// application cryptograms with ISO/IEC 9797-1 MAC algorithm 5 (CMAC) and
+// ARPC methods 1 and 2. Which family applies is the issuer's choice per
+// key (the IMK's type), not something a function guesses from a length.
 //
 // It is the card side's implementation, used by the simulated chip card
 // (emv/card) and by tests. Issuer-side verification at the center runs in
@@ -22,8 +27,9 @@ import (
 
 // Errors callers branch on.
 var (
-	// ErrKeyLength means a key is not a 16-byte double-length TDES key.
-	ErrKeyLength = errors.New("cryptogram: key must be 16 bytes")
+	// ErrKeyLength means a key has the wrong length: TDES keys here are
+	// 16-byte double-length keys, AES keys 16, 24 or 32 bytes.
+	ErrKeyLength = errors.New("cryptogram: wrong key length")
 	// ErrPAN means the PAN is not 1..19 decimal digits.
 	ErrPAN = errors.New("cryptogram: PAN must be 1 to 19 decimal digits")
 	// ErrPSN means the PAN sequence number is not two BCD digits.
