@@ -157,6 +157,9 @@ var (
 	kExpTotal  = []byte("exposure")
 
 	allBuckets = [][]byte{bMeta, bNegA, bNegB, bNegDelta, bRec, bState, bOut, bIdem, bVel, bCount}
+	// addedBuckets were added to schema 1 after its release; Open creates
+	// them in a schema-1 file that lacks them (an older build ignores them).
+	addedBuckets = [][]byte{bPOS}
 )
 
 // Store is the gateway's offline store. It is safe for concurrent use.
@@ -223,7 +226,7 @@ func initSchema(db *bolt.DB) error {
 			if !empty {
 				return ErrNotStore
 			}
-			for _, name := range allBuckets {
+			for _, name := range append(allBuckets, addedBuckets...) {
 				if _, err := tx.CreateBucket(name); err != nil {
 					return fmt.Errorf("create bucket %s: %w (%w)", name, err, ErrStorage)
 				}
@@ -243,6 +246,11 @@ func initSchema(db *bolt.DB) error {
 		for _, name := range allBuckets {
 			if tx.Bucket(name) == nil {
 				return fmt.Errorf("bucket %s missing: %w", name, ErrNotStore)
+			}
+		}
+		for _, name := range addedBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w (%w)", name, err, ErrStorage)
 			}
 		}
 		return nil
