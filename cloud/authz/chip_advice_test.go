@@ -36,42 +36,7 @@ func offlineChipCard(t *testing.T, c cloudtest.Card) *card.Card {
 // AID).
 func firstAC(t testing.TB, cc *card.Card, amount int64, want emv.CryptogramType) []byte {
 	t.Helper()
-	term := dol.Values{
-		tags.AmountAuthorised:        unhexT(t, amountBCD(amount)),
-		tags.AmountOther:             unhexT(t, "000000000000"),
-		tags.TerminalCountryCode:     unhexT(t, "0392"),
-		tags.TVR:                     unhexT(t, "0000000000"),
-		tags.TransactionCurrencyCode: unhexT(t, "0392"),
-		tags.TransactionDate:         unhexT(t, "261124"),
-		tags.TransactionType:         {0x00},
-		tags.UnpredictableNumber:     unhexT(t, "5A17C3E9"),
-	}
-	data, err := card.DefaultCDOL1().Build(term)
-	if err != nil {
-		t.Fatalf("CDOL1 data: %v", err)
-	}
-	r, err := cc.GenerateAC(want, data)
-	if err != nil || r.CID.Type() != want {
-		t.Fatalf("first GENERATE AC for %v: %v %v", want, r.CID.Flags(), err)
-	}
-	v := dol.Values{}
-	for k, x := range term {
-		v[k] = x
-	}
-	for _, x := range r.TLVs() {
-		v[x.Tag] = x.Value
-	}
-	for _, x := range cc.Records() {
-		if x.Tag == tags.AIP || x.Tag == tags.PANSequenceNumber {
-			v[x.Tag] = x.Value
-		}
-	}
-	v[0x84] = unhexT(t, "A0000000031010")
-	b, err := de55.Build(v)
-	if err != nil {
-		t.Fatalf("build DE 55: %v", err)
-	}
-	return b
+	return generateAC(t, cc, amount, want, want, "0000000000", "5A17C3E9", "A0000000031010")
 }
 
 // editDE55 returns d with edit applied to its values, re-encoded.

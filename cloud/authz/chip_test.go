@@ -130,23 +130,31 @@ func chipCard(t *testing.T, c cloudtest.Card) *card.Card {
 // arqc runs the terminal's first GENERATE AC and returns the request DE 55.
 func arqc(t testing.TB, cc *card.Card, amount int64, aid string) []byte {
 	t.Helper()
+	return generateAC(t, cc, amount, emv.TC, emv.ARQC, "0000048000", "BBA4CD5B", aid)
+}
+
+// generateAC runs the terminal's first GENERATE AC asking for ask, fails
+// the test unless the card answers want, and returns the request DE 55
+// (with tag 84 = aid unless aid is "").
+func generateAC(t testing.TB, cc *card.Card, amount int64, ask, want emv.CryptogramType, tvr, un, aid string) []byte {
+	t.Helper()
 	term := dol.Values{
 		tags.AmountAuthorised:        unhexT(t, amountBCD(amount)),
 		tags.AmountOther:             unhexT(t, "000000000000"),
 		tags.TerminalCountryCode:     unhexT(t, "0392"),
-		tags.TVR:                     unhexT(t, "0000048000"),
+		tags.TVR:                     unhexT(t, tvr),
 		tags.TransactionCurrencyCode: unhexT(t, "0392"),
 		tags.TransactionDate:         unhexT(t, "261124"),
 		tags.TransactionType:         {0x00},
-		tags.UnpredictableNumber:     unhexT(t, "BBA4CD5B"),
+		tags.UnpredictableNumber:     unhexT(t, un),
 	}
 	data, err := card.DefaultCDOL1().Build(term)
 	if err != nil {
 		t.Fatalf("CDOL1 data: %v", err)
 	}
-	r, err := cc.GenerateAC(emv.TC, data)
-	if err != nil || r.CID.Type() != emv.ARQC {
-		t.Fatalf("first GENERATE AC: %v %v, want an ARQC", r.CID.Flags(), err)
+	r, err := cc.GenerateAC(ask, data)
+	if err != nil || r.CID.Type() != want {
+		t.Fatalf("first GENERATE AC: %v %v, want %v", r.CID.Flags(), err, want)
 	}
 	v := dol.Values{}
 	for k, x := range term {
