@@ -32,6 +32,24 @@ import (
 // is CKM_DES3_ECB under the ICC master key or the session key; method 2 is
 // the same MAC under the session key. No key value ever leaves the token.
 //
+// AES IMKs (EMV Book 2 Annex A1 with n = 16; see package
+// emv/cryptogram, aes.go, for the definitions): the IMK is a persistent,
+// sensitive, non-extractable CKK_AES object (16, 24 or 32 bytes) with
+// CKA_DERIVE (ImportAES(label, value, UseDerive)). The EMVIssuer reads the
+// IMK's CKA_KEY_TYPE (and CKA_VALUE_LEN) once, on first use, and from then
+// on uses the AES path for every request: the ICC master key is one
+// C_DeriveKey(CKM_AES_ECB_ENCRYPT_DATA) over option C's Y (AES-128) or Y
+// || (Y XOR FF..) (AES-192/256) into an AES session object of the IMK's
+// length (CKA_VALUE_LEN keeps the leftmost k bits); the AC session key is
+// one more over R (AES-128) or F1 || F2 (AES-192/256), R being the
+// request's 8-byte R followed by 8 zero bytes (ATC || 00 x14). The
+// application cryptogram is the leftmost 8 bytes of one C_Sign with
+// CKM_AES_CMAC under the session key: nothing but the MAC is in process
+// memory. ARPC method 1 is CKM_AES_ECB of (ARQC XOR ARC..) || 00 x8 under
+// the ICC master key or the session key, cut to 8 bytes; method 2 the
+// leftmost 4 bytes of the CMAC under the session key. Key check values of
+// AES keys are the token's (KCV: CMAC of a zero block).
+//
 // What is in process memory: the card's PAN and PSN (the caller has them
 // anyway), the derivation data (public functions of PAN, PSN and ATC), the
 // transaction data, the expected and received cryptograms, and one 8-byte
@@ -100,15 +118,34 @@ type EMVStats struct {
 }
 
 // EMVIssuer computes and checks EMV cryptograms under one IMK-AC held in
-// the token. It is safe for concurrent use. Close it before the Token;
-// after replacing the IMK in the token, Close it and make a new one (its
-// cached ICC master keys come from the old IMK).
+// the token: the TDES variants for a DES2/DES3 IMK, the AES variants for
+// an AES IMK (see the file notes), chosen by the IMK's key type, which
+// is read once on first use. It is safe for concurrent use. Close it
+// before the Token; after replacing the IMK in the token, Close it and
+// make a new one (its cached ICC master keys, and the key type it read,
+// come from the old IMK).
 type EMVIssuer struct {
 	t     *Token
 	imk   string
 	cache *iccCache // nil when disabled
 
+	kindMu sync.Mutex
+	kind   imkKind // zero until read from the token
+
 	derivations, hits, misses atomic.Uint64
+}
+
+// imkKind is the family of an IMK: aesLen is 0 for TDES, else the AES key
+// length in bytes (16, 24 or 32).
+type imkKind struct {
+	known  bool
+	aesLen int
+}
+
+// icc is a card's ICC master key object and its family.
+type icc struct {
+	h    pkcs11.ObjectHandle
+	kind imkKind
 }
 
 // EMVIssuer returns an EMVIssuer for the IMK-AC labelled imkLabel.
@@ -168,12 +205,12 @@ func (e *EMVIssuer) Stats() EMVStats {
 // personalisation against the issuer's keys.
 func (e *EMVIssuer) ICCMasterKeyKCV(pan string, psn byte) (string, error) {
 	var out string
-	err := e.withICC(pan, psn, func(s *session, mk pkcs11.ObjectHandle) error {
-		kcv, err := e.t.cipherHandle(s, mk, true, pkcs11.NewMechanism(pkcs11.CKM_DES3_ECB, nil), make([]byte, 8))
+	err := e.withICC(pan, psn, func(s *session, mk icc) error {
+		kcv, err := e.kcv(s, mk.h, mk.kind, UseEncrypt)
 		if err != nil {
 			return err
 		}
-		out = fmt.Sprintf("%X", kcv[:3])
+		out = fmt.Sprintf("%X", kcv)
 		return nil
 	})
 	if err != nil {
@@ -183,20 +220,21 @@ func (e *EMVIssuer) ICCMasterKeyKCV(pan string, psn byte) (string, error) {
 }
 
 // SessionKeyKCV returns the key check value of the card's common session
-// key for r, derived in the token.
+// key for r, derived in the token. For an AES IMK the session key's R is
+// r followed by 8 zero bytes.
 func (e *EMVIssuer) SessionKeyKCV(pan string, psn byte, r [8]byte) (string, error) {
 	var out string
-	err := e.withICC(pan, psn, func(s *session, mk pkcs11.ObjectHandle) error {
+	err := e.withICC(pan, psn, func(s *session, mk icc) error {
 		sk, err := e.deriveSession(s, mk, r, false)
 		if err != nil {
 			return err
 		}
 		defer func() { _ = e.t.destroy(s, sk.full) }()
-		kcv, err := e.t.cipherHandle(s, sk.full, true, pkcs11.NewMechanism(pkcs11.CKM_DES3_ECB, nil), make([]byte, 8))
+		kcv, err := e.kcv(s, sk.full, mk.kind, UseEncrypt|UseSign)
 		if err != nil {
 			return err
 		}
-		out = fmt.Sprintf("%X", kcv[:3])
+		out = fmt.Sprintf("%X", kcv)
 		return nil
 	})
 	if err != nil {
@@ -210,7 +248,7 @@ func (e *EMVIssuer) SessionKeyKCV(pan string, psn byte, r [8]byte) (string, erro
 // ErrCryptogram when they do not, and another error when the token could
 // not compute it. It does not check the ATC: see emv.ATCGuard.
 func (e *EMVIssuer) VerifyARQC(req ARQCRequest) error {
-	err := e.withICC(req.PAN, req.PSN, func(s *session, mk pkcs11.ObjectHandle) error {
+	err := e.withICC(req.PAN, req.PSN, func(s *session, mk icc) error {
 		return e.verify(s, mk, req)
 	})
 	if err != nil {
@@ -225,7 +263,7 @@ func (e *EMVIssuer) VerifyARQC(req ARQCRequest) error {
 // key lookup. Issuer authentication data (tag 91) is ARPC || ARC.
 func (e *EMVIssuer) VerifyARQCAndARPC1(req ARQCRequest, arc [2]byte, key ARPCKey) ([8]byte, error) {
 	var out [8]byte
-	err := e.withICC(req.PAN, req.PSN, func(s *session, mk pkcs11.ObjectHandle) error {
+	err := e.withICC(req.PAN, req.PSN, func(s *session, mk icc) error {
 		if err := e.verify(s, mk, req); err != nil {
 			return err
 		}
@@ -244,7 +282,7 @@ func (e *EMVIssuer) VerifyARQCAndARPC1(req ARQCRequest, arc [2]byte, key ARPCKey
 // answer with an ARPC over the ARQC received).
 func (e *EMVIssuer) ARPC1(req ARQCRequest, arc [2]byte, key ARPCKey) ([8]byte, error) {
 	var out [8]byte
-	err := e.withICC(req.PAN, req.PSN, func(s *session, mk pkcs11.ObjectHandle) error {
+	err := e.withICC(req.PAN, req.PSN, func(s *session, mk icc) error {
 		var err error
 		out, err = e.arpc1(s, mk, req, arc, key)
 		return err
@@ -257,8 +295,8 @@ func (e *EMVIssuer) ARPC1(req ARQCRequest, arc [2]byte, key ARPCKey) ([8]byte, e
 
 // ARPC2 returns the 4-byte ARPC of method 2 for req.ARQC, the card status
 // update csu and up to 8 bytes of proprietary authentication data: the
-// leftmost 4 bytes of the MAC over ARQC || CSU || prop under the AC
-// session key, in the token. It does not verify the ARQC. Issuer
+// leftmost 4 bytes of the MAC (retail MAC for TDES, CMAC for AES) over
+// ARQC || CSU || prop under the AC session key, in the token. It does not verify the ARQC. Issuer
 // authentication data (tag 91) is ARPC || CSU || prop.
 func (e *EMVIssuer) ARPC2(req ARQCRequest, csu [4]byte, prop []byte) ([4]byte, error) {
 	var out [4]byte
@@ -266,13 +304,13 @@ func (e *EMVIssuer) ARPC2(req ARQCRequest, csu [4]byte, prop []byte) ([4]byte, e
 	if err != nil {
 		return out, fmt.Errorf("ARPC method 2: %w", ErrInput)
 	}
-	err = e.withICC(req.PAN, req.PSN, func(s *session, mk pkcs11.ObjectHandle) error {
+	err = e.withICC(req.PAN, req.PSN, func(s *session, mk icc) error {
 		sk, err := e.deriveSession(s, mk, req.R, true)
 		if err != nil {
 			return err
 		}
 		defer func() { _ = e.t.destroy(s, sk.full, sk.left) }()
-		m, err := e.mac(s, sk, data)
+		m, err := e.mac(s, mk.kind, sk, data)
 		if err != nil {
 			return err
 		}
@@ -285,13 +323,13 @@ func (e *EMVIssuer) ARPC2(req ARQCRequest, csu [4]byte, prop []byte) ([4]byte, e
 	return out, nil
 }
 
-func (e *EMVIssuer) verify(s *session, mk pkcs11.ObjectHandle, req ARQCRequest) error {
+func (e *EMVIssuer) verify(s *session, mk icc, req ARQCRequest) error {
 	sk, err := e.deriveSession(s, mk, req.R, true)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = e.t.destroy(s, sk.full, sk.left) }()
-	m, err := e.mac(s, sk, req.Data)
+	m, err := e.mac(s, mk.kind, sk, req.Data)
 	if err != nil {
 		return err
 	}
@@ -301,10 +339,9 @@ func (e *EMVIssuer) verify(s *session, mk pkcs11.ObjectHandle, req ARQCRequest) 
 	return nil
 }
 
-func (e *EMVIssuer) arpc1(s *session, mk pkcs11.ObjectHandle, req ARQCRequest, arc [2]byte, key ARPCKey) ([8]byte, error) {
+func (e *EMVIssuer) arpc1(s *session, mk icc, req ARQCRequest, arc [2]byte, key ARPCKey) ([8]byte, error) {
 	var out [8]byte
-	d := cryptogram.ARPC1Data(req.ARQC, arc)
-	h := mk
+	h := mk.h
 	switch key {
 	case ARPCKeyICCMaster:
 	case ARPCKeySession:
@@ -317,7 +354,15 @@ func (e *EMVIssuer) arpc1(s *session, mk pkcs11.ObjectHandle, req ARQCRequest, a
 	default:
 		return out, fmt.Errorf("ARPC key selector %d: %w", key, ErrInput)
 	}
-	c, err := e.t.cipherHandle(s, h, true, pkcs11.NewMechanism(pkcs11.CKM_DES3_ECB, nil), d[:])
+	var c []byte
+	var err error
+	if mk.kind.aesLen > 0 {
+		d := cryptogram.ARPC1DataAES(req.ARQC, arc)
+		c, err = e.t.cipherHandle(s, h, true, pkcs11.NewMechanism(pkcs11.CKM_AES_ECB, nil), d[:])
+	} else {
+		d := cryptogram.ARPC1Data(req.ARQC, arc)
+		c, err = e.t.cipherHandle(s, h, true, pkcs11.NewMechanism(pkcs11.CKM_DES3_ECB, nil), d[:])
+	}
 	if err != nil {
 		return out, err
 	}
@@ -327,18 +372,30 @@ func (e *EMVIssuer) arpc1(s *session, mk pkcs11.ObjectHandle, req ARQCRequest, a
 
 // sessionKeys are the AC session key's token objects.
 type sessionKeys struct {
-	full pkcs11.ObjectHandle // DES2 KL||KR
-	left pkcs11.ObjectHandle // DES2 KL||KL (single DES under KL), 0 when not derived
+	full pkcs11.ObjectHandle // DES2 KL||KR, or the AES session key
+	left pkcs11.ObjectHandle // DES2 KL||KL (single DES under KL), 0 when not derived or AES
 }
 
 // deriveSession derives the AC session key for r from the ICC master key
-// mk, and its left half as a single-DES key when withLeft.
-func (e *EMVIssuer) deriveSession(s *session, mk pkcs11.ObjectHandle, r [8]byte, withLeft bool) (sessionKeys, error) {
+// mk, and for TDES its left half as a single-DES key when withLeft.
+func (e *EMVIssuer) deriveSession(s *session, mk icc, r [8]byte, withLeft bool) (sessionKeys, error) {
 	var sk sessionKeys
-	data := cryptogram.SessionKeyData(r)
 	var err error
+	if n := mk.kind.aesLen; n > 0 {
+		data, err := cryptogram.SessionKeyDataAES(cryptogram.ExtendR(r), n)
+		if err != nil {
+			return sk, fmt.Errorf("derive AC session key: %w", err)
+		}
+		e.derivations.Add(1)
+		sk.full, err = e.t.deriveEncryptData(s, pkcs11.CKM_AES_ECB_ENCRYPT_DATA, mk.h, data, sessionKey{keyType: pkcs11.CKK_AES, valueLen: n, usage: UseEncrypt | UseSign})
+		if err != nil {
+			return sk, fmt.Errorf("derive AES AC session key: %w", err)
+		}
+		return sk, nil
+	}
+	data := cryptogram.SessionKeyData(r)
 	e.derivations.Add(1)
-	sk.full, err = e.t.deriveEncryptData(s, pkcs11.CKM_DES3_ECB_ENCRYPT_DATA, mk, data[:], sessionKey{keyType: pkcs11.CKK_DES2, usage: UseEncrypt})
+	sk.full, err = e.t.deriveEncryptData(s, pkcs11.CKM_DES3_ECB_ENCRYPT_DATA, mk.h, data[:], sessionKey{keyType: pkcs11.CKK_DES2, usage: UseEncrypt})
 	if err != nil {
 		return sk, fmt.Errorf("derive AC session key: %w", err)
 	}
@@ -351,7 +408,7 @@ func (e *EMVIssuer) deriveSession(s *session, mk pkcs11.ObjectHandle, r [8]byte,
 	copy(ll[:], data[:8])
 	copy(ll[8:], data[:8])
 	e.derivations.Add(1)
-	sk.left, err = e.t.deriveEncryptData(s, pkcs11.CKM_DES3_ECB_ENCRYPT_DATA, mk, ll[:], sessionKey{keyType: pkcs11.CKK_DES2, usage: UseEncrypt})
+	sk.left, err = e.t.deriveEncryptData(s, pkcs11.CKM_DES3_ECB_ENCRYPT_DATA, mk.h, ll[:], sessionKey{keyType: pkcs11.CKK_DES2, usage: UseEncrypt})
 	if err != nil {
 		_ = e.t.destroy(s, sk.full)
 		return sessionKeys{}, fmt.Errorf("derive AC session key half: %w", err)
@@ -359,10 +416,70 @@ func (e *EMVIssuer) deriveSession(s *session, mk pkcs11.ObjectHandle, r [8]byte,
 	return sk, nil
 }
 
-// mac computes ISO 9797-1 MAC algorithm 3 with padding method 2 of data
-// under the session key sk in two token operations (see the file notes).
-func (e *EMVIssuer) mac(s *session, sk sessionKeys, data []byte) ([8]byte, error) {
+// mac computes the application cryptogram MAC of data under the session
+// key sk: for TDES ISO 9797-1 MAC algorithm 3 with padding method 2 in two
+// token operations, for AES the leftmost 8 bytes of CKM_AES_CMAC (see the
+// file notes).
+func (e *EMVIssuer) mac(s *session, kind imkKind, sk sessionKeys, data []byte) ([8]byte, error) {
+	if kind.aesLen > 0 {
+		var out [8]byte
+		m, err := e.t.sign(s, sk.full, pkcs11.NewMechanism(pkcs11.CKM_AES_CMAC, nil), data)
+		if err != nil {
+			return out, fmt.Errorf("AES-CMAC: %w", err)
+		}
+		if len(m) < 8 {
+			return out, fmt.Errorf("AES-CMAC of %d bytes: %w", len(m), ErrInput)
+		}
+		copy(out[:], m[:8])
+		return out, nil
+	}
 	return e.t.retailMAC(s, sk.left, sk.full, cryptogram.Pad2(data))
+}
+
+// kcv returns the 3-byte check value of a derived key h of the IMK's
+// family whose usages are u: the token's KCV (KCV of AES keys is the CMAC
+// of a zero block, computed with whichever usage h has).
+func (e *EMVIssuer) kcv(s *session, h pkcs11.ObjectHandle, kind imkKind, u Usage) ([]byte, error) {
+	ki := KeyInfo{Kind: KindTDES, Usage: u}
+	if kind.aesLen > 0 {
+		ki.Kind = KindAES
+	}
+	return e.t.kcv(s, h, ki)
+}
+
+// imkKind returns the IMK's family, reading CKA_KEY_TYPE (and for AES
+// CKA_VALUE_LEN) from the token the first time.
+func (e *EMVIssuer) imkKind(s *session, imk pkcs11.ObjectHandle) (imkKind, error) {
+	e.kindMu.Lock()
+	k := e.kind
+	e.kindMu.Unlock()
+	if k.known {
+		return k, nil
+	}
+	a, err := e.t.ctx.GetAttributeValue(s.h, imk, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, nil)})
+	if err != nil {
+		return k, fmt.Errorf("read key type of %q: %w", e.imk, err)
+	}
+	switch kt := ulong(a[0].Value); kt {
+	case pkcs11.CKK_DES2, pkcs11.CKK_DES3:
+		k = imkKind{known: true}
+	case pkcs11.CKK_AES:
+		a, err := e.t.ctx.GetAttributeValue(s.h, imk, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, nil)})
+		if err != nil {
+			return k, fmt.Errorf("read key length of %q: %w", e.imk, err)
+		}
+		n := int(ulong(a[0].Value))
+		if n != 16 && n != 24 && n != 32 {
+			return k, fmt.Errorf("IMK %q is an AES key of %d bytes: %w", e.imk, n, ErrKeyType)
+		}
+		k = imkKind{known: true, aesLen: n}
+	default:
+		return k, fmt.Errorf("IMK %q has key type %#x, want DES2, DES3 or AES: %w", e.imk, kt, ErrKeyType)
+	}
+	e.kindMu.Lock()
+	e.kind = k
+	e.kindMu.Unlock()
+	return k, nil
 }
 
 // retailMAC computes ISO 9797-1 MAC algorithm 3 of p, already padded to a
@@ -400,24 +517,31 @@ func (t *Token) retailMAC(s *session, left, full pkcs11.ObjectHandle, p []byte) 
 
 // withICC runs f on a session with the card's ICC master key, from the
 // cache or derived from the IMK.
-func (e *EMVIssuer) withICC(pan string, psn byte, f func(s *session, mk pkcs11.ObjectHandle) error) error {
-	data, err := cryptogram.OptionADerivationData(pan, psn)
-	if err != nil {
+func (e *EMVIssuer) withICC(pan string, psn byte, f func(s *session, mk icc) error) error {
+	// Both options read the PAN and PSN alike: refuse a bad card before
+	// any token call.
+	if _, err := cryptogram.OptionCData(pan, psn); err != nil {
 		return fmt.Errorf("card: %w: %w", ErrInput, err)
 	}
-	var key [32]byte
-	if e.cache != nil {
-		h := sha256.New()
-		h.Write([]byte(e.imk))
-		h.Write([]byte{0})
-		h.Write(data[:8])
-		h.Sum(key[:0])
-	}
 	return e.t.withKey(e.imk, pkcs11.CKO_SECRET_KEY, func(s *session, imk pkcs11.ObjectHandle) error {
+		kind, err := e.imkKind(s, imk)
+		if err != nil {
+			return err
+		}
+		mech, data, tmpl, err := iccDerivation(kind, pan, psn)
+		if err != nil {
+			return fmt.Errorf("card: %w: %w", ErrInput, err)
+		}
+		var key [32]byte
 		if e.cache != nil {
+			h := sha256.New()
+			h.Write([]byte(e.imk))
+			h.Write([]byte{0, byte(kind.aesLen)})
+			h.Write(data)
+			h.Sum(key[:0])
 			if ent := e.cache.get(key); ent != nil {
 				e.hits.Add(1)
-				err := f(s, ent.h)
+				err := f(s, icc{h: ent.h, kind: kind})
 				if v := e.cache.release(ent); v != 0 {
 					_ = e.t.destroy(s, v)
 				}
@@ -426,12 +550,12 @@ func (e *EMVIssuer) withICC(pan string, psn byte, f func(s *session, mk pkcs11.O
 		}
 		e.misses.Add(1)
 		e.derivations.Add(1)
-		mk, err := e.t.deriveEncryptData(s, pkcs11.CKM_DES3_ECB_ENCRYPT_DATA, imk, data[:], sessionKey{keyType: pkcs11.CKK_DES2, usage: UseDerive | UseEncrypt})
+		mk, err := e.t.deriveEncryptData(s, mech, imk, data, tmpl)
 		if err != nil {
 			return fmt.Errorf("derive ICC master key under %q: %w", e.imk, err)
 		}
 		if e.cache == nil {
-			err := f(s, mk)
+			err := f(s, icc{h: mk, kind: kind})
 			if derr := e.t.destroy(s, mk); err == nil {
 				err = derr
 			}
@@ -441,12 +565,23 @@ func (e *EMVIssuer) withICC(pan string, psn byte, f func(s *session, mk pkcs11.O
 		if len(victims) > 0 {
 			_ = e.t.destroy(s, victims...)
 		}
-		err = f(s, ent.h)
+		err = f(s, icc{h: ent.h, kind: kind})
 		if v := e.cache.release(ent); v != 0 {
 			_ = e.t.destroy(s, v)
 		}
 		return err
 	})
+}
+
+// iccDerivation returns the mechanism, derivation data and template of
+// the ICC master key: option A (TDES) or option C (AES).
+func iccDerivation(kind imkKind, pan string, psn byte) (uint, []byte, sessionKey, error) {
+	if kind.aesLen > 0 {
+		data, err := cryptogram.OptionCDerivationData(pan, psn, kind.aesLen)
+		return pkcs11.CKM_AES_ECB_ENCRYPT_DATA, data, sessionKey{keyType: pkcs11.CKK_AES, valueLen: kind.aesLen, usage: UseDerive | UseEncrypt}, err
+	}
+	data, err := cryptogram.OptionADerivationData(pan, psn)
+	return pkcs11.CKM_DES3_ECB_ENCRYPT_DATA, data[:], sessionKey{keyType: pkcs11.CKK_DES2, usage: UseDerive | UseEncrypt}, err
 }
 
 // iccCache maps cards to ICC master key session objects. Safe for

@@ -232,11 +232,19 @@ func TestEMVCacheConcurrent(t *testing.T) {
 }
 
 // benchARQC verifies ARQCs of a typical 33-byte CDOL1 data set over
-// nCards cards with the given cache bound.
-func benchARQC(b *testing.B, maxCards, nCards int) {
+// nCards cards with the given cache bound, under the published TDES IMK
+// (aesLen 0) or an AES IMK of aesLen bytes.
+func benchARQC(b *testing.B, maxCards, nCards, aesLen int) {
 	tok := hsmtest.Token(b)
 	v := cryptogramtest.Load(b)[0]
-	label := importIMK(b, tok, v.IMK)
+	imk := v.IMK
+	var label string
+	if aesLen > 0 {
+		imk = bytes.Repeat([]byte{0xA5, 0x3C}, aesLen/2)
+		label = importAESIMK(b, tok, imk)
+	} else {
+		label = importIMK(b, tok, imk)
+	}
 	iss, err := tok.EMVIssuer(label, maxCards)
 	if err != nil {
 		b.Fatalf("EMV issuer: %v", err)
@@ -246,10 +254,17 @@ func benchARQC(b *testing.B, maxCards, nCards int) {
 	reqs := make([]hsm.ARQCRequest, nCards)
 	for i := range reqs {
 		pan := fmt.Sprintf("4761739%09d", i)
-		mk, _ := cryptogram.DeriveICCMasterKeyA(v.IMK, pan, 0x01)
 		r := cryptogram.ACSessionR(uint16(i + 1))
-		sk, _ := cryptogram.DeriveSessionKey(mk, r)
-		arqc, _ := cryptogram.GenerateAC(sk, data)
+		var arqc [8]byte
+		if aesLen > 0 {
+			mk, _ := cryptogram.DeriveICCMasterKeyC(imk, pan, 0x01)
+			sk, _ := cryptogram.DeriveSessionKeyAES(mk, cryptogram.ExtendR(r))
+			arqc, _ = cryptogram.GenerateACAES(sk, data)
+		} else {
+			mk, _ := cryptogram.DeriveICCMasterKeyA(imk, pan, 0x01)
+			sk, _ := cryptogram.DeriveSessionKey(mk, r)
+			arqc, _ = cryptogram.GenerateAC(sk, data)
+		}
 		reqs[i] = hsm.ARQCRequest{PAN: pan, PSN: 0x01, R: r, Data: data, ARQC: arqc}
 	}
 	b.ReportAllocs()
@@ -265,6 +280,14 @@ func benchARQC(b *testing.B, maxCards, nCards int) {
 }
 
 func BenchmarkEMVVerifyARQC(b *testing.B) {
-	b.Run("cached_keys", func(b *testing.B) { benchARQC(b, 0, 100) })
-	b.Run("no_cache", func(b *testing.B) { benchARQC(b, -1, 100) })
+	b.Run("cached_keys", func(b *testing.B) { benchARQC(b, 0, 100, 0) })
+	b.Run("no_cache", func(b *testing.B) { benchARQC(b, -1, 100, 0) })
+}
+
+// BenchmarkEMVVerifyARQCAES is BenchmarkEMVVerifyARQC with AES IMKs
+// (option C, AES session key, CKM_AES_CMAC).
+func BenchmarkEMVVerifyARQCAES(b *testing.B) {
+	b.Run("aes128_cached_keys", func(b *testing.B) { benchARQC(b, 0, 100, 16) })
+	b.Run("aes128_no_cache", func(b *testing.B) { benchARQC(b, -1, 100, 16) })
+	b.Run("aes256_cached_keys", func(b *testing.B) { benchARQC(b, 0, 100, 32) })
 }
