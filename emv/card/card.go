@@ -1,6 +1,7 @@
 // Package card simulates an EMV chip card application for the terminal
 // simulator and tests: it holds an ICC master key derived from a test
-// issuer master key (option A), keeps an application transaction counter,
+// issuer master key (option A for a TDES IMK; option C for an AES IMK,
+// Config.AES), keeps an application transaction counter,
 // answers the first GENERATE AC with an ARQC, TC or AAC over the terminal's
 // CDOL1 data, checks the issuer's ARPC (method 1) in the second GENERATE
 // AC, and in its contactless variant produces the cryptogram in the first
@@ -8,9 +9,12 @@
 //
 // The cryptogram covers the values of de55.ACDataTags (the common CDOL1
 // elements, AIP and ATC) under the EMV common session key for the ATC,
-// exactly what the issuer reads back from DE 55 with Request.ACData. The
-// issuer application data (9F10) is a fixed CVN-10-style value that the
-// issuer does not MAC.
+// exactly what the issuer reads back from DE 55 with Request.ACData. With
+// TDES keys the cryptogram is the ISO/IEC 9797-1 MAC algorithm 3; with AES
+// keys the AES common session key (R = ATC || 00 x14) and the leftmost 8
+// bytes of the CMAC, and ARPC method 1 is the AES one (emv/cryptogram,
+// aes.go). The issuer application data (9F10) is a fixed CVN-10-style
+// value that the issuer does not MAC, the same for both.
 //
 // This is a simulator: its keys are in process memory. A Card is safe for
 // concurrent use; operations on one card are serialised as a real card's
@@ -74,10 +78,14 @@ type Config struct {
 	PSN byte
 	// Expiry is 5F24, YYMMDD as 3 BCD bytes. Required.
 	Expiry [3]byte
-	// IMK is the test issuer master key for application cryptograms (16
-	// bytes); the card keeps only the ICC master key derived from it.
-	// Required.
+	// IMK is the test issuer master key for application cryptograms: 16
+	// bytes (TDES), or with AES 16, 24 or 32 bytes; the card keeps only
+	// the ICC master key derived from it. Required.
 	IMK []byte
+	// AES makes IMK an AES key: the ICC master key is derived with option
+	// C, cryptograms are AES-CMAC and ARPC method 1 is the AES one. The
+	// issuer's IMK-AC must then be an AES key too.
+	AES bool
 	// ATC is the counter before the first transaction; 0 means a new card.
 	ATC uint16
 	// AIP is 82; the zero value means 1900 contact (cardholder
@@ -121,7 +129,11 @@ type pending struct {
 
 // New personalises a card. The IMK is not retained.
 func New(cfg Config) (*Card, error) {
-	mk, err := cryptogram.DeriveICCMasterKeyA(cfg.IMK, cfg.PAN, cfg.PSN)
+	derive := cryptogram.DeriveICCMasterKeyA
+	if cfg.AES {
+		derive = cryptogram.DeriveICCMasterKeyC
+	}
+	mk, err := derive(cfg.IMK, cfg.PAN, cfg.PSN)
 	if err != nil {
 		return nil, fmt.Errorf("personalise card: %w", err)
 	}
@@ -156,8 +168,13 @@ func (c *Card) ATC() uint16 {
 }
 
 // MasterKeyKCV returns the ICC master key's 3-byte check value, to match a
-// personalisation against the issuer's token (hsm.EMVIssuer.ICCMasterKeyKCV).
+// personalisation against the issuer's token (hsm.EMVIssuer.ICCMasterKeyKCV):
+// the TDES encryption of zeros, or for AES the CMAC of a zero block.
 func (c *Card) MasterKeyKCV() []byte {
+	if c.cfg.AES {
+		kcv, _ := cryptogram.KCVAES(c.mk) // a personalised card has a valid key
+		return kcv
+	}
 	kcv, _ := cryptogram.KCV(c.mk) // a personalised card has a 16-byte key
 	return kcv
 }
@@ -315,12 +332,24 @@ func (c *Card) acData(d dol.DOL, data []byte, atc uint16) []byte {
 }
 
 func (c *Card) mac(atc uint16, data []byte) ([8]byte, error) {
-	sk, err := cryptogram.DeriveSessionKey(c.mk, cryptogram.ACSessionR(atc))
+	sk, err := c.sessionKey(cryptogram.ACSessionR(atc))
 	if err != nil {
 		return [8]byte{}, err
 	}
 	defer clear(sk)
+	if c.cfg.AES {
+		return cryptogram.GenerateACAES(sk, data)
+	}
 	return cryptogram.GenerateAC(sk, data)
+}
+
+// sessionKey derives the common session key for the 8-byte R (for AES, R
+// followed by 8 zero bytes).
+func (c *Card) sessionKey(r [8]byte) ([]byte, error) {
+	if c.cfg.AES {
+		return cryptogram.DeriveSessionKeyAES(c.mk, cryptogram.ExtendR(r))
+	}
+	return cryptogram.DeriveSessionKey(c.mk, r)
 }
 
 // CompleteOnline is EXTERNAL AUTHENTICATE plus the second GENERATE AC
@@ -352,14 +381,18 @@ func (c *Card) CompleteOnline(issuerAuthData []byte, approved bool, cdol2Data []
 	default:
 		key := c.mk
 		if c.cfg.ARPCWithSessionKey {
-			sk, err := cryptogram.DeriveSessionKey(c.mk, p.r)
+			sk, err := c.sessionKey(p.r)
 			if err != nil {
 				return Response{}, fmt.Errorf("second GENERATE AC: %w", err)
 			}
 			defer clear(sk)
 			key = sk
 		}
-		want, err := cryptogram.ARPC1(key, p.arqc, [2]byte(issuerAuthData[8:]))
+		arpc1 := cryptogram.ARPC1
+		if c.cfg.AES {
+			arpc1 = cryptogram.ARPC1AES
+		}
+		want, err := arpc1(key, p.arqc, [2]byte(issuerAuthData[8:]))
 		if err != nil {
 			return Response{}, fmt.Errorf("second GENERATE AC: %w", err)
 		}
