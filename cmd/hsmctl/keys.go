@@ -211,6 +211,7 @@ var importKinds = map[string]hsm.KeyKind{
 
 var importUsages = map[string]hsm.Usage{
 	"bdk":     hsm.UsageBDK,
+	"imk":     hsm.UseDerive,
 	"general": hsm.UsageGeneral,
 	"mac":     hsm.UsageMAC,
 	"encrypt": hsm.UseEncrypt | hsm.UseDecrypt,
@@ -241,7 +242,7 @@ func (r importResult) text(w io.Writer) error {
 func setupImport(fs *flag.FlagSet, g *globals) func(context.Context) (result, error) {
 	label := fs.String("label", "", "label of the new key")
 	kind := fs.String("kind", "", "aes, tdes, tdes-bdk (legacy DUKPT BDK) or hmac")
-	usage := fs.String("usage", "", "usage of an aes or hmac key: bdk (AES DUKPT BDK, derive only), general (AES default: encrypt, decrypt, CMAC), mac (HMAC default), encrypt")
+	usage := fs.String("usage", "", "usage of an aes, tdes or hmac key: bdk (AES DUKPT BDK, derive only), imk (EMV issuer master key IMK-AC, AES or TDES, derive only), general (AES default: encrypt, decrypt, CMAC), mac (HMAC default), encrypt (TDES default: encrypt, decrypt)")
 	var comps componentList
 	fs.Var(componentFlag{&comps}, "component", "a clear component in hex (repeat; prefer --component-file, which keeps it out of shell history)")
 	fs.Var(componentFileFlag{&comps}, "component-file", "a file holding one clear component in hex (repeat)")

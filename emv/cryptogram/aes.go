@@ -34,6 +34,12 @@ import (
 //
 // The functions below take keys of 16, 24 or 32 bytes and return
 // ErrKeyLength otherwise.
+//
+// Sources and checks: EMV Book 2 Annex A1 as quoted by independent
+// implementations found with the project's code search; EMVCo publishes no
+// AES vectors. The tests check the CMAC against NIST SP 800-38B (RFC 4493)
+// and option C and the AES-128 session key against the values of another
+// CV '6' implementation (card42's AesVectorTest); docs/emv.md, "AES keys".
 
 // OptionCData returns Y of ICC master key derivation option C: the PAN
 // digits and the two PSN digits, left-padded with zeros to 32 digits,
