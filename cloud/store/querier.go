@@ -114,7 +114,7 @@ type pgQuerier struct {
 	conn     *pgx.Conn
 	begin    string // the BEGIN statement not sent yet; "" once sent or without a transaction
 	pending  []deferredWrite
-	flushing []flushStmt   // what lead queued for pending, read by readLead
+	flushing []flushStmt  // what lead queued for pending, read by readLead
 	trips    *atomic.Int64 // the Store's round-trip counter
 }
 
