@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -111,107 +109,21 @@ func (r sqlRows) Close() { _ = r.Rows.Close() }
 // PostgreSQL (docs/storage.md): each one is a write and a read system
 // call on both sides and a wake-up of the server process.
 type pgQuerier struct {
-	conn     *pgx.Conn
-	begin    string // the BEGIN statement not sent yet; "" once sent or without a transaction
-	pending  []deferredWrite
-	flushing []flushStmt  // what lead queued for pending, read by readLead
-	trips    *atomic.Int64 // the Store's round-trip counter
+	conn    *pgx.Conn
+	begin   string // the BEGIN statement not sent yet; "" once sent or without a transaction
+	pending []deferredWrite
+	trips   *atomic.Int64 // the Store's round-trip counter
 }
 
 // deferredWrite is a write whose result nobody reads at once; its error
 // is reported by the statement or commit it is sent with, wrapped with
-// what. rows >= 0 is the number of rows it must affect, checked by the
-// server (see flushStmts).
+// what. rows >= 0 marks a statement Tx.deferExec wrapped to fail on the
+// server when it did not affect that many rows.
 type deferredWrite struct {
-	raw   string // with '?' placeholders
-	table string // the table an INSERT or UPDATE writes; "" when not mergeable
-	args  []any
-	rows  int64
-	what  string
-}
-
-// flushStmt is one statement sent for one or more deferred writes.
-type flushStmt struct {
-	sql     string
-	args    []any
-	checked bool // a row count is checked: division by zero when it is off
-	what    string
-}
-
-// flushStmts turns deferred writes into statements. Consecutive INSERTs
-// and UPDATEs on different tables become one statement of data-modifying
-// CTEs (PostgreSQL runs each exactly once; foreign keys between them are
-// checked at the end of the statement, so a row may reference one
-// inserted beside it), which saves the server a statement each. Writes on
-// one table never share a statement: two changes of one row in one
-// statement would not both happen. A write with rows >= 0 RETURNs its rows
-// and the statement divides by zero unless each such count is right,
-// because the COMMIT sent in the same batch would otherwise run before the
-// client could look.
-func flushStmts(ws []deferredWrite) []flushStmt {
-	var out []flushStmt
-	for i := 0; i < len(ws); {
-		j := i + 1
-		if ws[i].table != "" {
-			seen := map[string]bool{ws[i].table: true}
-			for j < len(ws) && ws[j].table != "" && !seen[ws[j].table] {
-				seen[ws[j].table] = true
-				j++
-			}
-		}
-		out = append(out, mergeWrites(ws[i:j]))
-		i = j
-	}
-	return out
-}
-
-func mergeWrites(ws []deferredWrite) flushStmt {
-	var b strings.Builder
-	var checks []string
-	var whats []string
-	var args []any
-	b.WriteString("WITH ")
-	for i, w := range ws {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		name := "w" + strconv.Itoa(i)
-		b.WriteString(name + " AS (" + w.raw)
-		if w.rows >= 0 {
-			b.WriteString(" RETURNING 1")
-			checks = append(checks, "(SELECT COUNT(*) FROM "+name+") = "+strconv.FormatInt(w.rows, 10))
-		}
-		b.WriteString(")")
-		args = append(args, w.args...)
-		whats = append(whats, w.what)
-	}
-	f := flushStmt{args: args, checked: len(checks) > 0, what: strings.Join(whats, ", ")}
-	if len(ws) == 1 && !f.checked {
-		f.sql = bindPG(ws[0].raw)
-		return f
-	}
-	if f.checked {
-		b.WriteString(" SELECT 1 / (CASE WHEN " + strings.Join(checks, " AND ") + " THEN 1 ELSE 0 END)")
-	} else {
-		b.WriteString(" SELECT 1")
-	}
-	f.sql = bindPG(b.String())
-	return f
-}
-
-// writeTarget returns the table an "INSERT INTO t ..." or "UPDATE t ..."
-// writes, or "" for any other statement.
-func writeTarget(q string) string {
-	f := strings.Fields(q)
-	var t string
-	switch {
-	case len(f) > 2 && f[0] == "INSERT" && f[1] == "INTO":
-		t = f[2]
-	case len(f) > 1 && f[0] == "UPDATE":
-		t = f[1]
-	}
-	t, _, _ = strings.Cut(t, "(")
-	return t
+	sql  string
+	args []any
+	rows int64
+	what string
 }
 
 // hasLead reports whether statements wait to be sent before the next one.
@@ -222,9 +134,8 @@ func (q *pgQuerier) lead(b *pgx.Batch) {
 	if q.begin != "" {
 		b.Queue(q.begin)
 	}
-	q.flushing = flushStmts(q.pending)
-	for _, f := range q.flushing {
-		b.Queue(f.sql, f.args...)
+	for _, w := range q.pending {
+		b.Queue(w.sql, w.args...)
 	}
 }
 
@@ -238,16 +149,16 @@ func (q *pgQuerier) readLead(br pgx.BatchResults) error {
 		}
 		q.begin = ""
 	}
-	fs := q.flushing
-	q.pending, q.flushing = nil, nil
-	for _, f := range fs {
+	ws := q.pending
+	q.pending = nil
+	for _, w := range ws {
 		if _, err := br.Exec(); err != nil {
 			var pg *pgconn.PgError
-			if f.checked && errors.As(err, &pg) && pg.Code == "22012" {
-				// The row-count check of flushStmts.
-				return fmt.Errorf("%s: %w", f.what, ErrNotFound)
+			if w.rows >= 0 && errors.As(err, &pg) && pg.Code == "22012" {
+				// The row-count check of deferExec.
+				return fmt.Errorf("%s: %w", w.what, ErrNotFound)
 			}
-			return fmt.Errorf("%s: %w", f.what, classify(err))
+			return fmt.Errorf("%s: %w", w.what, classify(err))
 		}
 	}
 	return nil
@@ -320,10 +231,9 @@ func (q *pgQuerier) query(ctx context.Context, s string, args ...any) (rowIter, 
 	return &batchRows{Rows: rows, br: br}, nil
 }
 
-// deferExec queues a write (with '?' placeholders) to be sent with the
-// next statement or commit.
+// deferExec queues a write to be sent with the next statement or commit.
 func (q *pgQuerier) deferExec(s string, rows int64, what string, args ...any) {
-	q.pending = append(q.pending, deferredWrite{raw: s, table: writeTarget(s), args: args, rows: rows, what: what})
+	q.pending = append(q.pending, deferredWrite{sql: s, args: args, rows: rows, what: what})
 }
 
 // commit sends what is still queued with COMMIT, in one round trip. A
@@ -360,7 +270,7 @@ func (q *pgQuerier) commit(ctx context.Context) error {
 // rollback drops what is queued and ends the transaction if the server has
 // one open for this connection (an aborted one included).
 func (q *pgQuerier) rollback(ctx context.Context) error {
-	q.pending, q.flushing, q.begin = nil, nil, ""
+	q.pending, q.begin = nil, ""
 	if q.conn.PgConn().TxStatus() == 'I' {
 		return nil
 	}

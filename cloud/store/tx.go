@@ -54,11 +54,6 @@ func (tx *Tx) bind(q string) string {
 	if tx.s.dialect != Postgres {
 		return q
 	}
-	return bindPG(q)
-}
-
-// bindPG is bind for PostgreSQL.
-func bindPG(q string) string {
 	if v, ok := rebound.Load(q); ok {
 		return v.(string)
 	}
@@ -111,15 +106,18 @@ func (tx *Tx) insertID(ctx context.Context, q string, args ...any) (int64, error
 // rows >= 0 is the number of rows an UPDATE or DELETE q must affect, else
 // the transaction fails with ErrNotFound; -1 for an INSERT, which either
 // writes its rows or fails. On PostgreSQL the count is checked by the
-// server (flushStmts), and consecutive deferred writes on different tables
-// go out as one statement; q must then be a plain INSERT or UPDATE (no
-// WITH, no RETURNING).
+// server (a division by zero when it differs), because the COMMIT sent in
+// the same batch would otherwise run before the client could look.
 func (tx *Tx) deferExec(ctx context.Context, what string, rows int64, q string, args ...any) error {
 	if tx.autocommit {
 		return errReadOnly
 	}
 	if tx.pg != nil {
-		tx.pg.deferExec(q, rows, what, args...)
+		if rows >= 0 {
+			q = "WITH w AS (" + q + " RETURNING 1) SELECT 1 / (CASE WHEN COUNT(*) = " + strconv.FormatInt(rows, 10) +
+				" THEN 1 ELSE 0 END) FROM w"
+		}
+		tx.pg.deferExec(tx.bind(q), rows, what, args...)
 		return nil
 	}
 	n, err := tx.exec(ctx, q, args...)
@@ -657,16 +655,13 @@ func (tx *Tx) InsertTransfer(ctx context.Context, t Transfer) (int64, error) {
 		args = append(args, p.AccountID, p.Amount, p.Currency)
 	}
 	if id := tx.pre.takeID("transfers"); id != 0 {
-		// Deferred, with the id Prefetch drew: the transfer and its
-		// postings go out with the next statement or the commit.
-		what := fmt.Sprintf("insert %s transfer with %d postings", t.Kind, len(t.Postings))
-		if err := tx.deferExec(ctx, what, -1, "INSERT INTO transfers (id, kind, created_at) OVERRIDING SYSTEM VALUE VALUES (?, ?, ?)",
-			id, t.Kind, at); err != nil {
-			return 0, err
-		}
-		err := tx.deferExec(ctx, what, -1, `INSERT INTO postings (transfer_id, account_id, amount, currency)
-			SELECT CAST(? AS BIGINT), v.a, v.m, v.c FROM (VALUES `+values.String()+`) AS v(a, m, c, n) ORDER BY v.n`,
-			append([]any{id}, args...)...)
+		// Deferred: the transfer (with the id Prefetch drew) and its
+		// postings in one statement sent with the next one or the commit.
+		err := tx.deferExec(ctx, fmt.Sprintf("insert %s transfer with %d postings", t.Kind, len(t.Postings)), -1,
+			`WITH t AS (INSERT INTO transfers (id, kind, created_at) OVERRIDING SYSTEM VALUE VALUES (?, ?, ?) RETURNING id),
+			p AS (INSERT INTO postings (transfer_id, account_id, amount, currency)
+			      SELECT t.id, v.a, v.m, v.c FROM t, (VALUES `+values.String()+`) AS v(a, m, c, n) ORDER BY v.n)
+			SELECT id FROM t`, append([]any{id, t.Kind, at}, args...)...)
 		return id, err
 	}
 	if tx.s.dialect == Postgres {
