@@ -165,16 +165,24 @@ func printStatus(out io.Writer, st gateway.OfflineStatus) error {
 	return nil
 }
 
+// orDash prints an empty field as "-".
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
 func printRejected(out io.Writer, rj gateway.OfflineRejected) error {
 	if len(rj.Rejected) == 0 {
 		_, err := fmt.Fprintln(out, "no rejected offline approvals")
 		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tAPPROVED\tTERMINAL\tMERCHANT\tCARD\tAMOUNT\tCURRENCY\tAPPROVAL\tACTION")
+	fmt.Fprintln(tw, "ID\tAPPROVED\tBY\tTERMINAL\tMERCHANT\tCARD\tAMOUNT\tCURRENCY\tAPPROVAL\tACTION")
 	for _, r := range rj.Rejected {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.ID, r.ApprovedAt.UTC().Format(time.RFC3339), r.TerminalID, r.MerchantID,
-			r.MaskedPAN, r.Amount, r.Currency, r.ApprovalCode, r.Action)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.ID, r.ApprovedAt.UTC().Format(time.RFC3339), orDash(r.Origin),
+			r.TerminalID, r.MerchantID, r.MaskedPAN, r.Amount, r.Currency, r.ApprovalCode, r.Action)
 	}
 	return tw.Flush()
 }

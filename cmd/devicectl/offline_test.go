@@ -111,8 +111,8 @@ func TestOfflineCommands(t *testing.T) {
 			"negative file: version 7, synced at 2026-11-24T09:30:00Z",
 		}, nil, ""},
 		{"rejected_text", []string{"offline", "rejected", "--gateway", srv.URL}, []string{
-			"ID  APPROVED              TERMINAL  MERCHANT  CARD              AMOUNT  CURRENCY  APPROVAL",
-			"T0000001  M0000001  411111******1111  3400    392",
+			"ID  APPROVED              BY        TERMINAL  MERCHANT  CARD              AMOUNT  CURRENCY  APPROVAL",
+			"stand-in  T0000001  M0000001  411111******1111  3400    392",
 		}, nil, ""},
 		{"forward_text", []string{"offline", "forward", "--gateway", srv.URL}, []string{"forward pass requested"}, nil, ""},
 		{"forward_not_enrolled", []string{"offline", "forward", "--gateway", notEnrolled.URL}, nil, nil, "409 Conflict: the gateway is not enrolled"},
