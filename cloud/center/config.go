@@ -188,6 +188,14 @@ type KeysConfig struct {
 	// application cryptograms (a DES2 derive-only key), used for products
 	// that name none (card_products.imk_label). Default "imk-ac".
 	IMKAC string `yaml:"imk_ac"`
+	// IMKSMI is the label of the issuer master key for secure messaging
+	// integrity (a DES2 derive-only key): the MAC of issuer script
+	// commands. Default "imk-smi".
+	IMKSMI string `yaml:"imk_smi"`
+	// IMKSMC is the label of the issuer master key for secure messaging
+	// confidentiality (a DES2 derive-only key): enciphered issuer script
+	// data. Default "imk-smc".
+	IMKSMC string `yaml:"imk_smc"`
 	// CVK is the default label of the card verification key pair (CVV2),
 	// used for products that name none (card_products.cvk_label). Default
 	// "cvk".
@@ -260,6 +268,12 @@ func (c Config) WithDefaults() Config {
 	if c.Keys.IMKAC == "" {
 		c.Keys.IMKAC = "imk-ac"
 	}
+	if c.Keys.IMKSMI == "" {
+		c.Keys.IMKSMI = "imk-smi"
+	}
+	if c.Keys.IMKSMC == "" {
+		c.Keys.IMKSMC = "imk-smc"
+	}
 	if c.Keys.CVK == "" {
 		c.Keys.CVK = "cvk"
 	}
@@ -327,7 +341,7 @@ func (c *Config) Validate() error {
 	if c.Store.MaxBatch < 0 || c.Store.MaxBatch > 10000 {
 		bad("store.max_batch", c.Store.MaxBatch, "must be between 0 (default) and 10000")
 	}
-	for _, k := range []struct{ name, val string }{{"keys.bdk", c.Keys.BDK}, {"keys.tdes_bdk", c.Keys.TDESBDK}, {"keys.vault", c.Keys.Vault}, {"keys.fingerprint", c.Keys.Fingerprint}, {"keys.imk_ac", c.Keys.IMKAC}, {"keys.cvk", c.Keys.CVK}} {
+	for _, k := range []struct{ name, val string }{{"keys.bdk", c.Keys.BDK}, {"keys.tdes_bdk", c.Keys.TDESBDK}, {"keys.vault", c.Keys.Vault}, {"keys.fingerprint", c.Keys.Fingerprint}, {"keys.imk_ac", c.Keys.IMKAC}, {"keys.imk_smi", c.Keys.IMKSMI}, {"keys.imk_smc", c.Keys.IMKSMC}, {"keys.cvk", c.Keys.CVK}} {
 		if len(k.val) > 64 {
 			bad(k.name, k.val, "token labels are at most 64 characters")
 		}

@@ -49,9 +49,10 @@ func ComponentsPath(dataDir string) string {
 	return filepath.Join(dataDir, "ceremony", "fingerprint-components.json")
 }
 
-// EnsureKeys checks that the BDK, the vault key, the IMK-AC, the CVK and the
-// fingerprint key are in the token and, when bootstrap is true, creates the
-// missing ones (the IMK-AC and the CVK from random values assembled in the
+// EnsureKeys checks that the BDK, the vault key, the IMK-AC, IMK-SMI,
+// IMK-SMC, the CVK and the fingerprint key are in the token and, when
+// bootstrap is true, creates the missing ones (the issuer master keys and
+// the CVK from random values assembled in the
 // process and imported, since SoftHSM cannot generate a DES2 derive key
 // with its CVK-A||CVK-A companion; see ensureIssuerKeys): the BDK
 // (AES-128) and the vault key (AES-256) are generated inside the token; the
@@ -133,6 +134,18 @@ func IMKComponentsPath(dataDir string) string {
 	return filepath.Join(dataDir, "ceremony", "imk-components.json")
 }
 
+// SMIComponentsPath and SMCComponentsPath are where the bootstrap writes
+// the components of the IMK-SMI and IMK-SMC it creates, for the simulator
+// playing the card bureau, in IMKComponentsPath's layout.
+func SMIComponentsPath(dataDir string) string {
+	return filepath.Join(dataDir, "ceremony", "imk-smi-components.json")
+}
+
+// SMCComponentsPath: see SMIComponentsPath.
+func SMCComponentsPath(dataDir string) string {
+	return filepath.Join(dataDir, "ceremony", "imk-smc-components.json")
+}
+
 // LoadFingerprintKey reads the components file written by EnsureKeys and
 // returns the assembled key, for the key-injection step only.
 func LoadFingerprintKey(dataDir string) ([]byte, error) {
@@ -163,19 +176,26 @@ func LoadFingerprintKey(dataDir string) ([]byte, error) {
 	return key, nil
 }
 
-// ensureIssuerKeys checks the default IMK-AC and CVK and, with bootstrap,
-// makes the missing ones: the IMK-AC from two random components XORed and
-// imported as a derive-only DES2 key (as `hsmctl gen-bdk --alg tdes`
-// does), the CVK from a random 16-byte value imported with its CVK-A||CVK-A
-// object. The CVK value is wiped. The IMK-AC's components are written to
-// IMKComponentsPath (mode 0600), like the fingerprint key's: a demo or
-// test center's deck cards are personalised under that IMK by the card
+// ensureIssuerKeys checks the default IMK-AC, IMK-SMI, IMK-SMC and CVK
+// and, with bootstrap, makes the missing ones: each issuer master key from
+// two random components XORed and imported as a sensitive,
+// non-extractable, derive-only DES2 key (as `hsmctl gen-bdk --alg tdes`
+// does), the CVK from a random 16-byte value imported with its
+// CVK-A||CVK-A object. The CVK value is wiped. An issuer master key's
+// components are written to IMKComponentsPath (SMIComponentsPath,
+// SMCComponentsPath; mode 0600), like the fingerprint key's: a demo or
+// test center's deck cards are personalised under those IMKs by the card
 // bureau, which the terminal simulator plays (firmware-sim/device
 // IssuerTestKeys); terminals never hold issuer keys. Production imports
 // the issuer's keys from custodians' components instead and has no such
 // file.
 func ensureIssuerKeys(tok keyToken, keys KeysConfig, dataDir string, log *slog.Logger) error {
-	for _, k := range []struct{ label, what string }{{keys.IMKAC, "IMK-AC"}, {keys.CVK, "CVK"}} {
+	for _, k := range []struct{ label, what, components string }{
+		{keys.IMKAC, "IMK-AC", IMKComponentsPath(dataDir)},
+		{keys.IMKSMI, "IMK-SMI", SMIComponentsPath(dataDir)},
+		{keys.IMKSMC, "IMK-SMC", SMCComponentsPath(dataDir)},
+		{keys.CVK, "CVK", ""},
+	} {
 		ok, err := tok.HasKey(k.label)
 		if err != nil {
 			return fmt.Errorf("look up %s %q: %w", k.what, k.label, err)
@@ -194,7 +214,7 @@ func ensureIssuerKeys(tok keyToken, keys KeysConfig, dataDir string, log *slog.L
 			cryptogram.SetParity(c)
 		}
 		var imkOut *FingerprintComponents
-		if k.what == "IMK-AC" {
+		if k.components != "" {
 			err = tok.ImportKeyFromComponents(k.label, hsm.KindTDES, comps, nil, hsm.UseDerive)
 			imkOut = &FingerprintComponents{Label: k.label, Components: []string{hex.EncodeToString(comps[0]), hex.EncodeToString(comps[1])}}
 		} else {
@@ -213,12 +233,11 @@ func ensureIssuerKeys(tok keyToken, keys KeysConfig, dataDir string, log *slog.L
 		log.Warn("bootstrap: generated key in the token", "label", k.label, "kind", k.what, "kcv", kcv)
 		if imkOut != nil {
 			imkOut.KCV = kcv
-			path := IMKComponentsPath(dataDir)
-			if err := writeComponents(path, imkOut); err != nil {
-				return fmt.Errorf("write IMK-AC components: %w", err)
+			if err := writeComponents(k.components, imkOut); err != nil {
+				return fmt.Errorf("write %s components: %w", k.what, err)
 			}
-			log.Warn("bootstrap: IMK-AC components written for the simulator's card personalisation — a demo/test center only; delete the file in production",
-				"label", k.label, "kcv", kcv, "file", path)
+			log.Warn("bootstrap: "+k.what+" components written for the simulator's card personalisation — a demo/test center only; delete the file in production",
+				"label", k.label, "kcv", kcv, "file", k.components)
 		}
 	}
 	return nil
