@@ -5,7 +5,9 @@
 // answers the first GENERATE AC with an ARQC, TC or AAC over the terminal's
 // CDOL1 data, checks the issuer's ARPC (method 1) in the second GENERATE
 // AC, and in its contactless variant produces the cryptogram in the first
-// tap from the PDOL data.
+// tap from the PDOL data. With secure messaging keys it runs issuer
+// script commands whose MAC verifies (script.go): APPLICATION BLOCK makes
+// it answer every later GENERATE AC (and tap) with an AAC.
 //
 // The cryptogram covers the values of de55.ACDataTags (the common CDOL1
 // elements, AIP and ATC) under the EMV common session key for the ATC,
@@ -103,6 +105,11 @@ type Config struct {
 	// 7980 (SDA, DDA, cardholder verification, terminal risk management,
 	// CDA).
 	ODA *ODAConfig
+	// IMKSMI and IMKSMC are the test issuer master keys for secure
+	// messaging integrity and confidentiality (16-byte TDES keys; the
+	// card keeps the ICC master keys derived with option A). Without
+	// IMKSMI the card refuses every issuer script command (script.go).
+	IMKSMI, IMKSMC []byte
 }
 
 // Card is a simulated EMV card application. Safe for concurrent use.
@@ -118,6 +125,10 @@ type Card struct {
 	atc     uint16
 	pending *pending  // first GENERATE AC answered ARQC, awaiting the second
 	oda     *odaState // nil without ODA; immutable after New
+
+	smi, smc []byte       // ICC master keys for secure messaging; nil without
+	script   *scriptState // the last ARQC's ATC and cryptogram, for issuer scripts
+	blocked  bool         // APPLICATION BLOCK accepted: every GENERATE AC answers AAC
 }
 
 type pending struct {
@@ -152,6 +163,9 @@ func New(cfg Config) (*Card, error) {
 		aip = emv.AIP{0x19, 0x80}
 	}
 	c := &Card{pan: cfg.PAN, psn: cfg.PSN, expiry: cfg.Expiry, aip: aip, cfg: cfg, mk: mk, atc: cfg.ATC}
+	if err := c.personaliseSM(cfg.IMKSMI, cfg.IMKSMC); err != nil {
+		return nil, fmt.Errorf("personalise card: %w", err)
+	}
 	if cfg.ODA != nil {
 		if err := c.personaliseODA(cfg.ODA); err != nil {
 			return nil, fmt.Errorf("personalise card: %w", err)
@@ -255,7 +269,8 @@ func (r Response) TLVs() []tlv.TLV {
 // terminal asks for, cdol1Data the terminal's data built for
 // DefaultCDOL1. The card increments its ATC, never returns more than asked
 // (AAC stays AAC), answers a TC request with an ARQC unless
-// Config.Offline, and remembers an ARQC for the second GENERATE AC.
+// Config.Offline, and remembers an ARQC for the second GENERATE AC. A
+// blocked application (script.go) answers every request with an AAC.
 func (c *Card) GenerateAC(want emv.CryptogramType, cdol1Data []byte) (Response, error) {
 	return c.generate(want, defaultCDOL1, cdol1Data)
 }
@@ -293,7 +308,8 @@ func (c *Card) generate(want emv.CryptogramType, d dol.DOL, data []byte) (Respon
 	c.atc++
 	typ := want
 	switch {
-	case want == emv.AAC:
+	case want == emv.AAC || c.blocked:
+		typ = emv.AAC
 	case want == emv.TC && c.cfg.Offline:
 	default:
 		typ = emv.ARQC
@@ -303,9 +319,10 @@ func (c *Card) generate(want emv.CryptogramType, d dol.DOL, data []byte) (Respon
 	if err != nil {
 		return Response{}, fmt.Errorf("GENERATE AC: %w", err)
 	}
-	c.pending = nil
+	c.pending, c.script = nil, nil
 	if typ == emv.ARQC {
 		c.pending = &pending{atc: c.atc, arqc: ac, r: cryptogram.ACSessionR(c.atc), data: acData}
+		c.script = &scriptState{atc: c.atc, arqc: ac}
 	}
 	return Response{CID: emv.CID(typ), ATC: c.atc, Cryptogram: ac, IAD: IssuerApplicationData()}, nil
 }
