@@ -181,8 +181,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The POS API's transaction records live in the offline store, so a
+	// retry after a restart never starts a second sale.
 	posAPI, err = ecr.New(cfg.POS, devices, ecr.Options{Logger: log.With("component", "pos-api"), Registerer: metrics.Registry,
-		Offline: off.posView(client)})
+		Offline: off.posView(client), Journal: off.store})
 	if err != nil {
 		return err
 	}

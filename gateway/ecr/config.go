@@ -33,8 +33,8 @@ type Config struct {
 	// MerchantName heads every receipt. Default "posgate merchant".
 	MerchantName string `yaml:"merchant_name"`
 	// MaxTransactions bounds the transactions (and their idempotency
-	// keys) kept in memory; the oldest settled ones are forgotten first.
-	// Default 10000; 1..1000000.
+	// keys) kept, in memory and in the Journal; the oldest settled ones
+	// are forgotten first. Default 10000; 1..1000000.
 	MaxTransactions int `yaml:"max_transactions"`
 	// MaxWait caps the ?wait= of a long poll. Default 60s; 1s..10m.
 	MaxWait time.Duration `yaml:"max_wait"`

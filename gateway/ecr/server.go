@@ -9,8 +9,10 @@
 // key and body returns the first transaction, never a second sale. The
 // idempotency record exists before the command is sent to the terminal, so a
 // concurrent retry waits for the first. Transactions are kept in memory,
-// bounded by Config.MaxTransactions; the durable store comes with the
-// offline work.
+// bounded by Config.MaxTransactions, and with a Journal (the gateway's
+// offline store) written through to disk: a record is durable before its
+// command is sent and every status change before it is answered, so a
+// retry after a restart gets the first transaction too (journal.go).
 //
 // No card data passes through here: the only card field is the masked PAN
 // (DE 124 form) that the device manager took from the financial messages.
@@ -61,6 +63,15 @@ type Options struct {
 	// adds the offline block to transactions answered in stand-in. Nil:
 	// that route answers 503 offline_unavailable.
 	Offline Offline
+	// Journal, when set, keeps the transaction records durably: New
+	// loads them, and a transaction in progress when the gateway stopped
+	// comes back "unknown" (resolved_by gateway_restart). Nil: memory
+	// only, forgotten at restart.
+	Journal Journal
+	// ResolveRetry is the first wait between attempts to resolve, through
+	// a Terminals that is a Resolver, a transaction left unknown by a
+	// restart; it doubles up to 30s. Zero means 1s.
+	ResolveRetry time.Duration
 }
 
 // Server is the POS API. It is safe for concurrent use. Close stops the
@@ -74,6 +85,9 @@ type Server struct {
 	reqs  *prometheus.CounterVec
 	off   Offline
 
+	journal Journal
+	retry   time.Duration
+
 	clients []client
 	byID    map[string]*client
 
@@ -85,6 +99,10 @@ type Server struct {
 	st   store
 	subs map[*subscriber]struct{}
 	seq  uint64
+	// resolving holds, per terminal, the transaction from before a restart
+	// that a Resolver is settling; new transactions on that terminal are
+	// refused until it is settled.
+	resolving map[string]*record
 }
 
 type client struct {
@@ -94,20 +112,34 @@ type client struct {
 	order     []string
 }
 
-// New returns a POS API server for cfg over terms. It validates cfg.
+// New returns a POS API server for cfg over terms. It validates cfg and,
+// with opts.Journal, loads the stored transactions; it fails when the
+// Journal cannot be read or written (unreadable single records are
+// logged and skipped, their keys refused).
 func New(cfg Config, terms Terminals, opts Options) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	s := &Server{cfg: cfg, terms: terms, log: opts.Logger, now: opts.Now, off: opts.Offline, byID: make(map[string]*client), subs: make(map[*subscriber]struct{})}
+	s := &Server{cfg: cfg, terms: terms, log: opts.Logger, now: opts.Now, off: opts.Offline, byID: make(map[string]*client),
+		subs: make(map[*subscriber]struct{}), journal: opts.Journal, retry: opts.ResolveRetry, resolving: make(map[string]*record)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.now == nil {
 		s.now = time.Now
 	}
+	if s.retry <= 0 {
+		s.retry = time.Second
+	}
 	s.st = newStore(cfg.MaxTransactions)
+	var unresolved []*record
+	if s.journal != nil {
+		var err error
+		if unresolved, err = s.load(); err != nil {
+			return nil, err
+		}
+	}
 	for _, c := range cfg.Clients {
 		cl := client{id: c.ID, terminals: make(map[string]bool), order: slices.Clone(c.Terminals)}
 		if c.KeySHA256 != "" {
@@ -131,6 +163,16 @@ func New(cfg Config, terms Terminals, opts Options) (*Server, error) {
 		}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if res, ok := terms.(Resolver); ok {
+		for _, r := range unresolved {
+			// The newest unknown transaction of a terminal is the one its
+			// last-transaction query can tell about.
+			if s.st.lastByTerm[r.tx.TerminalID] == r {
+				s.resolving[r.tx.TerminalID] = r
+				s.wg.Go(func() { s.resolve(res, r) })
+			}
+		}
+	}
 	s.mux = http.NewServeMux()
 	for _, r := range s.routes() {
 		s.mux.Handle(r.pattern, s.instrument(r.pattern, r.h))
@@ -447,7 +489,12 @@ func (s *Server) mutate(k tlink.Kind) http.Handler {
 		fp := sha256.Sum256(canon)
 
 		s.mu.Lock()
-		rec, existing, err := s.st.begin(c.id, key, fp, func() *record {
+		if s.resolving[req.TerminalID] != nil && s.st.byKey[idemKey{c.id, key}] == nil {
+			s.mu.Unlock()
+			writeError(w, http.StatusConflict, "terminal_unresolved", "an earlier transaction's outcome on the terminal is being resolved; nothing was sent")
+			return
+		}
+		rec, existing, evicted, err := s.st.begin(c.id, key, fp, func() *record {
 			return &record{
 				pos: c.id, key: key, fp: fp, kind: k, done: make(chan struct{}), changed: make(chan struct{}),
 				tx: Transaction{
@@ -457,12 +504,18 @@ func (s *Server) mutate(k tlink.Kind) http.Handler {
 			}
 		})
 		s.mu.Unlock()
+		if evicted != nil {
+			s.forget(evicted)
+		}
 		switch {
 		case errors.Is(err, errKeyReused):
 			writeError(w, http.StatusConflict, "idempotency_key_reused", "this Idempotency-Key was used with a different request")
 			return
 		case errors.Is(err, errFull):
 			writeError(w, http.StatusServiceUnavailable, "too_many_transactions", "too many transactions in progress; try again later")
+			return
+		case rec.bad:
+			writeError(w, http.StatusConflict, "idempotency_record_unreadable", "the stored record of this Idempotency-Key could not be read after a restart; nothing was sent: check the terminal's last transaction and use a new key")
 			return
 		}
 		if existing {
@@ -506,11 +559,31 @@ func isDone(rec *record) bool {
 	}
 }
 
-// run sends rec's command to its terminal and records the answer.
+// run records rec durably (with a Journal), sends its command to its
+// terminal and records the answer.
 func (s *Server) run(rec *record) {
 	s.mu.Lock()
 	tx := rec.tx
 	s.mu.Unlock()
+	if s.journal != nil {
+		data, err := encodeRecord(rec, tx)
+		var jid uint64
+		if err == nil {
+			jid, err = s.journal.AddPOS(rec.pos, rec.key, data)
+		}
+		if err != nil {
+			s.log.Error("POS transaction not recorded durably; not sent", "pos", rec.pos, "terminal", tx.TerminalID, "id", tx.ID, "reason", err)
+			s.mu.Lock()
+			rec.err = &apiError{http.StatusServiceUnavailable, "storage_unavailable", "the gateway could not record the transaction durably; nothing was sent"}
+			close(rec.done)
+			s.st.remove(rec)
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Lock()
+		rec.jid = jid
+		s.mu.Unlock()
+	}
 	cmd := tlink.TxnCommand{Ref: tx.ID, Amount: tx.Amount, Currency: tx.Currency, OrigRef: tx.OriginalID}
 	res, err := s.terms.Transact(s.ctx, tx.TerminalID, rec.kind, cmd)
 	var aerr *apiError
@@ -541,6 +614,7 @@ func (s *Server) run(rec *record) {
 	// Nothing was sent: the record is dropped so the same key may be used
 	// again, after the waiters have their answer.
 	s.log.Info("POS transaction not started", "pos", rec.pos, "terminal", tx.TerminalID, "id", tx.ID, "code", aerr.code)
+	s.forget(rec)
 	s.mu.Lock()
 	rec.err = aerr
 	close(rec.done)
@@ -562,7 +636,16 @@ func (s *Server) settle(r device.TxnResult) {
 	}
 	s.mu.Lock()
 	rec := s.st.byID[r.Ref]
-	if rec == nil || rec.tx.TerminalID != r.DeviceID {
+	s.mu.Unlock()
+	if rec == nil {
+		return
+	}
+	// The update is written through before anyone sees it: a POST, a
+	// long poll or an event answers only what is durable.
+	rec.wmu.Lock()
+	defer rec.wmu.Unlock()
+	s.mu.Lock()
+	if s.st.byID[r.Ref] != rec || rec.tx.TerminalID != r.DeviceID {
 		s.mu.Unlock()
 		return
 	}
@@ -570,7 +653,8 @@ func (s *Server) settle(r device.TxnResult) {
 		s.mu.Unlock()
 		return
 	}
-	tx := &rec.tx
+	next := rec.tx
+	tx := &next
 	tx.Status = string(r.Outcome)
 	tx.ActionCode, tx.ApprovalCode, tx.STAN, tx.RRN, tx.TerminalTime = r.ActionCode, r.ApprovalCode, r.STAN, r.RRN, r.Time
 	tx.MaskedPAN = r.MaskedPAN
@@ -585,6 +669,12 @@ func (s *Server) settle(r device.TxnResult) {
 		t := s.now().UTC()
 		tx.CompletedAt = &t
 	}
+	jid := rec.jid
+	s.mu.Unlock()
+	s.persist(rec, jid, next)
+	s.mu.Lock()
+	rec.tx = next
+	tx = &rec.tx
 	close(rec.changed)
 	rec.changed = make(chan struct{})
 	snapshot := *tx

@@ -3,6 +3,7 @@ package ecr
 import (
 	"errors"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/posgate/posgate/terminal/tlink"
@@ -50,6 +51,16 @@ type record struct {
 	changed chan struct{} // closed and replaced on every update
 	err     *apiError
 	tx      Transaction
+	// jid is the record's id in the Journal; 0 until it is stored (or
+	// without a Journal).
+	jid uint64
+	// bad marks a stored record that could not be read at start: only
+	// its key is known, and it is refused.
+	bad bool
+	// wmu serializes the updates of tx with their writes to the Journal,
+	// so the stored state never goes back to an older one. Taken before
+	// Server.mu, never while holding it.
+	wmu sync.Mutex
 }
 
 type idemKey struct{ pos, key string }
@@ -60,9 +71,9 @@ var (
 )
 
 // store keeps transactions in memory, bounded: when full, the oldest
-// settled transaction (and its idempotency key) is forgotten. It is not
-// durable: the bbolt store comes with the offline work. Not safe for
-// concurrent use; Server.mu guards it.
+// settled transaction (and its idempotency key) is forgotten. With a
+// Journal the Server writes every record through to it (journal.go).
+// Not safe for concurrent use; Server.mu guards it.
 type store struct {
 	max        int
 	byID       map[string]*record
@@ -77,39 +88,63 @@ func newStore(max int) store {
 
 // begin returns the record for (pos, key): the existing one when the
 // fingerprint matches (existing true), errKeyReused when it does not, or
-// a new one made by mk and stored before anything is sent.
-func (s *store) begin(pos, key string, fp [32]byte, mk func() *record) (*record, bool, error) {
+// a new one made by mk and stored before anything is sent. A record
+// evicted to make room is returned too, so the caller can forget it in
+// the Journal.
+func (s *store) begin(pos, key string, fp [32]byte, mk func() *record) (r *record, existing bool, evicted *record, err error) {
 	if r := s.byKey[idemKey{pos, key}]; r != nil {
-		if r.fp != fp {
-			return nil, false, errKeyReused
+		if r.bad {
+			return r, true, nil, nil
 		}
-		return r, true, nil
+		if r.fp != fp {
+			return nil, false, nil, errKeyReused
+		}
+		return r, true, nil, nil
 	}
-	if len(s.byID) >= s.max && !s.evict() {
-		return nil, false, errFull
+	if len(s.order) >= s.max {
+		if evicted = s.evict(); evicted == nil {
+			return nil, false, nil, errFull
+		}
 	}
-	r := mk()
-	s.byID[r.tx.ID] = r
-	s.byKey[idemKey{pos, key}] = r
-	s.lastByTerm[r.tx.TerminalID] = r
-	s.order = append(s.order, r)
-	return r, false, nil
+	r = mk()
+	s.add(r)
+	return r, false, evicted, nil
 }
 
-// evict forgets the oldest transaction whose outcome is final.
-func (s *store) evict() bool {
+// add puts r in the indexes as the newest record.
+func (s *store) add(r *record) {
+	s.byKey[idemKey{r.pos, r.key}] = r
+	if !r.bad {
+		s.byID[r.tx.ID] = r
+		s.lastByTerm[r.tx.TerminalID] = r
+	}
+	s.order = append(s.order, r)
+}
+
+// evict forgets the oldest transaction whose outcome is final (or the
+// oldest unreadable record) and returns it; nil when there is none.
+func (s *store) evict() *record {
 	for _, r := range s.order {
-		if final(r.tx.Status) {
+		if r.bad || final(r.tx.Status) {
 			s.remove(r)
-			return true
+			return r
 		}
 	}
-	return false
+	return nil
 }
 
 func (s *store) remove(r *record) {
 	if s.byID[r.tx.ID] == r {
 		delete(s.byID, r.tx.ID)
+	}
+	if r.bad {
+		if k := (idemKey{r.pos, r.key}); s.byKey[k] == r {
+			delete(s.byKey, k)
+		}
+		if i := slices.Index(s.order, r); i >= 0 {
+			s.order = slices.Delete(s.order, i, i+1)
+		}
+		return
 	}
 	k := idemKey{r.pos, r.key}
 	if s.byKey[k] == r {
@@ -118,7 +153,7 @@ func (s *store) remove(r *record) {
 	if s.lastByTerm[r.tx.TerminalID] == r {
 		delete(s.lastByTerm, r.tx.TerminalID)
 		for i := len(s.order) - 1; i >= 0; i-- {
-			if o := s.order[i]; o != r && o.tx.TerminalID == r.tx.TerminalID {
+			if o := s.order[i]; o != r && !o.bad && o.tx.TerminalID == r.tx.TerminalID {
 				s.lastByTerm[o.tx.TerminalID] = o
 				break
 			}
