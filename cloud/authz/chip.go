@@ -12,6 +12,7 @@ import (
 	"github.com/posgate/posgate/emv"
 	"github.com/posgate/posgate/emv/cryptogram"
 	"github.com/posgate/posgate/emv/de55"
+	"github.com/posgate/posgate/emv/tags"
 	"github.com/posgate/posgate/emv/tlv"
 	"github.com/posgate/posgate/hsm"
 	"github.com/posgate/posgate/p2pe/card"
@@ -65,7 +66,25 @@ type ChipConfig struct {
 	// With a list, a request whose AID is absent or not listed is
 	// declined 902.
 	AllowedAIDs []string
+	// Scripts computes issuer script MACs under the IMK-SMI; nil sends
+	// no issuer scripts. With it, the decline of a lost (208) or stolen
+	// (209) card's online request whose ARQC verified carries an
+	// APPLICATION BLOCK script (docs/emv.md, "Secure messaging and
+	// issuer scripts"). *hsm.SecureMessaging satisfies it.
+	Scripts ScriptSigner
 }
+
+// ScriptSigner computes secure messaging MACs of issuer script commands
+// in the token. Implementations are safe for concurrent use.
+type ScriptSigner interface {
+	// ScriptMAC returns the 8-byte MAC of c under the card's SMI
+	// session key for c.ARQC.
+	ScriptMAC(c hsm.ScriptCommand) ([8]byte, error)
+}
+
+// applicationBlock is the header (CLA INS P1 P2) of APPLICATION BLOCK
+// with secure messaging.
+var applicationBlock = [4]byte{0x84, 0x1E, 0x00, 0x00}
 
 // ARCs (tag 8A values, two ASCII characters) of the ARPC the switch
 // returns, by action code; see arcFor.
@@ -383,9 +402,10 @@ func useATC(ctx context.Context, tx *store.Tx, fp string, chip *de55.Request, on
 	return "", nil
 }
 
-// chipResponse returns the response DE 55 (tag 91: ARPC method 1 || ARC)
-// for a chip request whose card was found, or nil. A decline's ARPC is
-// made here, after the transaction.
+// chipResponse returns the response DE 55 (tag 91: ARPC method 1 || ARC,
+// and for a lost or stolen card an issuer script, see blockScript) for a
+// chip request whose card was found, or nil. A decline's ARPC is made
+// here, after the transaction.
 func (s *Switch) chipResponse(sec *security, resp Response) ([]byte, error) {
 	if sec == nil || sec.chip == nil || resp.ActionCode == "" {
 		return nil, nil
@@ -398,11 +418,40 @@ func (s *Switch) chipResponse(sec *security, resp Response) ([]byte, error) {
 			return nil, fmt.Errorf("ARPC for action %s: %w", resp.ActionCode, err)
 		}
 	}
-	b, err := de55.BuildResponse(de55.Response{IssuerAuthData: de55.IssuerAuthDataMethod1(arpc, arc)})
+	r := de55.Response{IssuerAuthData: de55.IssuerAuthDataMethod1(arpc, arc)}
+	if script, ok := s.blockScript(sec, resp); ok {
+		r.Scripts = []tlv.TLV{script}
+	}
+	b, err := de55.BuildResponse(r)
 	if err != nil {
 		return nil, fmt.Errorf("build response DE 55: %w", err)
 	}
 	return b, nil
+}
+
+// blockScript returns the issuer script template 72 of one APPLICATION
+// BLOCK command (84 1E 00 00 08 || MAC) for the decline of a lost (208)
+// or stolen (209) card's request whose cryptogram is a verified ARQC,
+// its MAC computed in the token under the card's SMI session key for
+// that ARQC. ok is false when no script is due, Scripts is nil, or the
+// token could not compute the MAC: the decline then goes without it
+// (the card still declines; a later request is answered the same way).
+func (s *Switch) blockScript(sec *security, resp Response) (tlv.TLV, bool) {
+	switch iso93.ActionCode(resp.ActionCode) {
+	case iso93.ActionLostCard, iso93.ActionStolenCard:
+	default:
+		return tlv.TLV{}, false
+	}
+	if s.Chip.Scripts == nil || !sec.arqcOK || sec.chip.CID().Type() != emv.ARQC {
+		return tlv.TLV{}, false
+	}
+	mac, err := s.Chip.Scripts.ScriptMAC(hsm.ScriptCommand{PAN: sec.arqc.PAN, PSN: sec.arqc.PSN, ATC: sec.chip.ATC(),
+		ARQC: sec.arqc.ARQC, Header: applicationBlock})
+	if err != nil {
+		return tlv.TLV{}, false
+	}
+	cmd := append(append(applicationBlock[:], cryptogram.ScriptMACLen), mac[:]...)
+	return tlv.TLV{Tag: tags.IssuerScript2, Children: []tlv.TLV{tlv.New(tags.IssuerScriptCommand, cmd)}}, true
 }
 
 // adviceChip is what the checks before an advice's transaction found in
