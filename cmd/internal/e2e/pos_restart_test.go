@@ -1,0 +1,161 @@
+package e2e_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/posgate/posgate/firmware-sim/deck"
+)
+
+// TestPOSRetryAfterGatewayKill SIGKILLs the real posgate process twice:
+// once after a sale was answered, once while a sale waits at the terminal
+// for the center. After each restart the POS retries with the same
+// Idempotency-Key: it gets the first transaction (the settled one
+// unchanged; the one cut short as "unknown", resolved_by gateway_restart),
+// a different body under the key still gets 409, and the terminal never
+// sees a second command.
+func TestPOSRetryAfterGatewayKill(t *testing.T) {
+	dir := t.TempDir()
+	linkAddr, centerHTTP := freeAddr(t, "udp"), freeAddr(t, "tcp")
+	termAddr, gwHTTP := freeAddr(t, "tcp"), freeAddr(t, "tcp")
+	if err := os.WriteFile(filepath.Join(dir, "center.yaml"),
+		fmt.Appendf(nil, "data_dir: ./center\nlink:\n  listen: %s\nhttp:\n  listen: %s\n", linkAddr, centerHTTP), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run(t, dir, "cardcenter", "seed-demo", "--config", "center.yaml", "--terminals", "1")
+	run(t, dir, "hsmctl", "inject", "--format", "json", "--softhsm-dir", "center/hsm", "--token", "cardcenter", "--bdk", "bdk",
+		"--terminal-id", "T0000001", "--ikid", "0000000100000001",
+		"--fingerprint-components", "center/ceremony/fingerprint-components.json", "--out", "termsim/T0000001.json")
+	farm := start(t, dir, "termsim", "farm", "--keys", "termsim", "--terminals", "1", "--medium", "pty", "--cards", "visa-ok:chip")
+	slave := farmSlave(t, farm)
+	const apiKey = "e2e-pos-key-restart-01"
+	enrolPOSGateway(t, dir, linkAddr, termAddr, slave, gwHTTP, apiKey)
+
+	center := start(t, dir, "cardcenter", "--config", "center.yaml")
+	gw := start(t, dir, "posgate", "--config", "gateway.yaml")
+	waitMetric(t, gwHTTP, "posgate_link_up 1")
+	pos := posClient{t: t, base: "http://" + gwHTTP, key: apiKey}
+	waitTerminalUp(t, pos, "T1")
+	yen := func(amount int64) map[string]any {
+		return map[string]any{"terminal_id": "T1", "amount": amount, "currency": "392"}
+	}
+
+	// 1. A settled sale survives a SIGKILL.
+	sale := pos.want("sales", "till-1", yen(1000), "approved", "000")
+	kill(t, gw)
+	gw = start(t, dir, "posgate", "--config", "gateway.yaml")
+	waitMetric(t, gwHTTP, "posgate_link_up 1")
+	waitTerminalUp(t, pos, "T1")
+	if again := pos.want("sales", "till-1", yen(1000), "approved", "000"); again != sale {
+		t.Fatalf("retry after the restart: %+v, first %+v", again, sale)
+	}
+	if code, _ := pos.post("sales", "till-1", yen(1001)); code != http.StatusConflict {
+		t.Fatalf("other body under the key after the restart: %d, want 409", code)
+	}
+
+	// 2. A sale cut short by a SIGKILL: the center is paused so the sale
+	// waits at the terminal, and the gateway dies meanwhile.
+	if err := center.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	processing := strings.Count(farm.logs.String(), "PROCESSING") + 1
+	go rawPost(pos, "sales", "till-2", yen(800)) // its connection dies with the gateway
+	deadline := time.Now().Add(30 * time.Second)
+	for strings.Count(farm.logs.String(), "PROCESSING") < processing {
+		if time.Now().After(deadline) {
+			center.cmd.Process.Signal(syscall.SIGCONT)
+			t.Fatalf("the terminal never started the second sale:\n%s", farm.logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	kill(t, gw)
+	if err := center.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	gw = start(t, dir, "posgate", "--config", "gateway.yaml")
+	waitMetric(t, gwHTTP, "posgate_link_up 1")
+	waitTerminalUp(t, pos, "T1")
+	code, cut := pos.post("sales", "till-2", yen(800))
+	if code != http.StatusAccepted || cut.Status != "unknown" || cut.ID == "" {
+		t.Fatalf("retry of the sale cut short: %d %+v, want 202 unknown", code, cut)
+	}
+	var full struct {
+		ResolvedBy string `json:"resolved_by"`
+	}
+	getJSON(t, pos, "/pos/v1/transactions/"+cut.ID, &full)
+	if full.ResolvedBy != "gateway_restart" {
+		t.Fatalf("resolved_by %q, want gateway_restart", full.ResolvedBy)
+	}
+	if code, _ := pos.post("sales", "till-2", yen(801)); code != http.StatusConflict {
+		t.Fatalf("other body under the cut key: %d, want 409", code)
+	}
+	if code, _ := pos.post("sales", "till-1", yen(1000)); code != http.StatusOK {
+		t.Fatalf("the first sale after the second restart: %d", code)
+	}
+
+	// The terminal ran exactly the two sales.
+	farm.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-farm.done:
+		farm.done <- nil
+	case <-time.After(30 * time.Second):
+		t.Fatal("termsim farm did not stop on SIGTERM")
+	}
+	lines := strings.Split(strings.TrimSpace(farm.logs.String()), "\n")
+	var fs struct {
+		Transactions int `json:"transactions"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &fs); err != nil {
+		t.Fatalf("farm's last line is not its summary: %v", err)
+	}
+	if fs.Transactions != 2 {
+		t.Fatalf("the terminal ran %d transactions, want 2 (a retry must not reach it)", fs.Transactions)
+	}
+	gw.stop(t)
+	center.stop(t)
+	all := center.logs.String() + gw.logs.String() + farm.logs.String()
+	for _, c := range deck.Cards() {
+		if strings.Contains(all, c.PAN) {
+			t.Errorf("a daemon's output carries the clear PAN of deck card %s", c.Name)
+		}
+	}
+}
+
+// rawPost posts without failing the test: its answer does not matter.
+func rawPost(c posClient, route, idemKey string, body map[string]any) {
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest("POST", c.base+"/pos/v1/"+route, bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	req.Header.Set("Idempotency-Key", idemKey)
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
+
+func getJSON(t *testing.T, c posClient, path string, v any) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", c.base+path, nil)
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d", path, resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+}
