@@ -435,3 +435,53 @@ func recv[T any](t *testing.T, what string, c <-chan T) T {
 	}
 	panic("unreachable")
 }
+
+// memJournal is a Journal holding one stored record, for the fuzz test.
+type memJournal struct {
+	pos, key string
+	data     []byte
+}
+
+func (m *memJournal) AddPOS(string, string, []byte) (uint64, error)  { return 2, nil }
+func (m *memJournal) UpdatePOS(uint64, string, string, []byte) error { return nil }
+func (m *memJournal) DeletePOS(...uint64) error                      { return nil }
+func (m *memJournal) LoadPOS(fn func(uint64, string, string, []byte, error)) error {
+	fn(1, m.pos, m.key, m.data, nil)
+	return nil
+}
+
+// noTerminals fails the test if a command is sent.
+type noTerminals struct{ t *testing.T }
+
+func (n noTerminals) Transact(context.Context, string, tlink.Kind, tlink.TxnCommand) (device.TxnResult, error) {
+	n.t.Error("a command was sent under a key that has a stored record")
+	return device.TxnResult{}, device.ErrNotConnected
+}
+func (noTerminals) Device(string) (device.Snapshot, bool) { return device.Snapshot{}, false }
+
+// FuzzLoadRecord feeds arbitrary stored bytes under POSA's key "k": New
+// must start (never panic), and a sale under that key must never reach a
+// terminal — it gets the stored transaction, 409, or nothing else.
+func FuzzLoadRecord(f *testing.F) {
+	f.Add([]byte(`{"v":1,"fp":"` + strings.Repeat("00", 32) + `","kind":16,"tx":{"id":"tx1","type":"sale","terminal_id":"T1","status":"in_progress","created_at":"2026-01-01T00:00:00Z"}}`))
+	f.Add([]byte(`{"v":1}`))
+	f.Add([]byte(`not json`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := ecr.New(ecr.Config{Clients: []ecr.Client{{ID: "POSA", KeySHA256: hash(keyA), Terminals: []string{"T1"}}}},
+			noTerminals{t}, ecr.Options{Journal: &memJournal{pos: "POSA", key: "k", data: data}})
+		if err != nil {
+			t.Fatalf("New on a stored record: %v", err)
+		}
+		defer s.Close()
+		req := httptest.NewRequest("POST", "/pos/v1/sales", strings.NewReader(saleT1))
+		req.Header.Set("Authorization", "Bearer "+keyA)
+		req.Header.Set("Idempotency-Key", "k")
+		w := httptest.NewRecorder()
+		s.Handler().ServeHTTP(w, req)
+		switch w.Code {
+		case http.StatusOK, http.StatusAccepted, http.StatusConflict:
+		default:
+			t.Fatalf("sale under a stored key: %d %s", w.Code, w.Body)
+		}
+	})
+}
