@@ -109,8 +109,16 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer keys.Close()
+	// Issuer scripts (an APPLICATION BLOCK for lost and stolen chip cards)
+	// are MACed under the secure-messaging keys (docs/emv.md).
+	sm, err := p.Token.SecureMessaging(cfg.Keys.IMKSMI, cfg.Keys.IMKSMC, 0)
+	if err != nil {
+		return err
+	}
+	defer sm.Close()
 	sw := &authz.Switch{Store: p.Store, Decrypter: p.Vault, Vault: p.Vault, Router: router.Router,
-		Chip: authz.ChipConfig{Keys: keys, IMKLabel: cfg.Keys.IMKAC, CVKLabel: cfg.Keys.CVK, AllowedAIDs: cfg.Keys.AllowedAIDs},
+		Chip: authz.ChipConfig{Keys: keys, IMKLabel: cfg.Keys.IMKAC, CVKLabel: cfg.Keys.CVK, AllowedAIDs: cfg.Keys.AllowedAIDs,
+			Scripts: sm},
 		PIN:  authz.PINConfig{Verifier: p.Token, BDKLabel: cfg.Keys.BDK}}
 	negFile, err := NewNegFileServer(p.Store, metrics.Registry, log.With("component", "negfile"))
 	if err != nil {
