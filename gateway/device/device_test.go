@@ -390,3 +390,45 @@ func TestConfigValidate(t *testing.T) {
 }
 
 var _ io.ReadWriteCloser = (net.Conn)(nil)
+
+// TestResolveAsksTheTerminal checks Resolve, the query the POS API uses
+// for a transaction a gateway restart left unknown: the terminal's last
+// transaction settles its own ref, another ref means never started, and
+// nothing but the query reaches the terminal.
+func TestResolveAsksTheTerminal(t *testing.T) {
+	term := &devicetest.Terminal{}
+	fake := devicetest.NewPlug(t, term)
+	m, err := device.New(device.Config{
+		Devices: []device.DeviceConfig{{ID: "T5", DeviceConfig: transport.DeviceConfig{Medium: transport.TCP, Address: fake.Addr}},
+			{ID: "PAD", DeviceConfig: transport.DeviceConfig{Medium: transport.TCP, Address: "127.0.0.1:1", Kind: transport.SignPad}}},
+		Handler: forwarder(),
+		Logger:  quiet(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, m)
+	waitFor(t, "T5 up", connected(m, "T5"))
+	sold, err := m.Sale(t.Context(), "T5", 900, "392", "RES1")
+	if err != nil || sold.Outcome != device.OutcomeApproved {
+		t.Fatalf("sale: %+v %v", sold, err)
+	}
+	r, err := m.Resolve(t.Context(), "T5", tlink.KindSale, tlink.TxnCommand{Ref: "RES1", Amount: 900, Currency: "392"})
+	if err != nil || r.Outcome != device.OutcomeApproved || r.ResolvedBy != device.ResolvedByQuery ||
+		r.ApprovalCode != sold.ApprovalCode || r.STAN != sold.STAN || r.Ref != "RES1" {
+		t.Fatalf("resolve RES1: %+v %v; sale was %+v", r, err, sold)
+	}
+	r, err = m.Resolve(t.Context(), "T5", tlink.KindSale, tlink.TxnCommand{Ref: "RES2", Amount: 900, Currency: "392"})
+	if err != nil || r.Outcome != device.OutcomeNotStarted || r.Ref != "RES2" {
+		t.Fatalf("resolve RES2: %+v %v, want not started", r, err)
+	}
+	if got := term.Commands(); len(got) != 1 || got[0] != "RES1" {
+		t.Fatalf("terminal got commands %v, want only RES1", got)
+	}
+	if _, err := m.Resolve(t.Context(), "NOPE", tlink.KindSale, tlink.TxnCommand{Ref: "X"}); !errors.Is(err, device.ErrUnknownDevice) {
+		t.Fatalf("unknown device: %v", err)
+	}
+	if _, err := m.Resolve(t.Context(), "PAD", tlink.KindSale, tlink.TxnCommand{Ref: "X"}); !errors.Is(err, device.ErrNotTerminal) {
+		t.Fatalf("signature pad: %v", err)
+	}
+}

@@ -360,24 +360,7 @@ func (m *Manager) finish(d *device, t *txn, r *tlink.TxnResult, how Resolution) 
 	}
 	res := m.partial(d, t)
 	res.ResolvedBy = how
-	if r == nil {
-		res.Outcome = OutcomeNotStarted
-	} else {
-		res.Outcome = outcomeOf(r.Outcome)
-		if r.Amount != 0 {
-			res.Amount, res.Currency = r.Amount, r.Currency
-		}
-		if r.ActionCode != "" {
-			res.ActionCode = r.ActionCode
-		}
-		if r.ApprovalCode != "" {
-			res.ApprovalCode = r.ApprovalCode
-		}
-		if r.STAN != "" {
-			res.STAN = r.STAN
-		}
-		res.RRN, res.Time = r.RRN, r.Time
-	}
+	settle(&res, r)
 	t.result = res
 	d.txn = nil
 	d.mu.Unlock()
@@ -386,6 +369,77 @@ func (m *Manager) finish(d *device, t *txn, r *tlink.TxnResult, how Resolution) 
 	if m.cfg.OnResult != nil {
 		m.cfg.OnResult(res)
 	}
+}
+
+// settle sets res's outcome from the terminal's r (nil: never started)
+// and copies what r knows over what res has.
+func settle(res *TxnResult, r *tlink.TxnResult) {
+	if r == nil {
+		res.Outcome = OutcomeNotStarted
+		return
+	}
+	res.Outcome = outcomeOf(r.Outcome)
+	if r.Amount != 0 {
+		res.Amount, res.Currency = r.Amount, r.Currency
+	}
+	if r.ActionCode != "" {
+		res.ActionCode = r.ActionCode
+	}
+	if r.ApprovalCode != "" {
+		res.ApprovalCode = r.ApprovalCode
+	}
+	if r.STAN != "" {
+		res.STAN = r.STAN
+	}
+	res.RRN, res.Time = r.RRN, r.Time
+}
+
+// Resolve asks terminal deviceID for its last transaction (the 0x22
+// query) to settle the command cmd of kind k whose result a gateway
+// restart lost; nothing but the query is sent. The terminal's last
+// transaction being none or another ref means cmd never started
+// (OutcomeNotStarted: a terminal accepts no command while an earlier
+// result is unsettled); the same ref still pending returns OutcomeUnknown
+// and an error wrapping ErrOutcomeUnknown; otherwise its outcome, with
+// ResolvedBy ResolvedByQuery. ErrUnknownDevice, ErrNotTerminal,
+// ErrNotConnected and ErrBusy (a command of this manager in progress) are
+// returned as by Transact.
+func (m *Manager) Resolve(ctx context.Context, deviceID string, k tlink.Kind, cmd tlink.TxnCommand) (TxnResult, error) {
+	d := m.device(deviceID)
+	if d == nil {
+		return TxnResult{}, fmt.Errorf("resolve %s on %s: %w", cmd.Ref, deviceID, ErrUnknownDevice)
+	}
+	if d.cfg.Kind != transport.PaymentTerminal {
+		return TxnResult{}, fmt.Errorf("resolve %s on %s: %w", cmd.Ref, deviceID, ErrNotTerminal)
+	}
+	d.mu.Lock()
+	ep, busy := d.ep, d.txn != nil
+	d.mu.Unlock()
+	switch {
+	case busy:
+		return TxnResult{}, fmt.Errorf("resolve %s on %s: %w", cmd.Ref, deviceID, ErrBusy)
+	case ep == nil:
+		return TxnResult{}, fmt.Errorf("resolve %s on %s: %w", cmd.Ref, deviceID, ErrNotConnected)
+	}
+	qctx, cancel := context.WithTimeout(ctx, m.cfg.StatusTimeout)
+	lt, err := ep.LastTransaction(qctx)
+	cancel()
+	if err != nil {
+		return TxnResult{}, fmt.Errorf("resolve %s on %s: last-transaction query: %w", cmd.Ref, deviceID, err)
+	}
+	res := TxnResult{DeviceID: deviceID, Ref: cmd.Ref, Command: k, Amount: cmd.Amount, Currency: cmd.Currency,
+		ResolvedBy: ResolvedByQuery}
+	switch {
+	case lt.Txn == nil || lt.Txn.Ref != cmd.Ref:
+		settle(&res, nil)
+	case lt.Txn.Outcome == tlink.OutcomePending:
+		res.Outcome = OutcomeUnknown
+		return res, fmt.Errorf("resolve %s on %s: %w", cmd.Ref, deviceID, ErrOutcomeUnknown)
+	default:
+		settle(&res, lt.Txn)
+	}
+	m.log.Info("transaction resolved after a restart", "device", deviceID, "ref", cmd.Ref, "outcome", string(res.Outcome), "action", res.ActionCode)
+	return res, nil
 }
 
 func (d *device) wake() {
@@ -709,6 +763,19 @@ func (m *Manager) receive(ctx context.Context, d *device, ep *tlink.Endpoint, wg
 			d.mu.Lock()
 			t := d.txn
 			d.mu.Unlock()
+			if t == nil && r.Outcome != tlink.OutcomePending {
+				// The result of a command this manager never sent: one
+				// from before a gateway restart. Report it; the POS API
+				// settles its record by ref and ignores refs it does not
+				// know.
+				res := TxnResult{DeviceID: d.id, Ref: r.Ref, ResolvedBy: ResolvedByLateResult}
+				settle(&res, &r)
+				m.log.Info("late txn-result of a command this gateway did not send", "device", d.id, "ref", r.Ref, "outcome", string(res.Outcome))
+				if m.cfg.OnResult != nil {
+					m.cfg.OnResult(res)
+				}
+				continue
+			}
 			if t == nil || t.cmd.Ref != r.Ref || r.Outcome == tlink.OutcomePending {
 				m.log.Warn("txn-result for no command in progress ignored", "device", d.id, "ref", r.Ref)
 				continue

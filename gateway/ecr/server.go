@@ -657,7 +657,11 @@ func (s *Server) settle(r device.TxnResult) {
 	tx := &next
 	tx.Status = string(r.Outcome)
 	tx.ActionCode, tx.ApprovalCode, tx.STAN, tx.RRN, tx.TerminalTime = r.ActionCode, r.ApprovalCode, r.STAN, r.RRN, r.Time
-	tx.MaskedPAN = r.MaskedPAN
+	if r.MaskedPAN != "" {
+		// A result settled by query or late result after a restart may
+		// not know it; keep what the record had.
+		tx.MaskedPAN = r.MaskedPAN
+	}
 	tx.ResolvedBy = string(r.ResolvedBy)
 	if off != nil {
 		tx.Offline = off
