@@ -133,49 +133,10 @@ func arqc(t testing.TB, cc *card.Card, amount int64, aid string) []byte {
 	return generateAC(t, cc, amount, emv.TC, emv.ARQC, "0000048000", "BBA4CD5B", aid)
 }
 
-// generateAC runs the terminal's first GENERATE AC asking for ask, fails
-// the test unless the card answers want, and returns the request DE 55
-// (with tag 84 = aid unless aid is "").
+// generateAC is cloudtest.ChipDE55.
 func generateAC(t testing.TB, cc *card.Card, amount int64, ask, want emv.CryptogramType, tvr, un, aid string) []byte {
 	t.Helper()
-	term := dol.Values{
-		tags.AmountAuthorised:        unhexT(t, amountBCD(amount)),
-		tags.AmountOther:             unhexT(t, "000000000000"),
-		tags.TerminalCountryCode:     unhexT(t, "0392"),
-		tags.TVR:                     unhexT(t, tvr),
-		tags.TransactionCurrencyCode: unhexT(t, "0392"),
-		tags.TransactionDate:         unhexT(t, "261124"),
-		tags.TransactionType:         {0x00},
-		tags.UnpredictableNumber:     unhexT(t, un),
-	}
-	data, err := card.DefaultCDOL1().Build(term)
-	if err != nil {
-		t.Fatalf("CDOL1 data: %v", err)
-	}
-	r, err := cc.GenerateAC(ask, data)
-	if err != nil || r.CID.Type() != want {
-		t.Fatalf("first GENERATE AC: %v %v, want %v", r.CID.Flags(), err, want)
-	}
-	v := dol.Values{}
-	for k, x := range term {
-		v[k] = x
-	}
-	for _, x := range r.TLVs() {
-		v[x.Tag] = x.Value
-	}
-	for _, x := range cc.Records() {
-		if x.Tag == tags.AIP || x.Tag == tags.PANSequenceNumber {
-			v[x.Tag] = x.Value
-		}
-	}
-	if aid != "" {
-		v[0x84] = unhexT(t, aid)
-	}
-	b, err := de55.Build(v)
-	if err != nil {
-		t.Fatalf("build DE 55: %v", err)
-	}
-	return b
+	return cloudtest.ChipDE55(t, cc, amount, ask, want, tvr, un, aid)
 }
 
 func amountBCD(a int64) string {

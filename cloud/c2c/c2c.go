@@ -412,6 +412,13 @@ func (cn *conn) reply(msg *iso8583.Message, action iso93.ActionCode, res authz.R
 	if res.RRN != "" {
 		_ = resp.Field(iso93.FieldRRN, res.RRN)
 	}
+	if len(res.ICCData) > 0 {
+		// Issuer authentication data (ARPC) and scripts for the card.
+		if err := resp.BinaryField(iso93.FieldICCData, res.ICCData); err != nil {
+			cn.log.Error("c2c: set DE 55", "reason", err)
+			return nil
+		}
+	}
 	out, err := iso93.PackMessage(resp)
 	if err != nil {
 		cn.log.Error("c2c: pack response", "reason", err)
@@ -477,6 +484,9 @@ func (cn *conn) request(mti string, msg *iso8583.Message) (authz.Request, iso93.
 		Currency: p.Currency, LocalTime: t.LocalTime, IdempotencyKey: t.IdempotencyKey,
 		FunctionCode: t.FunctionCode, POSDataCode: p.POSDataCode, Original: orig,
 		KSN: c.KSN, CardBlock: c.CardData, Fingerprint: c.Fingerprint,
+		// A head office's chip request is verified like any other: its
+		// ARQC (or an advice's TC) in the token, the ARPC back in DE 55.
+		ICCData: c.ICCData,
 	}
 	if c.PAN != "" {
 		pan, err := card.ParsePAN(string(c.PAN))
