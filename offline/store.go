@@ -159,7 +159,7 @@ var (
 	allBuckets = [][]byte{bMeta, bNegA, bNegB, bNegDelta, bRec, bState, bOut, bIdem, bVel, bCount}
 	// addedBuckets were added to schema 1 after its release; Open creates
 	// them in a schema-1 file that lacks them (an older build ignores them).
-	addedBuckets = [][]byte{bPOS}
+	addedBuckets = [][]byte{bPOS, bReversal, bSignature}
 )
 
 // Store is the gateway's offline store. It is safe for concurrent use.
