@@ -33,14 +33,21 @@ type Keys struct {
 // also plays. A real terminal never holds them, and nothing on the
 // terminal's side of the simulation uses them beyond creating the
 // simulated cards (emv/card) — the terminal kernel only sees what the
-// card answers. `hsmctl inject --imk-components` copies them into the
-// bundle from the components file a demo or test center's bootstrap
-// writes (cloud/center IMKComponentsPath); the token's IMK itself is
-// non-extractable.
+// card answers. `hsmctl inject --imk-components` (--smi-components,
+// --smc-components) copies them into the bundle from the components files
+// a demo or test center's bootstrap writes (cloud/center
+// IMKComponentsPath, SMIComponentsPath, SMCComponentsPath); the token's
+// IMKs themselves are non-extractable.
 type IssuerTestKeys struct {
 	// IMKAC is the issuer master key for application cryptograms
 	// (double-length TDES, 16 bytes).
 	IMKAC []byte
+	// IMKSMI and IMKSMC are the issuer master keys for secure messaging
+	// integrity and confidentiality (double-length TDES, 16 bytes each),
+	// nil when the bundle has none: the simulated cards are then not
+	// personalised for secure messaging and refuse every issuer script
+	// command.
+	IMKSMI, IMKSMC []byte
 }
 
 // keysFile is the JSON form of Keys.
@@ -53,7 +60,9 @@ type keysFile struct {
 }
 
 type issuerKeysFile struct {
-	IMKAC string `json:"imk_ac"`
+	IMKAC  string `json:"imk_ac"`
+	IMKSMI string `json:"imk_smi,omitempty"`
+	IMKSMC string `json:"imk_smc,omitempty"`
 }
 
 // ErrBadKeys is returned for a key bundle that cannot be used.
@@ -73,8 +82,18 @@ func (k Keys) Validate() error {
 	if len(k.FingerprintKey) != 32 {
 		return fmt.Errorf("fingerprint key of %d bytes, want 32: %w", len(k.FingerprintKey), ErrBadKeys)
 	}
-	if k.Issuer != nil && len(k.Issuer.IMKAC) != 16 {
-		return fmt.Errorf("issuer test IMK-AC of %d bytes, want 16: %w", len(k.Issuer.IMKAC), ErrBadKeys)
+	if k.Issuer != nil {
+		if len(k.Issuer.IMKAC) != 16 {
+			return fmt.Errorf("issuer test IMK-AC of %d bytes, want 16: %w", len(k.Issuer.IMKAC), ErrBadKeys)
+		}
+		for _, sm := range []struct {
+			what string
+			key  []byte
+		}{{"IMK-SMI", k.Issuer.IMKSMI}, {"IMK-SMC", k.Issuer.IMKSMC}} {
+			if sm.key != nil && len(sm.key) != 16 {
+				return fmt.Errorf("issuer test %s of %d bytes, want 16 or none: %w", sm.what, len(sm.key), ErrBadKeys)
+			}
+		}
 	}
 	return nil
 }
@@ -92,6 +111,12 @@ func SaveKeys(path string, k Keys) error {
 	}
 	if k.Issuer != nil {
 		kf.Issuer = &issuerKeysFile{IMKAC: hex.EncodeToString(k.Issuer.IMKAC)}
+		if k.Issuer.IMKSMI != nil {
+			kf.Issuer.IMKSMI = hex.EncodeToString(k.Issuer.IMKSMI)
+		}
+		if k.Issuer.IMKSMC != nil {
+			kf.Issuer.IMKSMC = hex.EncodeToString(k.Issuer.IMKSMC)
+		}
 	}
 	b, err := json.MarshalIndent(kf, "", "  ")
 	if err != nil {
@@ -132,6 +157,17 @@ func LoadKeys(path string) (Keys, error) {
 			return Keys{}, fmt.Errorf("key bundle %s: issuer_test_keys.imk_ac is not hex: %w", path, ErrBadKeys)
 		}
 		k.Issuer = &IssuerTestKeys{IMKAC: imk}
+		for _, sm := range []struct {
+			name, hex string
+			key       *[]byte
+		}{{"imk_smi", f.Issuer.IMKSMI, &k.Issuer.IMKSMI}, {"imk_smc", f.Issuer.IMKSMC, &k.Issuer.IMKSMC}} {
+			if sm.hex == "" {
+				continue
+			}
+			if *sm.key, err = hex.DecodeString(sm.hex); err != nil {
+				return Keys{}, fmt.Errorf("key bundle %s: issuer_test_keys.%s is not hex: %w", path, sm.name, ErrBadKeys)
+			}
+		}
 	}
 	if err := k.Validate(); err != nil {
 		return Keys{}, fmt.Errorf("key bundle %s: %w", path, err)
@@ -139,8 +175,9 @@ func LoadKeys(path string) (Keys, error) {
 	return k, nil
 }
 
-// imkComponentsFile is the layout of the IMK-AC components file a demo
-// center's bootstrap writes (cloud/center FingerprintComponents).
+// imkComponentsFile is the layout of the issuer master key components
+// files a demo center's bootstrap writes (cloud/center
+// FingerprintComponents).
 type imkComponentsFile struct {
 	Label      string   `json:"label"`
 	Components []string `json:"components"`
@@ -148,42 +185,60 @@ type imkComponentsFile struct {
 }
 
 // LoadIMKComponents reads the IMK-AC components file a demo or test
-// center's bootstrap writes (cloud/center IMKComponentsPath), XORs the
+// center's bootstrap writes (cloud/center IMKComponentsPath) and returns
+// issuer test keys holding that IMK-AC (see LoadIssuerKeyComponents). It
+// is for the card bureau's side of the simulator only.
+func LoadIMKComponents(path string) (*IssuerTestKeys, error) {
+	imk, err := LoadIssuerKeyComponents("IMK-AC", path)
+	if err != nil {
+		return nil, err
+	}
+	return &IssuerTestKeys{IMKAC: imk}, nil
+}
+
+// LoadIssuerKeyComponents reads the components file of one double-length
+// TDES issuer master key (what names it in errors: "IMK-AC", "IMK-SMI",
+// "IMK-SMC") that a demo or test center's bootstrap writes (cloud/center
+// IMKComponentsPath, SMIComponentsPath, SMCComponentsPath), XORs the
 // 16-byte components and, when the file names a KCV, checks the result
 // against it (TDES-ECB of zeros, first three bytes). It is for the card
 // bureau's side of the simulator only. Errors never carry key bytes.
-func LoadIMKComponents(path string) (*IssuerTestKeys, error) {
+func LoadIssuerKeyComponents(what, path string) ([]byte, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read IMK-AC components: %w", err)
+		return nil, fmt.Errorf("read %s components: %w", what, err)
 	}
 	var f imkComponentsFile
 	if err := json.Unmarshal(raw, &f); err != nil {
-		return nil, fmt.Errorf("IMK-AC components %s: %w", path, ErrBadKeys)
+		return nil, fmt.Errorf("%s components %s: %w", what, path, ErrBadKeys)
 	}
 	if len(f.Components) < 2 {
-		return nil, fmt.Errorf("IMK-AC components %s: %d components, want at least 2: %w", path, len(f.Components), ErrBadKeys)
+		return nil, fmt.Errorf("%s components %s: %d components, want at least 2: %w", what, path, len(f.Components), ErrBadKeys)
 	}
 	imk := make([]byte, 16)
 	for i, h := range f.Components {
 		c, err := hex.DecodeString(h)
 		if err != nil || len(c) != 16 {
-			return nil, fmt.Errorf("IMK-AC components %s: component %d is not 16 bytes of hex: %w", path, i+1, ErrBadKeys)
+			clear(imk)
+			return nil, fmt.Errorf("%s components %s: component %d is not 16 bytes of hex: %w", what, path, i+1, ErrBadKeys)
 		}
 		for j := range imk {
 			imk[j] ^= c[j]
 		}
+		clear(c)
 	}
 	if f.KCV != "" {
 		kcv, err := tdesKCV(imk)
 		if err != nil {
-			return nil, fmt.Errorf("IMK-AC components %s: %w", path, err)
+			clear(imk)
+			return nil, fmt.Errorf("%s components %s: %w", what, path, err)
 		}
 		if !strings.EqualFold(f.KCV, kcv) && !strings.HasPrefix(strings.ToUpper(kcv), strings.ToUpper(f.KCV)) {
-			return nil, fmt.Errorf("IMK-AC components %s assemble to KCV %s, the file says %s: %w", path, kcv, f.KCV, ErrBadKeys)
+			clear(imk)
+			return nil, fmt.Errorf("%s components %s assemble to KCV %s, the file says %s: %w", what, path, kcv, f.KCV, ErrBadKeys)
 		}
 	}
-	return &IssuerTestKeys{IMKAC: imk}, nil
+	return imk, nil
 }
 
 // tdesKCV returns the check value of a double-length TDES key: the first
@@ -191,7 +246,7 @@ func LoadIMKComponents(path string) (*IssuerTestKeys, error) {
 func tdesKCV(k []byte) (string, error) {
 	b, err := des.NewTripleDESCipher(append(append([]byte(nil), k...), k[:8]...))
 	if err != nil {
-		return "", fmt.Errorf("IMK-AC: %w", err)
+		return "", fmt.Errorf("key check value: %w", err)
 	}
 	var out [8]byte
 	b.Encrypt(out[:], make([]byte, 8))
