@@ -119,7 +119,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	sw := &authz.Switch{Store: p.Store, Decrypter: p.Vault, Vault: p.Vault, Router: router.Router,
 		Chip: authz.ChipConfig{Keys: keys, IMKLabel: cfg.Keys.IMKAC, CVKLabel: cfg.Keys.CVK, AllowedAIDs: cfg.Keys.AllowedAIDs,
 			Scripts: sm},
-		PIN:  authz.PINConfig{Verifier: p.Token, BDKLabel: cfg.Keys.BDK}}
+		PIN: authz.PINConfig{Verifier: p.Token, BDKLabel: cfg.Keys.BDK}}
 	negFile, err := NewNegFileServer(p.Store, metrics.Registry, log.With("component", "negfile"))
 	if err != nil {
 		return err
