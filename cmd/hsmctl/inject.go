@@ -84,6 +84,8 @@ func setupInject(fs *flag.FlagSet, g *globals) func(context.Context) (result, er
 	first := fs.Int("first", 1, "with --count: number of the first terminal (1 is T0000001)")
 	bdkID := fs.String("bdk-id", "00000001", "with --count: BDK ID, 8 hex digits; terminal k gets IKID <bdk-id> || k as 8 decimal digits")
 	imkFile := fs.String("imk-components", "", "optional: IMK-AC components file a demo/test center's bootstrap writes (center/ceremony/imk-components.json); copied into each bundle's issuer test keys so the simulator can personalise its deck's chip cards — never for a real terminal")
+	smiFile := fs.String("smi-components", "", "optional, with --imk-components: IMK-SMI components file a demo/test center's bootstrap writes (center/ceremony/imk-smi-components.json); copied into each bundle so the simulator's chip cards run the center's issuer scripts — never for a real terminal")
+	smcFile := fs.String("smc-components", "", "optional, with --imk-components: IMK-SMC components file (center/ceremony/imk-smc-components.json), as --smi-components")
 	outDir := fs.String("out-dir", "", "with --count: directory to write <terminal-id>.json bundles into (mode 0600)")
 	return func(ctx context.Context) (res result, err error) {
 		// targets are the bundles to write, checked before the token is
@@ -149,12 +151,27 @@ func setupInject(fs *flag.FlagSet, g *globals) func(context.Context) (result, er
 			return nil, fmt.Errorf("fingerprint components %s: %w", *fpFile, err)
 		}
 		defer clear(fpKey)
+		if *imkFile == "" && (*smiFile != "" || *smcFile != "") {
+			return nil, fmt.Errorf("--smi-components and --smc-components need --imk-components: %w", errUsage)
+		}
 		var issuer *device.IssuerTestKeys
 		if *imkFile != "" {
 			if issuer, err = device.LoadIMKComponents(*imkFile); err != nil {
 				return nil, err
 			}
 			defer clear(issuer.IMKAC)
+			if *smiFile != "" {
+				if issuer.IMKSMI, err = device.LoadIssuerKeyComponents("IMK-SMI", *smiFile); err != nil {
+					return nil, err
+				}
+				defer clear(issuer.IMKSMI)
+			}
+			if *smcFile != "" {
+				if issuer.IMKSMC, err = device.LoadIssuerKeyComponents("IMK-SMC", *smcFile); err != nil {
+					return nil, err
+				}
+				defer clear(issuer.IMKSMC)
+			}
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err

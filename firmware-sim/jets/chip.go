@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/posgate/posgate/emv/de55"
 	"github.com/posgate/posgate/emv/dol"
 	"github.com/posgate/posgate/emv/oda"
+	"github.com/posgate/posgate/emv/tags"
 	"github.com/posgate/posgate/emv/tlv"
 	"github.com/posgate/posgate/firmware-sim/deck"
 	"github.com/posgate/posgate/firmware-sim/device"
@@ -40,6 +43,19 @@ import (
 // magnetic stripe. Without issuer test keys a chip read is sent as before,
 // without DE 55.
 //
+// Issuer scripts (docs/emv.md, "Secure messaging and issuer scripts"):
+// when the bundle's issuer test keys carry the IMK-SMI (and IMK-SMC), the
+// deck cards are personalised for secure messaging, and complete() hands
+// the card each template 71 of the answer's DE 55 before the second
+// GENERATE AC and each template 72 after it (card.RunScript), logging the
+// status words. A card the issuer blocked (APPLICATION BLOCK) answers its
+// next first GENERATE AC, or tap, with an AAC: the terminal declines the
+// transaction offline (ErrCardDeclined, action 100, nothing sent). The
+// simulated cards live in the Firmware (one set per terminal, for the
+// life of the process), so a block holds for that terminal's later sales
+// until the process ends; another terminal of a farm, or a restarted
+// termsim, holds its own unblocked copy of the card.
+//
 // Offline data authentication and offline approval (docs/emv.md, "How the
 // terminal simulator should call it"): when Config.Bureau is set, contact
 // cards are personalised for SDA, DDA and CDA by that bureau and allowed
@@ -55,6 +71,12 @@ import (
 // (advice.go). Any ODA failure, an amount above the floor limit, or a full
 // advice queue (Config.MaxPendingAdvices) goes online with an ARQC as
 // before, the TVR telling the issuer why (nothing in it for a full queue).
+
+// ErrCardDeclined is the error of a transaction the card declined
+// offline: its first GENERATE AC (or tap) answered an AAC, which a deck
+// card does only when an issuer script blocked its application. The
+// terminal answers declined, action 100, and sends nothing.
+var ErrCardDeclined = errors.New("jets: the card declined offline (AAC)")
 
 // ReasonICCProcessed is the DE 25 message reason code of the 1220 advice
 // of an offline chip approval: ISO 8583:1993's "ICC processed" (the card
@@ -174,21 +196,24 @@ type chipSession struct {
 	card        *card.Card
 	contactless bool
 	offline     bool
-	declined    bool  // the card's TC failed CDA: a local decline
+	declined    bool  // the card answered an AAC, or its TC failed CDA: a local decline
 	declineErr  error // why, when declined
+	log         *slog.Logger
 	method      oda.Method
 	tvr         emv.TVR
 	un          []byte
 }
 
 // chipCard returns the simulated card of deck card c, personalised once
-// per firmware under imk (or the counterfeit key for a cloned chip), so
-// that its ATC advances from one transaction to the next.
+// per firmware under the issuer test keys keys (a cloned chip: under the
+// counterfeit key, without secure messaging keys), so that its ATC, and
+// an application block an issuer script made, carry from one transaction
+// to the next.
 //
 // With a Bureau the card is also personalised for offline data
 // authentication and may approve offline; the bureau's key generation
 // runs before f.mu is taken.
-func (f *Firmware) chipCard(c deck.Card, imk []byte, rid [5]byte) (*card.Card, error) {
+func (f *Firmware) chipCard(c deck.Card, keys *device.IssuerTestKeys, rid [5]byte) (*card.Card, error) {
 	f.mu.Lock()
 	k, ok := f.chips[c.Name]
 	f.mu.Unlock()
@@ -199,10 +224,10 @@ func (f *Firmware) chipCard(c deck.Card, imk []byte, rid [5]byte) (*card.Card, e
 	if err != nil {
 		return nil, err
 	}
+	cfg := card.Config{PAN: c.PAN, PSN: c.PSN, Expiry: exp, IMK: keys.IMKAC, IMKSMI: keys.IMKSMI, IMKSMC: keys.IMKSMC}
 	if c.Fault == deck.ChipCloned {
-		imk = counterfeitIMK
+		cfg.IMK, cfg.IMKSMI, cfg.IMKSMC = counterfeitIMK, nil, nil
 	}
-	cfg := card.Config{PAN: c.PAN, PSN: c.PSN, Expiry: exp, IMK: imk}
 	if b := f.cfg.Bureau; b != nil {
 		yy, _ := strconv.Atoi(c.Expiry[:2]) // checked by expiryBCD
 		mm, _ := strconv.Atoi(c.Expiry[2:])
@@ -300,7 +325,7 @@ func (t *run) startChip(read *device.Read, fin *device.Financial) (*chipSession,
 		return nil, fmt.Errorf("select: deck AID of %s is shorter than a RID", c.Masked())
 	}
 	rid := [5]byte(aid[:5])
-	k, err := f.chipCard(c, issuer.IMKAC, rid)
+	k, err := f.chipCard(c, issuer, rid)
 	if err != nil {
 		return nil, err
 	}
@@ -310,7 +335,7 @@ func (t *run) startChip(read *device.Read, fin *device.Financial) (*chipSession,
 	if !ok {
 		return nil, errors.New("read record: the card has no AIP (82)")
 	}
-	s := &chipSession{card: k, contactless: read.Entry == device.EntryContactless, un: make([]byte, 4)}
+	s := &chipSession{card: k, contactless: read.Entry == device.EntryContactless, un: make([]byte, 4), log: f.log}
 	rand.Read(s.un)
 	caps := terminalCapabilities
 	var (
@@ -430,10 +455,14 @@ func (t *run) startChip(read *device.Read, fin *device.Financial) (*chipSession,
 	case got == emv.ARQC:
 	case got == emv.TC && want == emv.TC:
 		s.offline = true
+	case got == emv.AAC:
+		// The card declines offline: a deck card does so only when an
+		// issuer script blocked its application.
+		s.declined, s.declineErr = true, ErrCardDeclined
+		f.log.Info("the card declined offline (AAC)", "asked", want.String(), "atc", r.ATC)
+		return s, nil
 	default:
-		// An offline AAC would need a local decline; the deck's cards
-		// answer a TC request with a TC and an ARQC request with an ARQC.
-		return nil, fmt.Errorf("card answered %02X to a %v request: offline declines are not supported", byte(r.CID), want)
+		return nil, fmt.Errorf("card answered %02X to a %v request", byte(r.CID), want)
 	}
 	for _, v := range r.TLVs() {
 		values[v.Tag] = v.Value
@@ -456,8 +485,14 @@ func (s *chipSession) offlineCDA(v oda.Verifier, d oda.CardData, cdol1 []byte, v
 		return fmt.Errorf("first GENERATE AC with CDA: %w", err)
 	}
 	cid, ok := findTag(resp, 0x9F27)
+	if ok && len(cid) == 1 && emv.CID(cid[0]).Type() == emv.AAC {
+		// A blocked application declines offline.
+		s.declined, s.declineErr = true, ErrCardDeclined
+		s.log.Info("the card declined offline (AAC)", "asked", emv.TC.String())
+		return nil
+	}
 	if !ok || len(cid) != 1 || emv.CID(cid[0]).Type() != emv.TC {
-		return fmt.Errorf("card answered %X to a TC request with CDA: offline declines and referrals are not supported", cid)
+		return fmt.Errorf("card answered %X to a TC request with CDA: referrals are not supported", cid)
 	}
 	res, err := v.AuthenticateCDA(d, [4]byte(s.un), nil, cdol1, resp, &s.tvr)
 	if err != nil {
@@ -533,27 +568,37 @@ func offlineAdvice(raw []byte, res *device.Result) ([]byte, string, error) {
 }
 
 // complete hands the answer to the card: for a contact card EXTERNAL
-// AUTHENTICATE with tag 91 and the second GENERATE AC, whose TC approves
-// and AAC declines; a contactless card follows the host. It reports
-// whether the card accepts the host's decision as an approval.
+// AUTHENTICATE with tag 91, the issuer scripts of templates 71, the
+// second GENERATE AC, whose TC approves and AAC declines, then the
+// scripts of templates 72 (runScripts); a contactless card follows the
+// host and runs no script (it has left the field). It reports whether the
+// card accepts the host's decision as an approval.
 func (s *chipSession) complete(res device.Result) (bool, error) {
 	approved := res.ActionCode.Approved()
-	if s.contactless {
-		return approved, nil
-	}
-	var iad []byte
-	arc := []byte("Z3") // no issuer authentication data: unable to go online
+	var (
+		iad     []byte
+		scripts []tlv.TLV
+	)
 	if len(res.ICCResponse) > 0 {
 		resp, err := de55.ParseResponse(res.ICCResponse)
 		if err != nil {
 			s.tvr.Set(emv.TVRIssuerAuthenticationFailed)
+			s.log.Warn("response DE 55 does not parse: no issuer authentication, no scripts", "stan", res.STAN, "err", err)
 		} else {
-			iad = resp.IssuerAuthData
+			iad, scripts = resp.IssuerAuthData, resp.Scripts
 		}
 	}
+	if s.contactless {
+		if len(scripts) > 0 {
+			s.log.Info("issuer scripts not run: the contactless card has left the field", "stan", res.STAN, "templates", len(scripts))
+		}
+		return approved, nil
+	}
+	arc := []byte("Z3") // no issuer authentication data: unable to go online
 	if len(iad) == 10 {
 		arc = iad[8:10]
 	}
+	s.runScripts(scripts, tags.IssuerScript1, res.STAN)
 	cdol2, err := card.DefaultCDOL2().Build(dol.Values{0x8A: arc, 0x95: s.tvr[:], 0x9F37: s.un})
 	if err != nil {
 		return false, fmt.Errorf("build CDOL2 data: %w", err)
@@ -565,5 +610,45 @@ func (s *chipSession) complete(res device.Result) (bool, error) {
 	if err != nil {
 		s.tvr.Set(emv.TVRIssuerAuthenticationFailed)
 	}
+	s.runScripts(scripts, tags.IssuerScript2, res.STAN)
 	return r.CID.Type() == emv.TC, nil
 }
+
+// runScripts hands the card each issuer script template of tag which (71
+// or 72) in scripts, in order (card.RunScript: its 86 commands until one
+// fails), sets the TVR's "script processing failed" bit of that template
+// kind when a command does not answer 9000, and logs each template's
+// status words and whether the card is blocked after it: no card data,
+// no command bytes.
+func (s *chipSession) runScripts(scripts []tlv.TLV, which tlv.Tag, stan string) {
+	failed := emv.TVRScriptFailedBeforeFinalAC
+	if which == tags.IssuerScript2 {
+		failed = emv.TVRScriptFailedAfterFinalAC
+	}
+	for i, t := range scripts {
+		if t.Tag != which {
+			continue
+		}
+		sws, err := s.card.RunScript(t) // t.Tag is 71 or 72: no ErrScript
+		if err != nil {
+			s.tvr.Set(failed)
+			s.log.Warn("issuer script not run", "stan", stan, "template", which.String(), "index", i, "err", err)
+			continue
+		}
+		words := make([]string, len(sws))
+		ok := true
+		for j, sw := range sws {
+			words[j] = fmt.Sprintf("%04X", sw)
+			ok = ok && sw == card.SWOK
+		}
+		if !ok {
+			s.tvr.Set(failed)
+		}
+		id, _ := findTag(t.Children, issuerScriptID)
+		s.log.Info("issuer script run", "stan", stan, "template", which.String(), "index", i, "script_id", hex.EncodeToString(id),
+			"commands", len(sws), "status_words", strings.Join(words, " "), "ok", ok, "card_blocked", s.card.Blocked())
+	}
+}
+
+// issuerScriptID is tag 9F18, the optional identifier of an issuer script.
+const issuerScriptID tlv.Tag = 0x9F18

@@ -1013,7 +1013,8 @@ func (t *run) card(mti, proc string) {
 	fin := device.Financial{MTI: mti, Read: read, ProcessingCode: proc, Amount: int64(t.cmd.Amount), Currency: t.cmd.Currency}
 	chip, err := t.startChip(&read, &fin) // chip.go: the EMV kernel up to the first GENERATE AC
 	if err == nil && chip != nil && chip.declined {
-		// The card's TC failed CDA: worthless, nothing goes to the host.
+		// The card declined offline (AAC: an issuer script blocked it),
+		// or its TC failed CDA (worthless): nothing goes to the host.
 		f.show("CARD DECLINED")
 		t.finish(tlink.OutcomeDeclined, iso93.ActionDoNotHonour, chip.declineErr)
 		return

@@ -68,6 +68,8 @@ type gateway struct {
 	// dropAdv leaves them unanswered.
 	advAction iso93.ActionCode
 	dropAdv   bool
+	// icc, when set, makes the response DE 55 of a 1200 from the request.
+	icc func(iso93.FinancialRequest) []byte
 	// sent is every financial request's MTI and STAN, and "signature"
 	// and the STAN of every signature chunk (not answered), in arrival
 	// order.
@@ -223,6 +225,12 @@ func (g *gateway) serve(t *testing.T, ctx context.Context) {
 				resp.ApprovalCode = "A1B2C3"
 			}
 			resp.MaskedPAN = req.MaskedPAN
+			g.mu.Lock()
+			icc := g.icc
+			g.mu.Unlock()
+			if icc != nil {
+				resp.ICCData = icc(req)
+			}
 			raw, err := iso93.Pack(resp, iso93.MTIFinancialResponse)
 			if err != nil {
 				t.Errorf("pack 1210: %v", err)
