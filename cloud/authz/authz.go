@@ -235,7 +235,9 @@ func (s *Switch) repeat(ctx context.Context, r Request, prev store.Authorization
 		// Another gateway's key: never disclose its answer.
 		return s.refuse(ctx, r, "idempotency_conflict", "idempotency key recorded for another gateway")
 	}
-	return responseOf(prev), nil
+	resp := responseOf(prev)
+	resp.ICCData = s.repeatChip(ctx, r, prev, resp)
+	return resp, nil
 }
 
 // refuse answers 904 without recording an authorization row (there is no

@@ -429,6 +429,38 @@ func (s *Switch) chipResponse(sec *security, resp Response) ([]byte, error) {
 	return b, nil
 }
 
+// repeatChip rebuilds the response DE 55 of a repeated chip request (its
+// answer was lost on the way back): the repeat carries the same DE 55, so
+// the ARQC is verified again in the token and the ARPC (and any script)
+// is made for the recorded answer, which the card then accepts as it
+// would have the first. Nothing is recorded and the ATC rule is not
+// applied again; any failure (not a chip request, the card or its
+// cryptogram not matching the record, a token fault) answers without DE
+// 55, as a repeat did before.
+func (s *Switch) repeatChip(ctx context.Context, r Request, prev store.Authorization, resp Response) []byte {
+	if len(r.ICCData) == 0 || s.Chip.Keys == nil || prev.CardID == 0 ||
+		(r.MTI != iso93.MTIAuthorizationRequest && r.MTI != iso93.MTIFinancialRequest) {
+		return nil
+	}
+	chip, err := de55.ParseRequest(r.ICCData)
+	if err != nil {
+		return nil
+	}
+	o, err := s.open(ctx, r)
+	if err != nil || o.code != "" {
+		return nil
+	}
+	sec, err := s.verifyCard(ctx, r, o, &chip)
+	if err != nil || sec == nil || sec.cardID != prev.CardID {
+		return nil
+	}
+	b, err := s.chipResponse(sec, resp)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
 // blockScript returns the issuer script template 72 of one APPLICATION
 // BLOCK command (84 1E 00 00 08 || MAC) for the decline of a lost (208)
 // or stolen (209) card's request whose cryptogram is a verified ARQC,

@@ -1,6 +1,7 @@
 package authz_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"strings"
@@ -207,6 +208,19 @@ func TestChipAuthorization(t *testing.T) {
 			again := authorize(t, w.World, r)
 			if again.ActionCode != resp.ActionCode || again.RRN != resp.RRN {
 				t.Fatalf("repeat answered %s/%s, first %s/%s", again.ActionCode, again.RRN, resp.ActionCode, resp.RRN)
+			}
+		})
+		t.Run("repeat_after_a_lost_answer_carries_the_arpc", func(t *testing.T) {
+			r := w.Request(iso93.MTIFinancialRequest, c, 1300)
+			r.ICCData = arqc(t, cc, 1300, "")
+			first := authorize(t, w.World, r) // its answer is lost on the way
+			wantCode(t, first, iso93.ActionApproved)
+			again := authorize(t, w.World, r)
+			if !sameResponse(again, first) || !bytes.Equal(again.ICCData, first.ICCData) {
+				t.Fatalf("repeat %+v, first %+v", again, first)
+			}
+			if typ, err := complete(t, cc, again); err != nil || typ != emv.TC {
+				t.Fatalf("card's second GENERATE AC on the repeat's answer = %v, %v; want TC", typ, err)
 			}
 		})
 		t.Run("tampered_arqc_declined_with_arpc", func(t *testing.T) {
