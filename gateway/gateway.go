@@ -157,7 +157,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			return err
 		}
 		fwd.Uplink = client
-		fwd.Reverser = &Reverser{Uplink: client, Logger: log.With("component", "reversals")}
+		// Timeout reversals are stored before the terminal is answered
+		// and resent after a restart (reversal.go).
+		fwd.Reverser = &Reverser{Uplink: client, Store: off.store, Logger: log.With("component", "reversals")}
 		off.start(cfg, client)
 	}
 
@@ -171,8 +173,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	dcfg.Logger = log.With("component", "devices")
 	dcfg.Registerer = metrics.Registry
 	dcfg.OnResult = func(r device.TxnResult) { posAPI.OnResult(r) }
-	// Signatures the terminals capture go to the center (signature.go).
-	sigq := &SignatureQueue{Uplink: fwd.Uplink, GatewayID: cfg.GatewayID, Logger: log.With("component", "signatures")}
+	// Signatures the terminals capture go to the center (signature.go),
+	// stored before the terminal is told complete.
+	sigq := &SignatureQueue{Uplink: fwd.Uplink, GatewayID: cfg.GatewayID, Store: off.store, Logger: log.With("component", "signatures")}
 	dcfg.Signatures = sigq
 	if off.adv != nil {
 		retrySignaturesAfterAdvices(off.adv, sigq)

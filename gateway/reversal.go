@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/posgate/posgate/offline"
 	"github.com/posgate/posgate/protocol/iso93"
 )
 
@@ -43,46 +44,117 @@ func reversalFor(orig []byte) (iso93.Reversal, error) {
 	return rev, nil
 }
 
-// Reverser sends timeout reversals to the center until each is answered:
-// 1420 first, then 1421 repeats with capped backoff. It holds them in memory
-// only: a gateway restart loses pending reversals (the durable bbolt queue is
-// built with offline store-and-forward). Reverser is safe for concurrent use;
-// Run owns its goroutines.
+// ReversalStore keeps timeout reversals across restarts (the offline
+// store's gw.reversal bucket, docs/offline.md). *offline.Store satisfies
+// it. AddReversal returns after the record is durable.
+type ReversalStore interface {
+	AddReversal(key string, msg []byte) (uint64, error)
+	DeleteReversal(ids ...uint64) error
+	LoadReversals(fn func(id uint64, key string, msg []byte, err error)) error
+}
+
+// DefaultReversalQueue bounds the reversals a Reverser without a Store
+// holds.
+const DefaultReversalQueue = 1024
+
+// Reverser sends timeout reversals to the center until each gets a final
+// 1430: 1420 first, then 1421 repeats with capped backoff. A 1430 whose
+// action code means "try later" (906, 907, 909, 911, 923, as for advices:
+// offline.Classify) is not final and the reversal is repeated.
+//
+// With a Store, Enqueue writes the packed 1420 durably before it returns
+// (so before the terminal is answered), the record is deleted when the
+// final 1430 arrives, and Run first reloads the reversals a previous run
+// left and sends them, as 1421 repeats (the 1420 may have reached the
+// center before the restart); the idempotency key is the same, so the
+// center reverses at most once. Without a Store reversals live in memory
+// only, at most DefaultReversalQueue of them.
+//
+// Reverser is safe for concurrent use; Run owns its goroutine.
 type Reverser struct {
 	Uplink Uplink
 	Logger *slog.Logger
+	// Store keeps the reversals across restarts; nil: memory only.
+	Store ReversalStore
 	// Retry bounds the wait between attempts. Defaults 1s and 1m.
 	RetryMin, RetryMax time.Duration
 
-	mu      sync.Mutex
-	queue   chan iso93.Reversal
-	pending int
+	mu       sync.Mutex
+	q        []*pendingReversal
+	known    map[uint64]bool // store ids queued by this process
+	inflight int
+	wake     chan struct{}
 }
 
-func (r *Reverser) ch() chan iso93.Reversal {
+// pendingReversal is one reversal to send.
+type pendingReversal struct {
+	rev    iso93.Reversal
+	id     uint64 // store id; 0 when not stored
+	repeat bool   // send as 1421 from the first attempt
+}
+
+func (r *Reverser) log() *slog.Logger {
+	if r.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return r.Logger
+}
+
+func (r *Reverser) signal() chan struct{} {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.queue == nil {
-		r.queue = make(chan iso93.Reversal, 1024)
+	if r.wake == nil {
+		r.wake = make(chan struct{}, 1)
 	}
-	return r.queue
+	return r.wake
 }
 
-// Enqueue schedules the reversal of orig. It never blocks; when the queue is
-// full the reversal is logged as lost.
+// reversalKey names a stored reversal: its idempotency key, or the
+// original's terminal, STAN and local time when it has none.
+func reversalKey(rev iso93.Reversal) string {
+	if rev.IdempotencyKey != "" {
+		return rev.IdempotencyKey
+	}
+	return "R-" + rev.TerminalID + "-" + rev.STAN + "-" + rev.LocalTime
+}
+
+// Enqueue schedules the reversal of orig. With a Store it returns once the
+// reversal is durable; when it cannot be stored it is still sent from
+// memory (and logged). It never waits for the center.
 func (r *Reverser) Enqueue(orig []byte) {
 	rev, err := reversalFor(orig)
 	if err != nil {
-		r.Logger.Error("cannot build timeout reversal", "reason", err)
+		r.log().Error("cannot build timeout reversal", "reason", err)
 		return
 	}
-	select {
-	case r.ch() <- rev:
-		r.mu.Lock()
-		r.pending++
+	p := &pendingReversal{rev: rev}
+	if r.Store != nil {
+		raw, err := iso93.Pack(&rev, iso93.MTIReversal)
+		if err == nil {
+			p.id, err = r.Store.AddReversal(reversalKey(rev), raw)
+		}
+		if err != nil {
+			r.log().Error("timeout reversal not stored: a restart before it is answered loses it", "terminal", rev.TerminalID, "stan", rev.STAN, "reason", err)
+		}
+	}
+	wake := r.signal()
+	r.mu.Lock()
+	if r.Store == nil && len(r.q) >= DefaultReversalQueue {
 		r.mu.Unlock()
+		r.log().Error("reversal queue full: reversal not sent", "terminal", rev.TerminalID, "stan", rev.STAN)
+		return
+	}
+	r.q = append(r.q, p)
+	if p.id != 0 {
+		if r.known == nil {
+			r.known = make(map[uint64]bool)
+		}
+		r.known[p.id] = true
+	}
+	r.mu.Unlock()
+	select {
+	case wake <- struct{}{}:
 	default:
-		r.Logger.Error("reversal queue full: reversal not sent", "terminal", rev.TerminalID, "stan", rev.STAN)
 	}
 }
 
@@ -90,26 +162,86 @@ func (r *Reverser) Enqueue(orig []byte) {
 func (r *Reverser) Pending() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.pending
+	return len(r.q) + r.inflight
 }
 
-// Run sends queued reversals until ctx is done, one at a time in order.
-func (r *Reverser) Run(ctx context.Context) {
-	q := r.ch()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case rev := <-q:
-			r.send(ctx, rev)
-			r.mu.Lock()
-			r.pending--
-			r.mu.Unlock()
+// load queues, ahead of those enqueued since start, the reversals a
+// previous run stored. A record that cannot be read is logged and left in
+// the store (it names no card data: only the key is read).
+func (r *Reverser) load() {
+	if r.Store == nil {
+		return
+	}
+	var old []*pendingReversal
+	err := r.Store.LoadReversals(func(id uint64, key string, msg []byte, err error) {
+		if err == nil {
+			var rev iso93.Reversal
+			if err = iso93.UnpackInto(msg, &rev); err == nil {
+				old = append(old, &pendingReversal{rev: rev, id: id, repeat: true})
+				return
+			}
+			err = fmt.Errorf("unpack stored 1420: %w", err)
 		}
+		r.log().Error("stored timeout reversal unreadable; left in the store", "id", id, "key", key, "reason", err)
+	})
+	if err != nil {
+		r.log().Error("cannot load stored timeout reversals", "reason", err)
+	}
+	r.mu.Lock()
+	var add []*pendingReversal
+	for _, p := range old {
+		if !r.known[p.id] {
+			add = append(add, p)
+		}
+	}
+	r.q = append(add, r.q...)
+	r.mu.Unlock()
+	if len(add) > 0 {
+		r.log().Info("timeout reversals from before the restart queued", "count", len(add))
 	}
 }
 
-func (r *Reverser) send(ctx context.Context, rev iso93.Reversal) {
+// Run sends queued reversals until ctx is done, one at a time in order.
+// It first queues the reversals a previous run left in the Store.
+func (r *Reverser) Run(ctx context.Context) {
+	wake := r.signal()
+	r.load()
+	for {
+		r.mu.Lock()
+		var p *pendingReversal
+		if len(r.q) > 0 {
+			p, r.q = r.q[0], r.q[1:]
+			r.inflight++
+		}
+		r.mu.Unlock()
+		if p == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-wake:
+				continue
+			}
+		}
+		done := r.send(ctx, p)
+		if done && p.id != 0 {
+			if err := r.Store.DeleteReversal(p.id); err != nil {
+				// Sent again after a restart: the center answers the
+				// repeat from its record of the key.
+				r.log().Error("answered timeout reversal not deleted from the store", "terminal", p.rev.TerminalID, "stan", p.rev.STAN, "reason", err)
+			}
+		}
+		r.mu.Lock()
+		r.inflight--
+		if p.id != 0 {
+			delete(r.known, p.id)
+		}
+		r.mu.Unlock()
+	}
+}
+
+// send sends p until a final 1430 (true) or until ctx ends (false).
+func (r *Reverser) send(ctx context.Context, p *pendingReversal) bool {
+	rev := p.rev
 	minWait, maxWait := r.RetryMin, r.RetryMax
 	if minWait <= 0 {
 		minWait = time.Second
@@ -119,31 +251,37 @@ func (r *Reverser) send(ctx context.Context, rev iso93.Reversal) {
 	}
 	wait := minWait
 	mti := iso93.MTIReversal
+	if p.repeat {
+		mti = iso93.MTIReversalRepeat
+	}
 	for attempt := 1; ; attempt++ {
 		raw, err := iso93.Pack(&rev, mti)
 		if err != nil {
-			r.Logger.Error("cannot pack reversal", "reason", err)
-			return
+			r.log().Error("cannot pack reversal", "reason", err)
+			return true
 		}
 		resp, err := r.Uplink.RoundTrip(ctx, raw)
 		if err == nil {
 			var rr iso93.ReversalResponse
 			if err = iso93.UnpackInto(resp, &rr); err == nil {
-				r.Logger.Info("timeout reversal answered", "terminal", rev.TerminalID, "stan", rev.STAN, "action", rr.ActionCode, "attempt", attempt)
-				return
+				if offline.Classify(string(rr.ActionCode)) != offline.OutcomeRetry {
+					r.log().Info("timeout reversal answered", "terminal", rev.TerminalID, "stan", rev.STAN, "action", rr.ActionCode, "attempt", attempt)
+					return true
+				}
+				err = fmt.Errorf("center answered %s", rr.ActionCode)
 			}
 		}
 		if ctx.Err() != nil {
-			r.Logger.Warn("timeout reversal still pending at shutdown", "terminal", rev.TerminalID, "stan", rev.STAN)
-			return
+			r.log().Warn("timeout reversal still pending at shutdown", "terminal", rev.TerminalID, "stan", rev.STAN, "stored", p.id != 0)
+			return false
 		}
-		r.Logger.Warn("timeout reversal not answered; will repeat", "terminal", rev.TerminalID, "stan", rev.STAN, "attempt", attempt, "reason", err)
+		r.log().Warn("timeout reversal not answered; will repeat", "terminal", rev.TerminalID, "stan", rev.STAN, "attempt", attempt, "reason", err)
 		mti = iso93.MTIReversalRepeat
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return
+			return false
 		case <-t.C:
 		}
 		wait = min(2*wait, maxWait)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,9 +41,13 @@ var (
 // actions (DE 101 SIGCAP, DE 24 301, DE 72 one sigcap record per message,
 // docs/signatures.md), in order of arrival, one signature at a time.
 //
-// The queue is in memory: signatures not yet delivered are lost when the
-// gateway stops. A durable queue (a bbolt bucket beside store-and-forward)
-// is future work. A chunk the center answers 000 is done; 904 drops the
+// With a Store, Accept writes the signature durably (fsync) before it
+// returns, so before the terminal is told "complete"; the record is
+// deleted when the center has taken the last chunk (or the signature is
+// dropped), and Run first queues the signatures a previous run left,
+// ahead of new ones, sending them again from offset 0 (the center answers
+// a chunk or a signature it already holds with 000). Without a Store the
+// queue is in memory only. A chunk the center answers 000 is done; 904 drops the
 // signature (malformed: resending cannot help); anything else (no link,
 // 909, 914 because the sale's advice has not reached the center yet) is
 // retried with a doubling wait from Retry to RetryMax until the signature
@@ -64,13 +69,18 @@ type SignatureQueue struct {
 	MaxAge time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Store keeps the queued signatures across restarts; nil: memory
+	// only.
+	Store SignatureStore
 
-	mu   sync.Mutex
-	q    []*queuedSig
-	wake chan struct{} // a signature was queued
-	kick chan struct{} // Wake: retry the head now
-	stan atomic.Uint32
-	sent atomic.Uint64
+	mu       sync.Mutex
+	q        []*queuedSig
+	reserved int             // Accepts between the limit check and the append
+	known    map[uint64]bool // store ids queued by this process
+	wake     chan struct{}   // a signature was queued
+	kick     chan struct{}   // Wake: retry the head now
+	stan     atomic.Uint32
+	sent     atomic.Uint64
 }
 
 type queuedSig struct {
@@ -78,6 +88,47 @@ type queuedSig struct {
 	next   int // index of the next chunk to send
 	since  time.Time
 	ref    string // for logs
+	id     uint64 // store id; 0 when not stored
+}
+
+// SignatureStore keeps queued signatures across restarts (the offline
+// store's gw.signature bucket, docs/offline.md). *offline.Store satisfies
+// it. AddSignature returns after the record is durable.
+type SignatureStore interface {
+	AddSignature(key string, data []byte) (uint64, error)
+	DeleteSignature(ids ...uint64) error
+	LoadSignatures(fn func(id uint64, key string, data []byte, err error)) error
+}
+
+// storedSig is the sealed payload of a stored signature (docs/offline.md).
+type storedSig struct {
+	V          int    `json:"v"`
+	Ref        string `json:"ref,omitempty"`
+	MTI        string `json:"mti,omitempty"`
+	TerminalID string `json:"t"`
+	STAN       string `json:"s"`
+	LocalTime  string `json:"l"`
+	Key        string `json:"k"`
+	Format     uint8  `json:"f"`
+	Data       []byte `json:"d"`
+	At         int64  `json:"at"`
+}
+
+// decodeStoredSig reads a stored signature back into its chunks.
+func decodeStoredSig(id uint64, b []byte) (*queuedSig, error) {
+	var r storedSig
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("decode stored signature: %w", err)
+	}
+	if r.V != 1 {
+		return nil, fmt.Errorf("stored signature version %d, want 1", r.V)
+	}
+	chunks, err := sigcap.Split(sigcap.Chunk{TerminalID: r.TerminalID, STAN: r.STAN, LocalTime: r.LocalTime,
+		IdempotencyKey: r.Key, Format: r.Format}, r.Data)
+	if err != nil {
+		return nil, fmt.Errorf("stored signature: %w", err)
+	}
+	return &queuedSig{chunks: chunks, since: time.Unix(0, r.At), ref: r.Ref, id: id}, nil
 }
 
 func (q *SignatureQueue) now() time.Time {
@@ -126,7 +177,9 @@ func (q *SignatureQueue) Wake() {
 
 // Accept queues s for delivery (device.SignatureSink). It refuses a
 // signature without the sale's identifiers or over the size limit, and
-// returns ErrSignatureQueueFull when the queue is full.
+// returns ErrSignatureQueueFull when the queue is full. With a Store it
+// returns nil only once the signature is durable; a store failure refuses
+// it.
 func (q *SignatureQueue) Accept(_ context.Context, s device.Signature) error {
 	chunks, err := sigcap.Split(sigcap.Chunk{TerminalID: s.TerminalID, STAN: s.STAN, LocalTime: s.LocalTime,
 		IdempotencyKey: s.IdempotencyKey, Format: uint8(s.Format)}, s.Data)
@@ -139,11 +192,35 @@ func (q *SignatureQueue) Accept(_ context.Context, s device.Signature) error {
 	}
 	wake := q.signal()
 	q.mu.Lock()
-	if len(q.q) >= limit {
+	if len(q.q)+q.reserved >= limit {
 		q.mu.Unlock()
 		return fmt.Errorf("queue signature for STAN %s: %w", s.STAN, ErrSignatureQueueFull)
 	}
-	q.q = append(q.q, &queuedSig{chunks: chunks, since: q.now(), ref: s.Ref})
+	q.reserved++
+	q.mu.Unlock()
+	qs := &queuedSig{chunks: chunks, since: q.now(), ref: s.Ref}
+	if q.Store != nil {
+		b, err := json.Marshal(storedSig{V: 1, Ref: s.Ref, MTI: s.MTI, TerminalID: s.TerminalID, STAN: s.STAN,
+			LocalTime: s.LocalTime, Key: s.IdempotencyKey, Format: uint8(s.Format), Data: s.Data, At: qs.since.UnixNano()})
+		if err == nil {
+			qs.id, err = q.Store.AddSignature(s.IdempotencyKey, b)
+		}
+		if err != nil {
+			q.mu.Lock()
+			q.reserved--
+			q.mu.Unlock()
+			return fmt.Errorf("queue signature for STAN %s: store: %w", s.STAN, err)
+		}
+	}
+	q.mu.Lock()
+	q.reserved--
+	q.q = append(q.q, qs)
+	if qs.id != 0 {
+		if q.known == nil {
+			q.known = make(map[uint64]bool)
+		}
+		q.known[qs.id] = true
+	}
 	q.mu.Unlock()
 	select {
 	case wake <- struct{}{}:
@@ -162,9 +239,46 @@ func (q *SignatureQueue) Len() int {
 // Delivered returns how many signatures the center has taken since start.
 func (q *SignatureQueue) Delivered() uint64 { return q.sent.Load() }
 
-// Run delivers queued signatures until ctx ends.
+// load queues, ahead of those accepted since start, the signatures a
+// previous run stored. A record that cannot be read is logged and left in
+// the store.
+func (q *SignatureQueue) load() {
+	if q.Store == nil {
+		return
+	}
+	var old []*queuedSig
+	err := q.Store.LoadSignatures(func(id uint64, key string, data []byte, err error) {
+		if err == nil {
+			var s *queuedSig
+			if s, err = decodeStoredSig(id, data); err == nil {
+				old = append(old, s)
+				return
+			}
+		}
+		q.log().Error("stored signature unreadable; left in the store", "id", id, "reason", err)
+	})
+	if err != nil {
+		q.log().Error("cannot load stored signatures", "reason", err)
+	}
+	q.mu.Lock()
+	var add []*queuedSig
+	for _, s := range old {
+		if !q.known[s.id] {
+			add = append(add, s)
+		}
+	}
+	q.q = append(add, q.q...)
+	q.mu.Unlock()
+	if len(add) > 0 {
+		q.log().Info("signatures from before the restart queued", "count", len(add))
+	}
+}
+
+// Run delivers queued signatures until ctx ends. It first queues the
+// signatures a previous run left in the Store.
 func (q *SignatureQueue) Run(ctx context.Context) {
 	wake := q.signal()
+	q.load()
 	q.mu.Lock()
 	kick := q.kick
 	q.mu.Unlock()
@@ -235,11 +349,22 @@ func (q *SignatureQueue) Run(ctx context.Context) {
 	}
 }
 
+// pop removes s, delivered or dropped, from the queue and the store.
 func (q *SignatureQueue) pop(s *queuedSig) {
+	if s.id != 0 {
+		if err := q.Store.DeleteSignature(s.id); err != nil {
+			// Sent again after a restart: the center answers a signature
+			// it holds with 000.
+			q.log().Error("signature not deleted from the store", "ref", s.ref, "stan", s.chunks[0].STAN, "reason", err)
+		}
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(q.q) > 0 && q.q[0] == s {
 		q.q = q.q[1:]
+	}
+	if s.id != 0 {
+		delete(q.known, s.id)
 	}
 }
 
