@@ -48,7 +48,9 @@ func offlineChipEndToEnd(t *testing.T, method string) {
 	run(t, dir, "hsmctl", "inject", "--format", "json", "--softhsm-dir", "center/hsm", "--token", "cardcenter", "--bdk", "bdk",
 		"--terminal-id", "T0000001", "--ikid", "0000000100000001",
 		"--fingerprint-components", "center/ceremony/fingerprint-components.json",
-		"--imk-components", "center/ceremony/imk-components.json", "--out", "termsim/T0000001.json")
+		"--imk-components", "center/ceremony/imk-components.json",
+		"--smi-components", "center/ceremony/imk-smi-components.json", "--smc-components", "center/ceremony/imk-smc-components.json",
+		"--out", "termsim/T0000001.json")
 
 	// The cards are presented in this order, one per POS sale; the
 	// farm's floor limit is 2000.
