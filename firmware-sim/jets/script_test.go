@@ -142,12 +142,17 @@ func TestIssuerScriptBlocksCard(t *testing.T) {
 		entry   device.EntryMode
 		blocked bool
 		sws     string // status words logged; "" when no script runs
+		// cda: a terminal with a card bureau, CDA and a floor limit
+		// between the two sales' amounts, so that the second sale asks
+		// the card for a TC with CDA.
+		cda bool
 	}{
-		{"template_72_blocks", true, tags.IssuerScript2, false, device.EntryChip, true, "9000"},
-		{"template_71_blocks", true, tags.IssuerScript1, false, device.EntryChip, true, "9000"},
-		{"tampered_mac_refused", true, tags.IssuerScript2, true, device.EntryChip, false, "6988"},
-		{"no_sm_keys_refused", false, tags.IssuerScript2, false, device.EntryChip, false, "6985"},
-		{"contactless_not_run", true, tags.IssuerScript2, false, device.EntryContactless, false, ""},
+		{"template_72_blocks", true, tags.IssuerScript2, false, device.EntryChip, true, "9000", false},
+		{"template_71_blocks", true, tags.IssuerScript1, false, device.EntryChip, true, "9000", false},
+		{"blocked_declines_cda_tc_request", true, tags.IssuerScript2, false, device.EntryChip, true, "9000", true},
+		{"tampered_mac_refused", true, tags.IssuerScript2, true, device.EntryChip, false, "6988", false},
+		{"no_sm_keys_refused", false, tags.IssuerScript2, false, device.EntryChip, false, "6985", false},
+		{"contactless_not_run", true, tags.IssuerScript2, false, device.EntryContactless, false, "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -156,10 +161,25 @@ func TestIssuerScriptBlocksCard(t *testing.T) {
 				mu      sync.Mutex
 				reports []jets.Report
 			)
+			var (
+				b     *jets.Bureau
+				floor int64
+			)
+			amount2 := uint64(1500)
+			if tt.cda {
+				var err error
+				if b, err = bureau(); err != nil {
+					t.Fatal(err)
+				}
+				floor, amount2 = 1000, 500
+			}
 			r := start(t, jets.Config{
-				Terminal: smTerminal(t, tt.sm),
-				Picker:   jets.ByRef(jets.Cycle(device.Read{Card: visa, Entry: tt.entry})),
-				Logger:   slog.New(slog.NewTextHandler(logs, nil)),
+				Bureau:     b,
+				CDA:        tt.cda,
+				FloorLimit: floor,
+				Terminal:   smTerminal(t, tt.sm),
+				Picker:     jets.ByRef(jets.Cycle(device.Read{Card: visa, Entry: tt.entry})),
+				Logger:     slog.New(slog.NewTextHandler(logs, nil)),
 				OnResult: func(rep jets.Report) {
 					mu.Lock()
 					reports = append(reports, rep)
@@ -191,15 +211,18 @@ func TestIssuerScriptBlocksCard(t *testing.T) {
 			r.gw.mu.Lock()
 			r.gw.icc, r.gw.action = nil, iso93.ActionApproved
 			r.gw.mu.Unlock()
-			res := sale(t, r.gw, "S-2", 1500)
+			res := sale(t, r.gw, "S-2", amount2)
 			reqs := r.gw.requests()
 			mu.Lock()
 			last := reports[len(reports)-1]
 			mu.Unlock()
 			if tt.blocked {
 				wantResult(t, "blocked card's sale", res, tlink.OutcomeDeclined, iso93.ActionDoNotHonour)
-				if len(reqs) != 1 {
-					t.Fatalf("%d 1200s, want only the first: a blocked card's sale is declined at the terminal", len(reqs))
+				r.gw.mu.Lock()
+				advs := len(r.gw.advices)
+				r.gw.mu.Unlock()
+				if len(reqs) != 1 || advs != 0 {
+					t.Fatalf("%d 1200s and %d 1220s, want only the first 1200: a blocked card's sale is declined at the terminal", len(reqs), advs)
 				}
 				if !errors.Is(last.Err, jets.ErrCardDeclined) {
 					t.Fatalf("report error %v, want ErrCardDeclined", last.Err)
