@@ -3,11 +3,8 @@ package e2e_test
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,27 +22,8 @@ import (
 // under the key still gets 409, and the terminal never sees a second
 // command.
 func TestPOSRetryAfterGatewayKill(t *testing.T) {
-	dir := t.TempDir()
-	linkAddr, centerHTTP := freeAddr(t, "udp"), freeAddr(t, "tcp")
-	termAddr, gwHTTP := freeAddr(t, "tcp"), freeAddr(t, "tcp")
-	if err := os.WriteFile(filepath.Join(dir, "center.yaml"),
-		fmt.Appendf(nil, "data_dir: ./center\nlink:\n  listen: %s\nhttp:\n  listen: %s\n", linkAddr, centerHTTP), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	run(t, dir, "cardcenter", "seed-demo", "--config", "center.yaml", "--terminals", "1")
-	run(t, dir, "hsmctl", "inject", "--format", "json", "--softhsm-dir", "center/hsm", "--token", "cardcenter", "--bdk", "bdk",
-		"--terminal-id", "T0000001", "--ikid", "0000000100000001",
-		"--fingerprint-components", "center/ceremony/fingerprint-components.json", "--out", "termsim/T0000001.json")
-	farm := start(t, dir, "termsim", "farm", "--keys", "termsim", "--terminals", "1", "--medium", "pty", "--cards", "visa-ok:chip")
-	slave := farmSlave(t, farm)
-	const apiKey = "e2e-pos-key-restart-01"
-	enrolPOSGateway(t, dir, linkAddr, termAddr, slave, gwHTTP, apiKey)
-
-	center := start(t, dir, "cardcenter", "--config", "center.yaml")
-	gw := start(t, dir, "posgate", "--config", "gateway.yaml")
-	waitMetric(t, gwHTTP, "posgate_link_up 1")
-	pos := posClient{t: t, base: "http://" + gwHTTP, key: apiKey}
-	waitTerminalUp(t, pos, "T1")
+	rig := startPOSRig(t, "e2e-pos-key-restart-01")
+	dir, gwHTTP, center, gw, farm, pos := rig.dir, rig.gwHTTP, rig.center, rig.gw, rig.farm, rig.pos
 	yen := func(amount int64) map[string]any {
 		return map[string]any{"terminal_id": "T1", "amount": amount, "currency": "392"}
 	}

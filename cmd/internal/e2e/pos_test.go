@@ -87,32 +87,8 @@ var farmLine = regexp.MustCompile(`(?m)^(T\d{7}) pty (/dev/pts/\d+)$`)
 // level (terminal/tlink TestCorruptedFrameIsNakedAndRetransmitted); a
 // pulled cable by TestPOSPulledCableResolvesByLastTxn.
 func TestPOSFlowsEndToEnd(t *testing.T) {
-	dir := t.TempDir()
-	linkAddr, centerHTTP := freeAddr(t, "udp"), freeAddr(t, "tcp")
-	termAddr, gwHTTP := freeAddr(t, "tcp"), freeAddr(t, "tcp")
-	write := func(name, body string) {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("center.yaml", fmt.Sprintf("data_dir: ./center\nlink:\n  listen: %s\nhttp:\n  listen: %s\n", linkAddr, centerHTTP))
-	run(t, dir, "cardcenter", "seed-demo", "--config", "center.yaml", "--terminals", "1")
-	run(t, dir, "hsmctl", "inject", "--format", "json", "--softhsm-dir", "center/hsm", "--token", "cardcenter", "--bdk", "bdk",
-		"--terminal-id", "T0000001", "--ikid", "0000000100000001",
-		"--fingerprint-components", "center/ceremony/fingerprint-components.json", "--out", "termsim/T0000001.json")
-
-	// The terminal: its firmware on the master side of a pty.
-	farm := start(t, dir, "termsim", "farm", "--keys", "termsim", "--terminals", "1", "--medium", "pty", "--cards", "visa-ok:chip")
-	slave := farmSlave(t, farm)
-
-	const apiKey = "e2e-pos-key-0123456789"
-	enrolPOSGateway(t, dir, linkAddr, termAddr, slave, gwHTTP, apiKey)
-
-	center := start(t, dir, "cardcenter", "--config", "center.yaml")
-	gw := start(t, dir, "posgate", "--config", "gateway.yaml")
-	waitMetric(t, gwHTTP, "posgate_link_up 1")
-	pos := posClient{t: t, base: "http://" + gwHTTP, key: apiKey}
-	waitTerminalUp(t, pos, "T1")
+	rig := startPOSRig(t, "e2e-pos-key-0123456789")
+	dir, center, gw, farm, pos := rig.dir, rig.center, rig.gw, rig.farm, rig.pos
 
 	yen := func(amount int64, extra ...string) map[string]any {
 		b := map[string]any{"terminal_id": "T1", "amount": amount, "currency": "392"}
@@ -363,6 +339,41 @@ func farmSlave(t *testing.T, farm *daemonProc) string {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// posRig is the demo center seeded with one terminal, its simulated
+// terminal on a pty (termsim farm, deck card visa-ok:chip) and a gateway
+// with the POS API, all real processes started and the terminal up.
+type posRig struct {
+	dir, gwHTTP      string
+	center, gw, farm *daemonProc
+	pos              posClient
+}
+
+// startPOSRig starts a posRig whose POS API takes apiKey.
+func startPOSRig(t *testing.T, apiKey string) posRig {
+	t.Helper()
+	dir := t.TempDir()
+	linkAddr, centerHTTP := freeAddr(t, "udp"), freeAddr(t, "tcp")
+	termAddr, gwHTTP := freeAddr(t, "tcp"), freeAddr(t, "tcp")
+	if err := os.WriteFile(filepath.Join(dir, "center.yaml"),
+		fmt.Appendf(nil, "data_dir: ./center\nlink:\n  listen: %s\nhttp:\n  listen: %s\n", linkAddr, centerHTTP), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run(t, dir, "cardcenter", "seed-demo", "--config", "center.yaml", "--terminals", "1")
+	run(t, dir, "hsmctl", "inject", "--format", "json", "--softhsm-dir", "center/hsm", "--token", "cardcenter", "--bdk", "bdk",
+		"--terminal-id", "T0000001", "--ikid", "0000000100000001",
+		"--fingerprint-components", "center/ceremony/fingerprint-components.json", "--out", "termsim/T0000001.json")
+	// The terminal: its firmware on the master side of a pty.
+	farm := start(t, dir, "termsim", "farm", "--keys", "termsim", "--terminals", "1", "--medium", "pty", "--cards", "visa-ok:chip")
+	slave := farmSlave(t, farm)
+	enrolPOSGateway(t, dir, linkAddr, termAddr, slave, gwHTTP, apiKey)
+	center := start(t, dir, "cardcenter", "--config", "center.yaml")
+	gw := start(t, dir, "posgate", "--config", "gateway.yaml")
+	waitMetric(t, gwHTTP, "posgate_link_up 1")
+	pos := posClient{t: t, base: "http://" + gwHTTP, key: apiKey}
+	waitTerminalUp(t, pos, "T1")
+	return posRig{dir: dir, gwHTTP: gwHTTP, center: center, gw: gw, farm: farm, pos: pos}
 }
 
 // enrolPOSGateway writes dir/gateway.yaml for a gateway with one payment
