@@ -188,17 +188,25 @@ func (r *Reverser) load() {
 		r.log().Error("cannot load stored timeout reversals", "reason", err)
 	}
 	r.mu.Lock()
-	var add []*pendingReversal
-	for _, p := range old {
-		if !r.known[p.id] {
-			add = append(add, p)
+	var n int
+	r.q, n = requeue(r.q, old, r.known, func(p *pendingReversal) uint64 { return p.id })
+	r.mu.Unlock()
+	if n > 0 {
+		r.log().Info("timeout reversals from before the restart queued", "count", n)
+	}
+}
+
+// requeue puts the items loaded from the store whose id is not known
+// (queued since the start) in front of q, in their stored order, and
+// reports how many it added.
+func requeue[T any](q, loaded []T, known map[uint64]bool, id func(T) uint64) ([]T, int) {
+	var add []T
+	for _, x := range loaded {
+		if !known[id(x)] {
+			add = append(add, x)
 		}
 	}
-	r.q = append(add, r.q...)
-	r.mu.Unlock()
-	if len(add) > 0 {
-		r.log().Info("timeout reversals from before the restart queued", "count", len(add))
-	}
+	return append(add, q...), len(add)
 }
 
 // Run sends queued reversals until ctx is done, one at a time in order.

@@ -261,16 +261,11 @@ func (q *SignatureQueue) load() {
 		q.log().Error("cannot load stored signatures", "reason", err)
 	}
 	q.mu.Lock()
-	var add []*queuedSig
-	for _, s := range old {
-		if !q.known[s.id] {
-			add = append(add, s)
-		}
-	}
-	q.q = append(add, q.q...)
+	var n int
+	q.q, n = requeue(q.q, old, q.known, func(s *queuedSig) uint64 { return s.id })
 	q.mu.Unlock()
-	if len(add) > 0 {
-		q.log().Info("signatures from before the restart queued", "count", len(add))
+	if n > 0 {
+		q.log().Info("signatures from before the restart queued", "count", n)
 	}
 }
 
