@@ -25,9 +25,9 @@ test: softhsm ## run the whole suite with the race detector and shuffled order
 demo: softhsm build ## start center, gateway and a terminal on embedded defaults; show an approved and a declined sale
 	@scripts/demo.sh
 
-bench: softhsm ## run every benchmark and write the results to .bench/latest.txt
+bench: softhsm ## run every benchmark, one package at a time, and write the results to .bench/latest.txt
 	@mkdir -p .bench
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS) | tee .bench/latest.txt
+	$(GO) test -p 1 -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS) | tee .bench/latest.txt
 
 bench-scale: softhsm ## gateway scale benchmark: 100-1000 simulated terminals through the real binaries; table in .bench/scale.md
 	@mkdir -p .bench
