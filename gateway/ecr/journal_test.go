@@ -293,7 +293,14 @@ func TestRestartInProgressComesBackUnknown(t *testing.T) {
 	startCutSale(t, r, "u-1")
 	sent := r.terms["T1"].Commands()
 
-	e, _ := r.boot(bootOpts{})
+	// A terminal that cannot be asked yet: the record stays unknown
+	// (TestRestartUnknownResolvedByTerminal covers the asking).
+	unreachable := func(m *device.Manager) ecr.Terminals {
+		return resolvingTerminals{m, func(string, tlink.Kind, tlink.TxnCommand) (device.TxnResult, error) {
+			return device.TxnResult{}, device.ErrNotConnected
+		}}
+	}
+	e, _ := r.boot(bootOpts{terms: unreachable})
 	a := e.do("POST", "/pos/v1/sales", keyA, "u-1", saleT1)
 	tx := a.tx(t)
 	if a.status != http.StatusAccepted || tx.Status != "unknown" || tx.ResolvedBy != ecr.ResolvedByRestart || tx.ID != sent[0] {
