@@ -174,6 +174,19 @@ func TestOutboxUnreadable(t *testing.T) {
 
 // A schema-1 file written before the outboxes existed gets them at Open.
 func TestOutboxBucketsAddedToOlderFile(t *testing.T) {
+	st2 := reopenWithout(t, "gw.reversal", "gw.signature")
+	if _, err := st2.AddReversal("k", []byte("r")); err != nil {
+		t.Fatalf("AddReversal on a file that lacked the bucket: %v", err)
+	}
+	if _, err := st2.AddSignature("k", []byte("s")); err != nil {
+		t.Fatalf("AddSignature on a file that lacked the bucket: %v", err)
+	}
+}
+
+// reopenWithout makes a store file, deletes the named buckets from it with
+// bbolt directly (a file from before they existed), and opens it again.
+func reopenWithout(t *testing.T, buckets ...string) *offline.Store {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "offline.db")
 	st, _ := open(t, opts{path: path})
 	st.Close()
@@ -182,21 +195,18 @@ func TestOutboxBucketsAddedToOlderFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket([]byte("gw.reversal")); err != nil {
-			return err
+		for _, b := range buckets {
+			if err := tx.DeleteBucket([]byte(b)); err != nil {
+				return err
+			}
 		}
-		return tx.DeleteBucket([]byte("gw.signature"))
+		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
 	st2, _ := open(t, opts{path: path})
-	if _, err := st2.AddReversal("k", []byte("r")); err != nil {
-		t.Fatalf("AddReversal on a file that lacked the bucket: %v", err)
-	}
-	if _, err := st2.AddSignature("k", []byte("s")); err != nil {
-		t.Fatalf("AddSignature on a file that lacked the bucket: %v", err)
-	}
+	return st2
 }
 
 func FuzzOutboxUnframe(f *testing.F) {

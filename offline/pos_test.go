@@ -138,18 +138,7 @@ func TestPOSRecordsUnreadable(t *testing.T) {
 
 // A schema-1 file written before the POS bucket existed gets it at Open.
 func TestPOSBucketAddedToOlderFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "offline.db")
-	st, _ := open(t, opts{path: path})
-	st.Close()
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte("pos.txn")) }); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	st2, _ := open(t, opts{path: path})
+	st2 := reopenWithout(t, "pos.txn")
 	if _, err := st2.AddPOS("POSA", "k", []byte("{}")); err != nil {
 		t.Fatalf("AddPOS on a file that lacked the bucket: %v", err)
 	}
