@@ -6,6 +6,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -513,4 +515,80 @@ func (s *stanControl) SignOn(id string, stan uint32) ([]byte, error) {
 func (s *stanControl) Echo(id string, stan uint32) ([]byte, error) {
 	s.note(stan)
 	return s.testControl.Echo(id, stan)
+}
+
+// TestServerClose checks Close's contract: before Serve it releases the
+// socket Listen opened; during Serve it ends Serve, closing the gateway's
+// connection, and waits for it; afterwards Listen and Serve refuse.
+func TestServerClose(t *testing.T) {
+	env := newPKI(t)
+	ctl := newTestControl(t)
+	newServer := func(addr string) *link.Server {
+		t.Helper()
+		s, err := link.NewServer(link.ServerConfig{Addr: addr, TLS: env.serverTLS, Control: ctl, Handler: echoHandler,
+			Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+
+	t.Run("before_serve_frees_the_port", func(t *testing.T) {
+		s := newServer("127.0.0.1:0")
+		if err := s.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		addr := s.Addr().String()
+		if err := s.Close(); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			t.Fatalf("the port is still held after Close: %v", err)
+		}
+		pc.Close()
+		if err := s.Listen(); !errors.Is(err, link.ErrServerClosed) {
+			t.Fatalf("Listen after Close: %v, want ErrServerClosed", err)
+		}
+		if err := s.Serve(context.Background()); !errors.Is(err, link.ErrServerClosed) {
+			t.Fatalf("Serve after Close: %v, want ErrServerClosed", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("second close: %v", err)
+		}
+	})
+
+	t.Run("during_serve_ends_it", func(t *testing.T) {
+		s := newServer("127.0.0.1:0")
+		if err := s.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		addr := s.Addr().String()
+		served := make(chan error, 1)
+		go func() { served <- s.Serve(context.Background()) }()
+		c := startClient(t, testClientConfig(env.clientTLS(t, nil, "gw-1"), ctl, addr))
+		waitUp(t, c.Client)
+
+		if err := s.Close(); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+		// Close waited for Serve: its result is already there.
+		select {
+		case err := <-served:
+			if !errors.Is(err, link.ErrServerClosed) {
+				t.Fatalf("Serve returned %v, want ErrServerClosed", err)
+			}
+		default:
+			t.Fatal("Close returned before Serve did")
+		}
+		c.events.waitFor(t, "link down after Close", func(evs []link.Event) bool { return evs[len(evs)-1].State != link.Up })
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			t.Fatalf("the port is still held after Close: %v", err)
+		}
+		pc.Close()
+		if err := s.Close(); err != nil {
+			t.Fatalf("second close: %v", err)
+		}
+	})
 }
