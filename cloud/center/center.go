@@ -56,7 +56,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Parts, error) {
 		return nil, err
 	}
 	p := &Parts{}
-	tok, err := OpenToken(cfg.HSM)
+	tok, err := cfg.HSM.Open()
 	if err != nil {
 		return nil, err
 	}

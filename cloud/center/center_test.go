@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/posgate/posgate/cloud/center"
+	"github.com/posgate/posgate/hsm"
 	"github.com/posgate/posgate/hsm/hsmtest"
 )
 
@@ -35,7 +36,7 @@ func TestRunReleasesLinkSocketWhenHTTPFails(t *testing.T) {
 		Link:    center.LinkConfig{Listen: linkAddr},
 		HTTP:    center.HTTPConfig{Listen: taken.Addr().String()},
 		Store:   center.StoreConfig{Path: filepath.Join(t.TempDir(), "center.db")},
-		HSM:     center.HSMConfig{SoftHSMDir: "-", TokenLabel: tc.TokenLabel, PIN: tc.PIN},
+		HSM:     hsm.TokenConfig{SoftHSMDir: "-", TokenLabel: tc.TokenLabel, PIN: tc.PIN},
 		Keys: center.KeysConfig{
 			BDK: hsmtest.Label(t, "bdk"), TDESBDK: hsmtest.Label(t, "tbdk"), Vault: hsmtest.Label(t, "vault"),
 			Fingerprint: hsmtest.Label(t, "fp"), IMKAC: hsmtest.Label(t, "imkac"), IMKSMI: hsmtest.Label(t, "imksmi"),

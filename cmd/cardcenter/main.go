@@ -32,6 +32,7 @@ import (
 	"github.com/posgate/posgate/cmd/internal/cli"
 	"github.com/posgate/posgate/cmd/internal/daemon"
 	"github.com/posgate/posgate/cmd/internal/demo"
+	"github.com/posgate/posgate/p2pe/redact"
 )
 
 func main() {
@@ -121,7 +122,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 	if err := daemon.LoadConfig(*configPath, &cfg); err != nil {
 		return err
 	}
-	log, err := daemon.NewLogger(errOut, cfg.Log.Format, cfg.Log.Level)
+	log, err := redact.NewLogger(errOut, cfg.Log)
 	if err != nil {
 		return err
 	}

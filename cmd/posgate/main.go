@@ -21,6 +21,7 @@ import (
 	"github.com/posgate/posgate/cmd/internal/cli"
 	"github.com/posgate/posgate/cmd/internal/daemon"
 	"github.com/posgate/posgate/gateway"
+	"github.com/posgate/posgate/p2pe/redact"
 )
 
 func main() {
@@ -61,7 +62,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err := daemon.LoadConfig(*configPath, &cfg); err != nil {
 		return err
 	}
-	log, err := daemon.NewLogger(stderr, cfg.Log.Format, cfg.Log.Level)
+	log, err := redact.NewLogger(stderr, cfg.Log)
 	if err != nil {
 		return err
 	}

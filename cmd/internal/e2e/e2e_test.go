@@ -18,12 +18,13 @@ import (
 	"github.com/posgate/posgate/cloud/center"
 	"github.com/posgate/posgate/cloud/ledger"
 	"github.com/posgate/posgate/cloud/store"
-	"github.com/posgate/posgate/cmd/internal/daemon"
 	"github.com/posgate/posgate/cmd/internal/demo"
 	"github.com/posgate/posgate/firmware-sim/deck"
 	"github.com/posgate/posgate/firmware-sim/device"
 	"github.com/posgate/posgate/gateway"
+	"github.com/posgate/posgate/hsm"
 	"github.com/posgate/posgate/hsm/hsmtest"
+	"github.com/posgate/posgate/p2pe/redact"
 	"github.com/posgate/posgate/protocol/iso93"
 )
 
@@ -91,7 +92,7 @@ func startSystem(t *testing.T) *system {
 	tc := hsmtest.Config()
 	dir := t.TempDir()
 	logs := &syncBuffer{}
-	log, err := daemon.NewLogger(io.MultiWriter(logs, testWriter{t}), "text", "debug")
+	log, err := redact.NewLogger(io.MultiWriter(logs, testWriter{t}), redact.LogConfig{Format: "text", Level: "debug"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +101,7 @@ func startSystem(t *testing.T) *system {
 		DataDir: filepath.Join(dir, "center"),
 		Link:    center.LinkConfig{Listen: freeAddr(t, "udp")},
 		HTTP:    center.HTTPConfig{Listen: freeAddr(t, "tcp")},
-		HSM:     center.HSMConfig{SoftHSMDir: "-", TokenLabel: tc.TokenLabel, PIN: tc.PIN},
+		HSM:     hsm.TokenConfig{SoftHSMDir: "-", TokenLabel: tc.TokenLabel, PIN: tc.PIN},
 		Keys: center.KeysConfig{
 			BDK:         hsmtest.Label(t, "bdk"),
 			Vault:       hsmtest.Label(t, "vault"),
@@ -118,7 +119,7 @@ func startSystem(t *testing.T) *system {
 		},
 		Terminals: gateway.TerminalConfig{Listen: freeAddr(t, "tcp")},
 		HTTP:      gateway.HTTPConfig{Listen: freeAddr(t, "tcp")},
-		HSM:       gateway.HSMConfig{SoftHSMDir: "-", TokenLabel: tc.TokenLabel, PIN: tc.PIN, IdentityLabel: hsmtest.Label(t, "gw-id")},
+		HSM:       gateway.HSMConfig{TokenConfig: hsm.TokenConfig{SoftHSMDir: "-", TokenLabel: tc.TokenLabel, PIN: tc.PIN}, IdentityLabel: hsmtest.Label(t, "gw-id")},
 	}
 	if err := cc.Validate(); err != nil {
 		t.Fatal(err)
@@ -323,7 +324,7 @@ func TestUnregisteredGatewayRefused(t *testing.T) {
 	gc.DataDir = filepath.Join(t.TempDir(), "gw99")
 	gc.Center.Cert, gc.Center.CACert = "", ""
 	gc.Offline.Path = "" // its own bbolt file under its own data dir
-	gc.HSM = gateway.HSMConfig{SoftHSMDir: "-", TokenLabel: tc.TokenLabel, PIN: tc.PIN, IdentityLabel: hsmtest.Label(t, "gw99-id")}
+	gc.HSM = gateway.HSMConfig{TokenConfig: hsm.TokenConfig{SoftHSMDir: "-", TokenLabel: tc.TokenLabel, PIN: tc.PIN}, IdentityLabel: hsmtest.Label(t, "gw99-id")}
 	gc.Terminals.Listen = freeAddr(t, "tcp")
 	gc.HTTP.Listen = freeAddr(t, "tcp")
 	if err := gc.Validate(); err != nil {
@@ -410,7 +411,7 @@ func TestUnregisteredGatewayRefused(t *testing.T) {
 }
 
 func quietLogger(t *testing.T) *slog.Logger {
-	l, err := daemon.NewLogger(testWriter{t}, "text", "info")
+	l, err := redact.NewLogger(testWriter{t}, redact.LogConfig{Format: "text", Level: "info"})
 	if err != nil {
 		t.Fatal(err)
 	}
