@@ -24,6 +24,7 @@ import (
 	"github.com/posgate/posgate/gateway"
 	"github.com/posgate/posgate/hsm"
 	"github.com/posgate/posgate/hsm/hsmtest"
+	"github.com/posgate/posgate/internal/poll"
 	"github.com/posgate/posgate/p2pe/redact"
 	"github.com/posgate/posgate/protocol/iso93"
 )
@@ -212,21 +213,9 @@ func (w testWriter) Write(p []byte) (int, error) {
 // waitLinkUp polls the gateway's metrics until the link is signed on.
 func waitLinkUp(t *testing.T, httpAddr string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + httpAddr + "/metrics")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if strings.Contains(string(b), "\nposgate_link_up 1") {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gateway link not up after 20s (last error %v)", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Until(t, 20*time.Second, "the gateway's link up (posgate_link_up 1)", func() bool {
+		return strings.Contains(metrics(httpAddr), "\nposgate_link_up 1")
+	})
 }
 
 func TestFirstSaleEndToEnd(t *testing.T) {
@@ -364,9 +353,8 @@ func TestUnregisteredGatewayRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		var recs []store.AuditRecord
+	var recs []store.AuditRecord
+	poll.Until(t, 20*time.Second, "an audit record of the refused sign-on", func() bool {
 		err := st.View(ctx, func(tx *store.Tx) error {
 			var err error
 			recs, err = tx.Audit(ctx, "link.signon_refused", 10)
@@ -375,22 +363,16 @@ func TestUnregisteredGatewayRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(recs) > 0 {
-			if recs[0].Actor != "GW000099" {
-				t.Fatalf("audit names %q", recs[0].Actor)
-			}
-			break
-		}
 		select {
 		case err := <-done:
 			done <- err // for the deferred wait
 			t.Fatalf("gateway GW000099 stopped early: %v", err)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("no audit record of the refused sign-on after 20s")
-		}
-		time.Sleep(20 * time.Millisecond)
+		return len(recs) > 0
+	})
+	if recs[0].Actor != "GW000099" {
+		t.Fatalf("audit names %q", recs[0].Actor)
 	}
 	term, err := device.New(device.Keys{TerminalID: "T0000001", IKID: sys.keys.IKID, InitialKey: sys.keys.InitialKey, FingerprintKey: sys.keys.FingerprintKey}, device.Options{})
 	if err != nil {
