@@ -67,6 +67,8 @@ func (n *memNet) Dial(ctx context.Context, addr string, tlsConf *tls.Config, con
 		pc.Close()
 		return nil, err
 	}
+	// Owned by the connection: it ends when the connection does (the
+	// client closes every connection it dials).
 	go func() {
 		<-conn.Context().Done()
 		tr.Close()

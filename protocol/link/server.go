@@ -435,8 +435,13 @@ func (s *Server) signOn(ctx context.Context, conn *quic.Conn, peer Peer) (*quic.
 }
 
 // controlLoop answers echoes (and any other control request) until the
-// stream or connection ends.
+// stream or connection ends or ctx is cancelled.
 func (s *Server) controlLoop(ctx context.Context, ctl *quic.Stream) error {
+	// A cancelled ctx ends the wait for the next request at once: the
+	// gateway's next echo may be a whole EchoInterval away, and shutdown
+	// waits for this loop before it closes the connection.
+	stop := context.AfterFunc(ctx, func() { _ = ctl.SetReadDeadline(time.Now()) })
+	defer stop()
 	for ctx.Err() == nil {
 		req, err := frame.Read(ctl, s.cfg.MaxMessage)
 		if err != nil {
