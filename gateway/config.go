@@ -10,6 +10,8 @@ import (
 
 	"github.com/posgate/posgate/gateway/device"
 	"github.com/posgate/posgate/gateway/ecr"
+	"github.com/posgate/posgate/hsm"
+	"github.com/posgate/posgate/p2pe/redact"
 )
 
 // Config is the posgate daemon's configuration. The zero value of every
@@ -33,9 +35,9 @@ type Config struct {
 	// terminal link (serial, USB tty, TCP); see docs/terminal-link.md.
 	Devices []device.DeviceConfig `yaml:"devices"`
 	// POS configures the POS/ECR API and its clients; see docs/pos-api.md.
-	POS ecr.Config `yaml:"pos"`
-	HSM HSMConfig  `yaml:"hsm"`
-	Log LogConfig  `yaml:"log"`
+	POS ecr.Config       `yaml:"pos"`
+	HSM HSMConfig        `yaml:"hsm"`
+	Log redact.LogConfig `yaml:"log"`
 }
 
 // CenterConfig says how the gateway reaches the center.
@@ -78,29 +80,14 @@ type HTTPConfig struct {
 	Listen string `yaml:"listen"`
 }
 
-// HSMConfig selects the gateway's PKCS#11 token.
+// HSMConfig selects the gateway's PKCS#11 token: the keys every daemon
+// shares (module, token_label default "posgate", pin, softhsm_dir default
+// DataDir/hsm; see hsm.TokenConfig) and the gateway's identity key.
 type HSMConfig struct {
-	// Module is the PKCS#11 library. Default /usr/lib/softhsm/libsofthsm2.so.
-	Module string `yaml:"module"`
-	// TokenLabel picks the token. Default "posgate".
-	TokenLabel string `yaml:"token_label"`
-	// PIN is the token's user PIN. Default "1234" (demo token only).
-	PIN string `yaml:"pin"`
-	// SoftHSMDir, when set, is a directory where the gateway creates and
-	// uses its own SoftHSM2 token. Default DataDir/hsm; set to "-" to use
-	// the system's SOFTHSM2_CONF or another module as is.
-	SoftHSMDir string `yaml:"softhsm_dir"`
+	hsm.TokenConfig `yaml:",inline"`
 	// IdentityLabel is the token label of the gateway's ECDSA P-256 link
 	// identity key. Default "link-identity".
 	IdentityLabel string `yaml:"identity_label"`
-}
-
-// LogConfig configures logging.
-type LogConfig struct {
-	// Format is "text" or "json". Default "text".
-	Format string `yaml:"format"`
-	// Level is debug, info, warn or error. Default "info".
-	Level string `yaml:"level"`
 }
 
 var gatewayIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$`)
@@ -137,28 +124,12 @@ func (c Config) WithDefaults() Config {
 	if c.HTTP.Listen == "" {
 		c.HTTP.Listen = "127.0.0.1:8081"
 	}
-	if c.HSM.Module == "" {
-		c.HSM.Module = "/usr/lib/softhsm/libsofthsm2.so"
-	}
-	if c.HSM.TokenLabel == "" {
-		c.HSM.TokenLabel = "posgate"
-	}
-	if c.HSM.PIN == "" {
-		c.HSM.PIN = "1234"
-	}
-	if c.HSM.SoftHSMDir == "" {
-		c.HSM.SoftHSMDir = filepath.Join(c.DataDir, "hsm")
-	}
+	c.HSM.TokenConfig = c.HSM.TokenConfig.WithDefaults("posgate", c.DataDir)
 	if c.HSM.IdentityLabel == "" {
 		c.HSM.IdentityLabel = "link-identity"
 	}
 	c.Offline = c.Offline.withDefaults(c.DataDir)
-	if c.Log.Format == "" {
-		c.Log.Format = "text"
-	}
-	if c.Log.Level == "" {
-		c.Log.Level = "info"
-	}
+	c.Log = c.Log.WithDefaults()
 	return c
 }
 
@@ -210,15 +181,6 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, d.Offline.validate()...)
-	switch d.Log.Format {
-	case "text", "json":
-	default:
-		bad("log.format", d.Log.Format, "must be text or json")
-	}
-	switch d.Log.Level {
-	case "debug", "info", "warn", "error":
-	default:
-		bad("log.level", d.Log.Level, "must be debug, info, warn or error")
-	}
+	errs = append(errs, d.HSM.Validate("hsm"), d.Log.Validate("log"))
 	return errors.Join(errs...)
 }

@@ -56,7 +56,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Parts, error) {
 		return nil, err
 	}
 	p := &Parts{}
-	tok, err := OpenToken(cfg.HSM)
+	tok, err := cfg.HSM.Open()
 	if err != nil {
 		return nil, err
 	}
@@ -80,10 +80,15 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Parts, error) {
 	return p, nil
 }
 
-// Run serves the link and /metrics until ctx is done. Run always returns a
-// non-nil error; on shutdown it stops the link (in-flight requests finish),
-// stops HTTP, and closes the store and the token last.
+// Run validates cfg (applying its defaults) and serves the link and
+// /metrics until ctx is done. Run always returns a non-nil error; on
+// shutdown it stops the link (in-flight requests finish), stops HTTP, and
+// closes the store and the token last. Whatever it opened is closed when it
+// returns, also when it fails half-way.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
 	p, err := Open(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -141,6 +146,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := srv.Listen(); err != nil {
 		return fmt.Errorf("link listener: %w", err)
 	}
+	// Until Serve takes it over the socket is ours: a failure below must
+	// not leave it open.
+	defer srv.Close()
 	httpL, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return fmt.Errorf("http listener: %w", err)

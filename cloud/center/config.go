@@ -11,6 +11,10 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/posgate/posgate/hsm"
+	"github.com/posgate/posgate/internal/confkey"
+	"github.com/posgate/posgate/p2pe/redact"
 )
 
 // Config is the cardcenter daemon's configuration. The zero value of every
@@ -23,9 +27,11 @@ type Config struct {
 	Link  LinkConfig  `yaml:"link"`
 	HTTP  HTTPConfig  `yaml:"http"`
 	Store StoreConfig `yaml:"store"`
-	HSM   HSMConfig   `yaml:"hsm"`
-	Keys  KeysConfig  `yaml:"keys"`
-	Log   LogConfig   `yaml:"log"`
+	// HSM selects the center's token (token_label default "cardcenter",
+	// softhsm_dir default DataDir/hsm); see hsm.TokenConfig.
+	HSM  hsm.TokenConfig  `yaml:"hsm"`
+	Keys KeysConfig       `yaml:"keys"`
+	Log  redact.LogConfig `yaml:"log"`
 
 	// C2C is the center-to-center ISO 8583 TCP port.
 	C2C C2CConfig `yaml:"c2c"`
@@ -158,19 +164,6 @@ type StoreConfig struct {
 	MaxBatch int `yaml:"max_batch"`
 }
 
-// HSMConfig selects the center's PKCS#11 token.
-type HSMConfig struct {
-	// Module is the PKCS#11 library. Default /usr/lib/softhsm/libsofthsm2.so.
-	Module string `yaml:"module"`
-	// TokenLabel picks the token. Default "cardcenter".
-	TokenLabel string `yaml:"token_label"`
-	// PIN is the token's user PIN. Default "1234" (demo token only).
-	PIN string `yaml:"pin"`
-	// SoftHSMDir, when set, is where the center creates and uses its own
-	// SoftHSM2 token. Default DataDir/hsm; "-" uses the module as is.
-	SoftHSMDir string `yaml:"softhsm_dir"`
-}
-
 // KeysConfig names the token keys the center uses.
 type KeysConfig struct {
 	// BDK is the AES base derivation key's label. Default "bdk".
@@ -210,14 +203,6 @@ type KeysConfig struct {
 	Bootstrap *bool `yaml:"bootstrap"`
 }
 
-// LogConfig configures logging.
-type LogConfig struct {
-	// Format is "text" or "json". Default "text".
-	Format string `yaml:"format"`
-	// Level is debug, info, warn or error. Default "info".
-	Level string `yaml:"level"`
-}
-
 // WithDefaults returns c with every zero field set to its default.
 func (c Config) WithDefaults() Config {
 	if c.DataDir == "" {
@@ -241,18 +226,7 @@ func (c Config) WithDefaults() Config {
 	if c.Store.Path == "" {
 		c.Store.Path = filepath.Join(c.DataDir, "center.db")
 	}
-	if c.HSM.Module == "" {
-		c.HSM.Module = "/usr/lib/softhsm/libsofthsm2.so"
-	}
-	if c.HSM.TokenLabel == "" {
-		c.HSM.TokenLabel = "cardcenter"
-	}
-	if c.HSM.PIN == "" {
-		c.HSM.PIN = "1234"
-	}
-	if c.HSM.SoftHSMDir == "" {
-		c.HSM.SoftHSMDir = filepath.Join(c.DataDir, "hsm")
-	}
+	c.HSM = c.HSM.WithDefaults("cardcenter", c.DataDir)
 	if c.Keys.BDK == "" {
 		c.Keys.BDK = "bdk"
 	}
@@ -281,12 +255,7 @@ func (c Config) WithDefaults() Config {
 		t := true
 		c.Keys.Bootstrap = &t
 	}
-	if c.Log.Format == "" {
-		c.Log.Format = "text"
-	}
-	if c.Log.Level == "" {
-		c.Log.Level = "info"
-	}
+	c.Log = c.Log.WithDefaults()
 	if c.C2C.MaxInFlight == 0 {
 		c.C2C.MaxInFlight = 64
 	}
@@ -315,17 +284,13 @@ func (c *Config) Validate() error {
 	*c = c.WithDefaults()
 	var errs []error
 	bad := func(key string, val any, rule string) {
-		errs = append(errs, fmt.Errorf("%s = %q: %s", key, fmt.Sprint(val), rule))
+		errs = append(errs, confkey.Bad(key, val, rule))
 	}
-	if _, _, err := net.SplitHostPort(c.Link.Listen); err != nil {
-		bad("link.listen", c.Link.Listen, "must be host:port")
-	}
+	errs = append(errs, confkey.HostPort("link.listen", c.Link.Listen))
 	if c.Link.MaxStreams < 1 || c.Link.MaxStreams > 65535 {
 		bad("link.max_streams", c.Link.MaxStreams, "must be between 1 and 65535")
 	}
-	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
-		bad("http.listen", c.HTTP.Listen, "must be host:port")
-	}
+	errs = append(errs, confkey.HostPort("http.listen", c.HTTP.Listen))
 	switch c.Store.Driver {
 	case "sqlite":
 	case "postgres":
@@ -352,16 +317,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateSwitching(bad)
-	switch c.Log.Format {
-	case "text", "json":
-	default:
-		bad("log.format", c.Log.Format, "must be text or json")
-	}
-	switch c.Log.Level {
-	case "debug", "info", "warn", "error":
-	default:
-		bad("log.level", c.Log.Level, "must be debug, info, warn or error")
-	}
+	errs = append(errs, c.HSM.Validate("hsm"), c.Log.Validate("log"))
 	return errors.Join(errs...)
 }
 
@@ -379,7 +335,7 @@ func (c *Config) validateSwitching(bad func(key string, val any, rule string)) {
 	cc := c.C2C
 	if cc.Listen != "" {
 		if _, _, err := net.SplitHostPort(cc.Listen); err != nil {
-			bad("c2c.listen", cc.Listen, "must be host:port")
+			bad("c2c.listen", cc.Listen, confkey.HostPortRule)
 		}
 		if cc.TLS {
 			for _, k := range []struct{ name, val string }{{"c2c.cert_file", cc.CertFile}, {"c2c.key_file", cc.KeyFile}, {"c2c.client_ca_file", cc.ClientCAFile}} {
@@ -423,7 +379,7 @@ func (c *Config) validateSwitching(bad func(key string, val any, rule string)) {
 		}
 		names[h.Name] = true
 		if _, _, err := net.SplitHostPort(h.Address); err != nil {
-			bad(key+".address", h.Address, "must be host:port")
+			bad(key+".address", h.Address, confkey.HostPortRule)
 		}
 		if h.Timeout <= 0 || time.Duration(h.Timeout) > 5*time.Minute {
 			bad(key+".timeout", time.Duration(h.Timeout), "must be above 0 and at most 5m")

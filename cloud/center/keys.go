@@ -27,12 +27,6 @@ type keyToken interface {
 // and bootstrapping is off.
 var ErrKeyMissing = errors.New("center: key missing from the token")
 
-// OpenToken creates (when cfg.SoftHSMDir is set) and opens the center's
-// token.
-func OpenToken(cfg HSMConfig) (*hsm.Token, error) {
-	return hsm.OpenSoftHSMDir(cfg.SoftHSMDir, hsm.Config{ModulePath: cfg.Module, TokenLabel: cfg.TokenLabel, PIN: cfg.PIN})
-}
-
 // FingerprintComponents is the file the bootstrap writes the PAN fingerprint
 // key's components to, for the key-injection step to load into terminals and
 // gateways. It exists only on a demo or first-run center; custodians should

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/posgate/posgate/cloud/store"
 	"github.com/posgate/posgate/cloud/store/storetest"
+	"github.com/posgate/posgate/internal/poll"
 )
 
 var errBoom = errors.New("boom")
@@ -78,12 +78,8 @@ func (g *gated) update(ctx context.Context, fn func(tx *store.Tx) error) <-chan 
 // waitQueued polls (bounded) until n Update calls wait for the writer.
 func (g *gated) waitQueued(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for store.QueuedWrites(g.st) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d Update calls queued after 10s, want %d", store.QueuedWrites(g.st), n)
-		}
-		runtime.Gosched()
+	if !poll.Wait(10*time.Second, func() bool { return store.QueuedWrites(g.st) >= n }) {
+		t.Fatalf("%d Update calls queued after 10s, want %d", store.QueuedWrites(g.st), n)
 	}
 }
 

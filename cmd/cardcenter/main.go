@@ -10,7 +10,8 @@
 //	                                                 create a REST API key; it is printed once
 //
 // Every command takes --config FILE; without it the embedded defaults under
-// ./data/cardcenter apply.
+// ./data/cardcenter apply. -h or --help, alone or after a command, prints
+// the usage to standard output and exits 0.
 package main
 
 import (
@@ -28,31 +29,66 @@ import (
 	"github.com/posgate/posgate/cloud/center"
 	"github.com/posgate/posgate/cloud/ledger"
 	"github.com/posgate/posgate/cloud/store"
+	"github.com/posgate/posgate/cmd/internal/cli"
 	"github.com/posgate/posgate/cmd/internal/daemon"
 	"github.com/posgate/posgate/cmd/internal/demo"
+	"github.com/posgate/posgate/p2pe/redact"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "cardcenter:", err)
-		os.Exit(1)
 	}
+	stop()
+	os.Exit(cli.ExitCode(err))
 }
 
-func run(ctx context.Context, args []string, out io.Writer) error {
+const usage = `usage:
+  cardcenter [--config FILE]                       run the center
+  cardcenter enrol --gateway-id ID --csr FILE [--out FILE] [--ca-out FILE]
+                                                   sign a gateway's link certificate
+  cardcenter seed-demo [--gateway-id ID] [--first-terminal K] [--terminals N]
+                                                   register demo merchant, terminals and deck cards
+  cardcenter ledger check [--json]                 prove every transfer sums to zero and every balance equals its postings
+  cardcenter api-key --role admin|head_office [--merchant ID]
+                                                   create a REST API key; it is printed once
+  cardcenter COMMAND -h                            the flags of COMMAND
+
+Every command takes --config FILE (default: embedded defaults under ./data/cardcenter).
+`
+
+// run runs the command args name, writing its result to out and its
+// diagnostics to errOut. Asked for help it prints the usage to out and
+// returns flag.ErrHelp.
+func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 	cmd := "serve"
+	if len(args) > 0 && args[0] == "help" {
+		fmt.Fprint(out, usage)
+		return flag.ErrHelp
+	}
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
 	}
 	if cmd == "ledger" {
+		if len(args) > 0 && cli.IsHelp(args[0]) {
+			fmt.Fprint(out, usage)
+			return flag.ErrHelp
+		}
 		if len(args) == 0 || args[0] != "check" {
 			return errors.New("usage: cardcenter ledger check [--config FILE]")
 		}
 		cmd, args = "ledger check", args[1:]
 	}
 	fs := flag.NewFlagSet("cardcenter "+cmd, flag.ContinueOnError)
+	if cmd == "serve" {
+		fs.Usage = func() {
+			fmt.Fprint(fs.Output(), usage)
+			fmt.Fprintln(fs.Output(), "\nflags:")
+			fs.PrintDefaults()
+		}
+	}
 	configPath := fs.String("config", "", "YAML configuration file (default: embedded defaults under ./data)")
 	var gatewayID, csrPath, outPath, caOut string
 	var terminals, firstTerminal int
@@ -76,7 +112,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	default:
 		return fmt.Errorf("unknown command %q (commands: enrol, seed-demo, ledger check, api-key)", cmd)
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, out, errOut); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -86,7 +122,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := daemon.LoadConfig(*configPath, &cfg); err != nil {
 		return err
 	}
-	log, err := daemon.NewLogger(os.Stderr, cfg.Log.Format, cfg.Log.Level)
+	log, err := redact.NewLogger(errOut, cfg.Log)
 	if err != nil {
 		return err
 	}

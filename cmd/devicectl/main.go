@@ -34,6 +34,7 @@ import (
 	"syscall"
 	"text/tabwriter"
 
+	"github.com/posgate/posgate/cmd/internal/cli"
 	"github.com/posgate/posgate/terminal/transport"
 )
 
@@ -112,9 +113,8 @@ func run(ctx context.Context, args []string, out, errOut io.Writer, e env) error
 
 func runPorts(args []string, out, errOut io.Writer, list func() ([]transport.Port, error)) error {
 	fs := flag.NewFlagSet("devicectl ports", flag.ContinueOnError)
-	fs.SetOutput(errOut)
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, out, errOut); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}

@@ -54,7 +54,7 @@ func TestRun(t *testing.T) {
 		{"unknown_command", []string{"status"}, fakePorts, "", errUsage},
 		{"extra_argument", []string{"ports", "x"}, fakePorts, "", errUsage},
 		{"bad_flag", []string{"ports", "--yaml"}, fakePorts, "", errUsage},
-		{"flag_help", []string{"ports", "-h"}, fakePorts, "", flag.ErrHelp},
+		{"flag_help", []string{"ports", "-h"}, fakePorts, "Usage of devicectl ports:\n  -json\n    \tprint JSON instead of a table\n", flag.ErrHelp},
 		{"list_fails", []string{"ports"}, failing, "", nil},
 	}
 	for _, tt := range tests {

@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/posgate/posgate/cmd/internal/cli"
 	"github.com/posgate/posgate/gateway"
 )
 
@@ -33,10 +34,9 @@ func runOffline(ctx context.Context, args []string, out, errOut io.Writer, clien
 		return fmt.Errorf("unknown offline command %q: %w", sub, errUsage)
 	}
 	fs := flag.NewFlagSet("devicectl offline "+sub, flag.ContinueOnError)
-	fs.SetOutput(errOut)
 	base := fs.String("gateway", defaultGateway, "the gateway's HTTP address (http.listen), reached over loopback")
 	asJSON := fs.Bool("json", false, "print the gateway's JSON answer instead of text")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := cli.Parse(fs, args[1:], out, errOut); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}

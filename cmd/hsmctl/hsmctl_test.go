@@ -879,8 +879,16 @@ func TestCommandLineErrors(t *testing.T) {
 	})
 	t.Run("help", func(t *testing.T) {
 		r := hsmctl(t, "inject", "-h")
-		if r.code != 0 || !strings.Contains(r.stderr, "-fingerprint-components") {
-			t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+		if r.code != 0 || !strings.Contains(r.stdout, "-fingerprint-components") || r.stderr != "" {
+			t.Fatalf("exit %d, stdout %q, stderr %q; want 0 and the flags on stdout only", r.code, r.stdout, r.stderr)
 		}
 	})
+	for name, arg := range map[string]string{"top_level_h": "-h", "top_level_dash_dash_help": "--help", "top_level_help_command": "help"} {
+		t.Run(name, func(t *testing.T) {
+			r := hsmctl(t, arg)
+			if r.code != 0 || !strings.Contains(r.stdout, "inject") || r.stderr != "" {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want 0 and the usage on stdout only", r.code, r.stdout, r.stderr)
+			}
+		})
+	}
 }

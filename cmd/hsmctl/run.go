@@ -14,6 +14,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/posgate/posgate/cmd/internal/cli"
 	"github.com/posgate/posgate/hsm"
 )
 
@@ -138,11 +139,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	}
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 {
 		printUsage(stderr)
-		if len(args) == 0 {
-			return fail("", fmt.Errorf("no command given: %w", errUsage))
-		}
+		return fail("", fmt.Errorf("no command given: %w", errUsage))
+	}
+	if args[0] == "help" || cli.IsHelp(args[0]) {
+		printUsage(stdout)
 		return nil
 	}
 	var cmd *command
@@ -157,11 +159,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	name := " " + cmd.name
 	fs := flag.NewFlagSet("hsmctl "+cmd.name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	g := &globals{}
 	g.register(fs)
 	exec := cmd.setup(fs, g)
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := cli.Parse(fs, args[1:], stdout, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}

@@ -4,6 +4,8 @@
 //
 //	posgate [--config FILE]        run the gateway
 //	posgate csr [--config FILE]    create the link identity key in the token and write a CSR
+//
+// -h or --help prints the usage to standard output and exits 0.
 package main
 
 import (
@@ -11,29 +13,46 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/posgate/posgate/cmd/internal/cli"
 	"github.com/posgate/posgate/cmd/internal/daemon"
 	"github.com/posgate/posgate/gateway"
+	"github.com/posgate/posgate/p2pe/redact"
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	err := run(os.Args[1:], os.Stdout, os.Stderr)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "posgate:", err)
-		os.Exit(1)
 	}
+	os.Exit(cli.ExitCode(err))
 }
 
-func run(args []string) error {
+const usage = `usage:
+  posgate [--config FILE]        run the gateway
+  posgate csr [--config FILE]    create the link identity key in the token and write a CSR
+
+flags:
+`
+
+// run runs the command args name. Asked for help it prints the usage to
+// stdout and returns flag.ErrHelp.
+func run(args []string, stdout, stderr io.Writer) error {
 	cmd := ""
 	if len(args) > 0 && args[0] == "csr" {
 		cmd, args = args[0], args[1:]
 	}
 	fs := flag.NewFlagSet("posgate", flag.ContinueOnError)
 	configPath := fs.String("config", "", "YAML configuration file (default: embedded defaults under ./data)")
-	if err := fs.Parse(args); err != nil {
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	if err := cli.Parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -43,7 +62,7 @@ func run(args []string) error {
 	if err := daemon.LoadConfig(*configPath, &cfg); err != nil {
 		return err
 	}
-	log, err := daemon.NewLogger(os.Stderr, cfg.Log.Format, cfg.Log.Level)
+	log, err := redact.NewLogger(stderr, cfg.Log)
 	if err != nil {
 		return err
 	}
@@ -57,7 +76,7 @@ func run(args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Println(p)
+		fmt.Fprintln(stdout, p)
 		return nil
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

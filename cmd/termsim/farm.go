@@ -60,7 +60,7 @@ func runFarm(ctx context.Context, args []string, out io.Writer) error {
 	floorLimit := fs.Int64("floor-limit", 0, "terminal floor limit in minor units: a contact chip sale at or under it is authenticated offline (DDA, by the farm's card bureau's test CA) and approved offline with a TC, then sent as a 1220 advice; 0: every chip transaction goes online")
 	cda := fs.Bool("cda", false, "with --floor-limit: the terminals claim CDA and approve offline with a CDA-signed TC instead of DDA")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error (logs go to stderr; masked PANs only)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, out); err != nil {
 		return err
 	}
 	var lvl slog.Level
@@ -168,7 +168,7 @@ func runKeygen(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("termsim fw-keygen", flag.ContinueOnError)
 	keyPath := fs.String("key", "vendor-fw.key", "private key file to create (PKCS #8 PEM, mode 0600)")
 	pubPath := fs.String("pub", "vendor-fw.pub", "public key file to create (PKIX PEM), for the terminals' --vendor-key")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, out); err != nil {
 		return err
 	}
 	_, priv, err := fwimage.GenerateKey()
@@ -189,7 +189,7 @@ func runSign(args []string, out io.Writer) error {
 	version := fs.String("version", "", "firmware version MAJOR.MINOR.PATCH")
 	in := fs.String("in", "", "firmware body to sign")
 	outPath := fs.String("out", "", "signed image to write")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, out); err != nil {
 		return err
 	}
 	var missing []string

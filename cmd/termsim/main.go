@@ -20,6 +20,9 @@
 // initial key and the PAN fingerprint key) in the keys directory, one
 // <terminal-id>.json per terminal; its DUKPT counter and STAN persist beside
 // it in <terminal-id>.state.
+//
+// -h or --help, alone or after a mode, prints the usage to standard output
+// and exits 0.
 package main
 
 import (
@@ -40,17 +43,35 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/posgate/posgate/cmd/internal/cli"
 	"github.com/posgate/posgate/firmware-sim/deck"
 	"github.com/posgate/posgate/firmware-sim/device"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+	err := run(ctx, os.Args[1:], os.Stdout)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "termsim:", err)
-		os.Exit(1)
 	}
+	stop()
+	os.Exit(cli.ExitCode(err))
+}
+
+const usage = `usage:
+  termsim [flags]              direct mode: framed ISO 8583 to the gateway's terminal port (flags below)
+  termsim farm [flags]         terminal firmware on the terminal link (pty or TCP)
+  termsim fw-keygen [flags]    make the vendor firmware key pair
+  termsim fw-sign [flags]      sign a firmware image
+  termsim MODE -h              the flags of MODE
+
+flags of the direct mode:
+`
+
+// parseFlags parses a mode's flags: help goes to stdout (flag.ErrHelp is
+// returned), a bad flag's reason and the usage to stderr.
+func parseFlags(fs *flag.FlagSet, args []string, out io.Writer) error {
+	return cli.Parse(fs, args, out, os.Stderr)
 }
 
 // Summary is termsim's last output line.
@@ -94,7 +115,11 @@ func runDirect(ctx context.Context, args []string, out io.Writer) error {
 	amount := fs.Int64("amount", 1200, "sale amount in minor units")
 	currency := fs.String("currency", "392", "ISO 4217 numeric currency code")
 	timeout := fs.Duration("timeout", 15*time.Second, "timeout of one sale")
-	if err := fs.Parse(args); err != nil {
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args, out); err != nil {
 		return err
 	}
 	if *script != "demo" && *script != "load" {

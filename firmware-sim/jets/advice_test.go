@@ -17,6 +17,7 @@ import (
 	"github.com/posgate/posgate/firmware-sim/deck"
 	"github.com/posgate/posgate/firmware-sim/device"
 	"github.com/posgate/posgate/firmware-sim/jets"
+	"github.com/posgate/posgate/internal/poll"
 	"github.com/posgate/posgate/protocol/iso93"
 	"github.com/posgate/posgate/terminal/tlink"
 )
@@ -140,11 +141,11 @@ func TestAdviceQueuedUntilHostTakesIt(t *testing.T) {
 	if n := r.fw.PendingAdvices(); n != 2 {
 		t.Fatalf("%d advices pending with the host silent, want 2", n)
 	}
-	waitFor(t, "three unanswered sends", func() bool { return len(r.gw.adviceList()) >= 3 })
+	poll.Until(t, waitLimit, "three unanswered sends", func() bool { return len(r.gw.adviceList()) >= 3 })
 
 	// The gateway is up, its uplink is not: 907.
 	r.gw.setAdvice(iso93.ActionIssuerInoperative, false)
-	waitFor(t, "two sends answered 907", func() bool {
+	poll.Until(t, waitLimit, "two sends answered 907", func() bool {
 		n := 0
 		for _, a := range r.gw.adviceList() {
 			if a.answered == iso93.ActionIssuerInoperative {
@@ -159,7 +160,7 @@ func TestAdviceQueuedUntilHostTakesIt(t *testing.T) {
 	}
 
 	r.gw.setAdvice(iso93.ActionApproved, false)
-	waitFor(t, "the queue to empty", func() bool { return r.fw.PendingAdvices() == 0 })
+	poll.Until(t, waitLimit, "the queue to empty", func() bool { return r.fw.PendingAdvices() == 0 })
 	advs := r.gw.adviceList()
 	first := map[string]adviceSeen{}
 	last1, first2 := -1, -1
@@ -223,7 +224,7 @@ func TestAdviceSurvivesRestart(t *testing.T) {
 	r.gw.setAdvice("", true)
 	s1 := offlineSale(t, r.gw, "S-1", 1000)
 	s2 := offlineSale(t, r.gw, "S-2", 1100)
-	waitFor(t, "a send of the first advice", func() bool { return len(r.gw.adviceList()) >= 1 })
+	poll.Until(t, waitLimit, "a send of the first advice", func() bool { return len(r.gw.adviceList()) >= 1 })
 	r.shutdown()
 	before := r.gw.adviceList()[0]
 
@@ -252,7 +253,7 @@ func TestAdviceSurvivesRestart(t *testing.T) {
 		t.Fatalf("%d advices pending after the restart, want 2", n)
 	}
 	r2 := attach(t, fw2, iso93.ActionApproved)
-	waitFor(t, "the restored advices to be taken", func() bool { return fw2.PendingAdvices() == 0 })
+	poll.Until(t, waitLimit, "the restored advices to be taken", func() bool { return fw2.PendingAdvices() == 0 })
 	advs := r2.gw.adviceList()
 	if len(advs) != 2 || advs[0].STAN != s1.STAN || advs[1].STAN != s2.STAN {
 		t.Fatalf("after the restart the host got %d advices, want S-1's then S-2's", len(advs))
@@ -276,7 +277,7 @@ func TestRefusedAdviceLeavesQueue(t *testing.T) {
 	r := start(t, adviceConfig(t, t.TempDir()), iso93.ActionApproved)
 	r.gw.setAdvice(iso93.ActionInsufficientFunds, false)
 	s1 := offlineSale(t, r.gw, "S-1", 1000)
-	waitFor(t, "the refused advice to leave the queue", func() bool { return r.fw.PendingAdvices() == 0 })
+	poll.Until(t, waitLimit, "the refused advice to leave the queue", func() bool { return r.fw.PendingAdvices() == 0 })
 	r.gw.setAdvice("", false)
 	v := command(t, r.gw, tlink.KindVoid, tlink.TxnCommand{Ref: "V-1", OrigRef: "S-1"})
 	wantResult(t, "void of the refused offline approval", v, tlink.OutcomeApproved, iso93.ActionReversalAccepted)
@@ -297,7 +298,7 @@ func TestAdvicesGoBeforeTheNextRequest(t *testing.T) {
 	r := start(t, cfg, iso93.ActionApproved)
 	r.gw.setAdvice("", true)
 	s1 := offlineSale(t, r.gw, "S-1", 1000)
-	waitFor(t, "the first send", func() bool { return len(r.gw.adviceList()) >= 1 })
+	poll.Until(t, waitLimit, "the first send", func() bool { return len(r.gw.adviceList()) >= 1 })
 
 	v := command(t, r.gw, tlink.KindVoid, tlink.TxnCommand{Ref: "V-1", OrigRef: "S-1"})
 	wantResult(t, "void while the advice is pending", v, tlink.OutcomeFailed, iso93.ActionIssuerInoperative)
@@ -328,7 +329,7 @@ func TestAdvicesGoBeforeTheNextRequest(t *testing.T) {
 func TestAdviceBeforeSignature(t *testing.T) {
 	r := start(t, adviceConfig(t, t.TempDir()), iso93.ActionApproved)
 	s1 := offlineSale(t, r.gw, "S-1", 1000)
-	waitFor(t, "the signature", func() bool { return slices.Contains(r.gw.sentList(), "signature "+s1.STAN) })
+	poll.Until(t, waitLimit, "the signature", func() bool { return slices.Contains(r.gw.sentList(), "signature "+s1.STAN) })
 	sent := r.gw.sentList()
 	if len(sent) < 2 || sent[0] != iso93.MTIAdvice+" "+s1.STAN || sent[1] != "signature "+s1.STAN {
 		t.Fatalf("sent %v: want the 1220, then the signature", sent)

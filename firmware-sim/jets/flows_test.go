@@ -6,6 +6,7 @@ import (
 
 	"github.com/posgate/posgate/firmware-sim/device"
 	"github.com/posgate/posgate/firmware-sim/jets"
+	"github.com/posgate/posgate/internal/poll"
 	"github.com/posgate/posgate/protocol/iso93"
 	"github.com/posgate/posgate/terminal/tlink"
 )
@@ -245,5 +246,5 @@ func TestUnansweredVoidIsSentAgain(t *testing.T) {
 	if again.IdempotencyKey != first.IdempotencyKey || again.OriginalData != first.OriginalData {
 		t.Fatalf("repeated void differs: key %q vs %q", again.IdempotencyKey, first.IdempotencyKey)
 	}
-	waitFor(t, "the repeated void to be answered", func() bool { return !fw2.Unreversed() })
+	poll.Until(t, waitLimit, "the repeated void to be answered", func() bool { return !fw2.Unreversed() })
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/posgate/posgate/firmware-sim/device"
 	"github.com/posgate/posgate/firmware-sim/fwimage"
 	"github.com/posgate/posgate/firmware-sim/jets"
+	"github.com/posgate/posgate/internal/poll"
 	"github.com/posgate/posgate/p2pe/dukpt"
 	"github.com/posgate/posgate/p2pe/pinblock"
 	"github.com/posgate/posgate/protocol/iso93"
@@ -625,7 +626,7 @@ func TestNoHostAnswerReverses(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the kept reversal was not sent after a restart")
 	}
-	waitFor(t, "the answered reversal to be cleared", func() bool { return !fw2.Unreversed() })
+	poll.Until(t, waitLimit, "the answered reversal to be cleared", func() bool { return !fw2.Unreversed() })
 	var lt tlink.LastTxn
 	request(t, r2.gw.ep, tlink.KindLastTxnQuery, tlink.RefOnly{}, &lt)
 	if lt.Txn == nil || lt.Txn.Ref != "S-8" || lt.Txn.Outcome != tlink.OutcomeApproved {
@@ -639,20 +640,8 @@ func TestNoHostAnswerReverses(t *testing.T) {
 	}
 }
 
-// waitFor polls cond every 5 ms for at most 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(10 * time.Second)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
+// waitLimit bounds every wait on a condition in these tests.
+const waitLimit = 10 * time.Second
 
 func TestDisplayAndPrint(t *testing.T) {
 	r := start(t, jets.Config{Terminal: newTerminal(t, t.TempDir())}, iso93.ActionApproved)

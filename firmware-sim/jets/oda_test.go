@@ -12,6 +12,7 @@ import (
 	"github.com/posgate/posgate/emv/de55"
 	"github.com/posgate/posgate/firmware-sim/device"
 	"github.com/posgate/posgate/firmware-sim/jets"
+	"github.com/posgate/posgate/internal/poll"
 	"github.com/posgate/posgate/protocol/iso93"
 	"github.com/posgate/posgate/terminal/ptytest"
 	"github.com/posgate/posgate/terminal/tlink"
@@ -69,7 +70,7 @@ func TestOfflineChipApproval(t *testing.T) {
 			res := sale(t, r.gw, "S-1", tt.amount)
 			if tt.offline {
 				// The advice follows the txn-result (advice.go).
-				waitFor(t, "the advice", func() bool { return r.fw.PendingAdvices() == 0 })
+				poll.Until(t, waitLimit, "the advice", func() bool { return r.fw.PendingAdvices() == 0 })
 			}
 			r.gw.mu.Lock()
 			advs, reqs := r.gw.advices, r.gw.reqs

@@ -12,6 +12,10 @@
 // The wrapper is a safety net, not the mechanism: card types already log
 // masked (see p2pe/card). About one in ten 13-19 digit numbers passes Luhn
 // by chance, so an innocent long number is occasionally redacted too.
+//
+// Every daemon builds its logger here (NewLogger), from the log section its
+// configuration shares with the others (LogConfig), so that no process
+// logs without the net.
 package redact
 
 import (

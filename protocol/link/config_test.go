@@ -8,8 +8,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/posgate/posgate/internal/poll"
 	"github.com/posgate/posgate/protocol/iso93"
 	"github.com/posgate/posgate/protocol/link"
 )
@@ -126,28 +128,31 @@ func checkConfigErr(t *testing.T, err error, want []string) {
 // TestNetworkCodec runs the link with protocol/iso93's 1804/1814 codec on
 // both ends.
 func TestNetworkCodec(t *testing.T) {
-	env := newPKI(t)
-	var codec iso93.NetworkCodec
-	center := &countingControl{Control: codec}
-	gateway := &countingControl{Control: codec}
-	srv := startServer(t, link.ServerConfig{TLS: env.serverTLS, Control: center, Handler: echoHandler})
-	cfg := testClientConfig(env.clientTLS(t, nil, "gw-iso"), gateway, srv.addr)
-	cfg.GatewayID = "gw-iso"
-	cfg.EchoInterval = 50 * time.Millisecond
-	cfg.EchoTimeout = 40 * time.Millisecond
-	c := startClient(t, cfg)
-	waitUp(t, c.Client)
-	resp, err := c.RoundTrip(context.Background(), []byte("1200..."))
-	if err != nil || string(resp) != "R:1200..." {
-		t.Fatalf("round trip: %q, %v", resp, err)
-	}
-	// The gateway accepts the center's sign-on and echo replies. (A
-	// starved machine may time an echo out and reconnect; that is not a
-	// codec failure, a refused reply is.)
-	eventually(t, "a sign-on and five accepted echoes", func() bool { return gateway.accepted.Load() >= 6 })
-	if n := gateway.refused.Load(); n != 0 {
-		t.Fatalf("%d control replies refused with the ISO codec", n)
-	}
+	// The echoes run on a synctest bubble's clock (memnet_test.go).
+	synctest.Test(t, func(t *testing.T) {
+		mn := newMemNet()
+		env := newPKI(t)
+		var codec iso93.NetworkCodec
+		center := &countingControl{Control: codec}
+		gateway := &countingControl{Control: codec}
+		srv := startServer(t, link.ServerConfig{TLS: env.serverTLS, Control: center, Handler: echoHandler, ListenPacket: mn.ListenPacket})
+		cfg := testClientConfig(env.clientTLS(t, nil, "gw-iso"), gateway, srv.addr)
+		cfg.Dial = mn.Dial
+		cfg.GatewayID = "gw-iso"
+		cfg.EchoInterval = 50 * time.Millisecond
+		cfg.EchoTimeout = 40 * time.Millisecond
+		c := startClient(t, cfg)
+		waitUp(t, c.Client)
+		resp, err := c.RoundTrip(context.Background(), []byte("1200..."))
+		if err != nil || string(resp) != "R:1200..." {
+			t.Fatalf("round trip: %q, %v", resp, err)
+		}
+		// The gateway accepts the center's sign-on and echo replies.
+		poll.Until(t, waitLimit, "a sign-on and five accepted echoes", func() bool { return gateway.accepted.Load() >= 6 })
+		if n := gateway.refused.Load(); n != 0 {
+			t.Fatalf("%d control replies refused with the ISO codec", n)
+		}
+	})
 }
 
 // TestNoGoroutinesLeft checks that stopping a client and a server leaves
@@ -180,7 +185,7 @@ func TestNoGoroutinesLeft(t *testing.T) {
 		}
 		srv.stop(t)
 	}()
-	eventually(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+	poll.Until(t, waitLimit, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }
 
 // countingControl counts the center's control replies and the gateway's

@@ -361,21 +361,6 @@ func waitUp(t testing.TB, c *link.Client) {
 	}
 }
 
-// eventually polls cond until it holds, failing the test after waitLimit.
-// It is for conditions that no event announces (counters in test doubles).
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
-}
-
 // deadAddr returns a loopback UDP address with nothing listening on it.
 func deadAddr(t testing.TB) string {
 	t.Helper()

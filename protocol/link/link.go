@@ -103,7 +103,8 @@ var (
 	ErrClosed = errors.New("link: client closed")
 	// ErrRunning is returned by Run when Run is already running or has run.
 	ErrRunning = errors.New("link: Run called twice")
-	// ErrServerClosed is returned by Serve after its context is cancelled.
+	// ErrServerClosed is returned by Serve after its context is cancelled or
+	// Close is called, and by Listen and Serve after Close.
 	ErrServerClosed = errors.New("link: server closed")
 	// ErrConfig is matched by every configuration error from Validate.
 	ErrConfig = errors.New("link: invalid config")

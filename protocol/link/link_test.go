@@ -6,11 +6,15 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/posgate/posgate/internal/poll"
 	"github.com/posgate/posgate/protocol/frame"
 	"github.com/posgate/posgate/protocol/link"
 	"github.com/posgate/posgate/protocol/pki"
@@ -354,33 +358,42 @@ func TestCenterFromForeignCARefused(t *testing.T) {
 // errAny matches any non-nil error in downWith.
 var errAny = errors.New("any")
 
+// TestEchoTimeoutReconnects mutes the center's echo replies: the client
+// declares the link down with ErrEchoFailed (a timeout) and signs on again.
+// The echo timers run on a synctest bubble's clock over the in-memory
+// network (memnet_test.go), so the test waits for no wall-clock time and
+// cannot flap on a busy machine.
 func TestEchoTimeoutReconnects(t *testing.T) {
-	env := newPKI(t)
-	ctl := newTestControl(t)
-	srv := startServer(t, link.ServerConfig{TLS: env.serverTLS, Control: ctl, Handler: echoHandler})
-	t.Cleanup(ctl.open)
-	cfg := testClientConfig(env.clientTLS(t, nil, "gw-1"), ctl, srv.addr)
-	cfg.EchoInterval = 100 * time.Millisecond
-	cfg.EchoTimeout = 80 * time.Millisecond
-	c := startClient(t, cfg)
-	waitUp(t, c.Client)
-	eventually(t, "an answered echo", func() bool { return ctl.echoes.Load() >= 1 })
-	ctl.muteEcho.Store(true) // the server stops answering echoes
+	synctest.Test(t, func(t *testing.T) {
+		mn := newMemNet()
+		env := newPKI(t)
+		ctl := newTestControl(t)
+		srv := startServer(t, link.ServerConfig{TLS: env.serverTLS, Control: ctl, Handler: echoHandler, ListenPacket: mn.ListenPacket})
+		t.Cleanup(ctl.open)
+		cfg := testClientConfig(env.clientTLS(t, nil, "gw-1"), ctl, srv.addr)
+		cfg.Dial = mn.Dial
+		cfg.EchoInterval = 100 * time.Millisecond
+		cfg.EchoTimeout = 80 * time.Millisecond
+		c := startClient(t, cfg)
+		waitUp(t, c.Client)
+		poll.Until(t, waitLimit, "an answered echo", func() bool { return ctl.echoes.Load() >= 1 })
+		ctl.muteEcho.Store(true) // the server stops answering echoes
 
-	evs := c.events.waitFor(t, "down on echo timeout, then up again", func(evs []link.Event) bool {
-		return downWith(evs, link.ErrEchoFailed) >= 1 && count(evs, link.Up) >= 2
-	})
-	for i, e := range evs {
-		if e.State == link.Down && errors.Is(e.Err, link.ErrEchoFailed) {
-			if !errors.Is(e.Err, context.DeadlineExceeded) && !isTimeout(e.Err) {
-				t.Errorf("event %d: echo failure %v is not a timeout", i, e.Err)
+		evs := c.events.waitFor(t, "down on echo timeout, then up again", func(evs []link.Event) bool {
+			return downWith(evs, link.ErrEchoFailed) >= 1 && count(evs, link.Up) >= 2
+		})
+		for i, e := range evs {
+			if e.State == link.Down && errors.Is(e.Err, link.ErrEchoFailed) {
+				if !errors.Is(e.Err, context.DeadlineExceeded) && !isTimeout(e.Err) {
+					t.Errorf("event %d: echo failure %v is not a timeout", i, e.Err)
+				}
+				break
 			}
-			break
 		}
-	}
-	if n := ctl.signOns.Load(); n < 2 {
-		t.Fatalf("%d sign-ons, want a new one after reconnecting", n)
-	}
+		if n := ctl.signOns.Load(); n < 2 {
+			t.Fatalf("%d sign-ons, want a new one after reconnecting", n)
+		}
+	})
 }
 
 func isTimeout(err error) bool {
@@ -466,25 +479,30 @@ func TestFailover(t *testing.T) {
 func TestClientSTANsIncrease(t *testing.T) {
 	// Drive many echoes through a control codec that records STANs; they
 	// must stay in 1..STANMax and increase.
-	env := newPKI(t)
-	rec := &stanControl{testControl: newTestControl(t)}
-	srv := startServer(t, link.ServerConfig{TLS: env.serverTLS, Control: rec, Handler: echoHandler})
-	cfg := testClientConfig(env.clientTLS(t, nil, "gw-1"), rec, srv.addr)
-	cfg.EchoInterval = 50 * time.Millisecond
-	cfg.EchoTimeout = 40 * time.Millisecond
-	cfg.BackoffMin = time.Millisecond
-	c := startClient(t, cfg)
-	waitUp(t, c.Client)
-	eventually(t, "five STANs", func() bool { return len(rec.list()) >= 5 })
-	got := rec.list()
-	for i, s := range got {
-		if s < 1 || s > link.STANMax {
-			t.Fatalf("STAN %d out of range", s)
+	// The echoes run on a synctest bubble's clock (memnet_test.go).
+	synctest.Test(t, func(t *testing.T) {
+		mn := newMemNet()
+		env := newPKI(t)
+		rec := &stanControl{testControl: newTestControl(t)}
+		srv := startServer(t, link.ServerConfig{TLS: env.serverTLS, Control: rec, Handler: echoHandler, ListenPacket: mn.ListenPacket})
+		cfg := testClientConfig(env.clientTLS(t, nil, "gw-1"), rec, srv.addr)
+		cfg.Dial = mn.Dial
+		cfg.EchoInterval = 50 * time.Millisecond
+		cfg.EchoTimeout = 40 * time.Millisecond
+		cfg.BackoffMin = time.Millisecond
+		c := startClient(t, cfg)
+		waitUp(t, c.Client)
+		poll.Until(t, waitLimit, "five STANs", func() bool { return len(rec.list()) >= 5 })
+		got := rec.list()
+		for i, s := range got {
+			if s < 1 || s > link.STANMax {
+				t.Fatalf("STAN %d out of range", s)
+			}
+			if i > 0 && s <= got[i-1] {
+				t.Fatalf("STANs not increasing: %v", got)
+			}
 		}
-		if i > 0 && s <= got[i-1] {
-			t.Fatalf("STANs not increasing: %v", got)
-		}
-	}
+	})
 }
 
 type stanControl struct {
@@ -513,4 +531,80 @@ func (s *stanControl) SignOn(id string, stan uint32) ([]byte, error) {
 func (s *stanControl) Echo(id string, stan uint32) ([]byte, error) {
 	s.note(stan)
 	return s.testControl.Echo(id, stan)
+}
+
+// TestServerClose checks Close's contract: before Serve it releases the
+// socket Listen opened; during Serve it ends Serve, closing the gateway's
+// connection, and waits for it; afterwards Listen and Serve refuse.
+func TestServerClose(t *testing.T) {
+	env := newPKI(t)
+	ctl := newTestControl(t)
+	newServer := func(addr string) *link.Server {
+		t.Helper()
+		s, err := link.NewServer(link.ServerConfig{Addr: addr, TLS: env.serverTLS, Control: ctl, Handler: echoHandler,
+			Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+
+	t.Run("before_serve_frees_the_port", func(t *testing.T) {
+		s := newServer("127.0.0.1:0")
+		if err := s.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		addr := s.Addr().String()
+		if err := s.Close(); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			t.Fatalf("the port is still held after Close: %v", err)
+		}
+		pc.Close()
+		if err := s.Listen(); !errors.Is(err, link.ErrServerClosed) {
+			t.Fatalf("Listen after Close: %v, want ErrServerClosed", err)
+		}
+		if err := s.Serve(context.Background()); !errors.Is(err, link.ErrServerClosed) {
+			t.Fatalf("Serve after Close: %v, want ErrServerClosed", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("second close: %v", err)
+		}
+	})
+
+	t.Run("during_serve_ends_it", func(t *testing.T) {
+		s := newServer("127.0.0.1:0")
+		if err := s.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		addr := s.Addr().String()
+		served := make(chan error, 1)
+		go func() { served <- s.Serve(context.Background()) }()
+		c := startClient(t, testClientConfig(env.clientTLS(t, nil, "gw-1"), ctl, addr))
+		waitUp(t, c.Client)
+
+		if err := s.Close(); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+		// Close waited for Serve: its result is already there.
+		select {
+		case err := <-served:
+			if !errors.Is(err, link.ErrServerClosed) {
+				t.Fatalf("Serve returned %v, want ErrServerClosed", err)
+			}
+		default:
+			t.Fatal("Close returned before Serve did")
+		}
+		c.events.waitFor(t, "link down after Close", func(evs []link.Event) bool { return evs[len(evs)-1].State != link.Up })
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			t.Fatalf("the port is still held after Close: %v", err)
+		}
+		pc.Close()
+		if err := s.Close(); err != nil {
+			t.Fatalf("second close: %v", err)
+		}
+	})
 }

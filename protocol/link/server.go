@@ -158,7 +158,8 @@ func (cfg ServerConfig) withDefaults() ServerConfig {
 }
 
 // Server is the center end of the link. It is safe for concurrent use; Serve
-// may be called once.
+// may be called once. Whoever calls Listen owns the socket until Serve takes
+// it over: a caller that returns before Serve runs must call Close.
 type Server struct {
 	cfg  ServerConfig
 	tls  *tls.Config
@@ -169,6 +170,9 @@ type Server struct {
 	pc     net.PacketConn
 	ln     *quic.Listener
 	served bool
+	closed bool
+	stop   context.CancelFunc // ends a running Serve; nil before Serve
+	done   chan struct{}      // closed when a running Serve has returned
 }
 
 // NewServer validates cfg and returns a Server that is not yet listening.
@@ -195,10 +199,13 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 
 // Listen opens the UDP socket on cfg.Addr, so that Addr is known before
 // Serve runs. Serve calls it if it has not been called. Calling it again
-// returns nil.
+// returns nil; after Close it returns ErrServerClosed.
 func (s *Server) Listen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return ErrServerClosed
+	}
 	if s.ln != nil {
 		return nil
 	}
@@ -228,24 +235,32 @@ func (s *Server) Addr() net.Addr {
 	return s.ln.Addr()
 }
 
-// Serve accepts gateway connections until ctx ends. On return every
-// connection is closed (code CodeShutdown), every handler has returned and
-// the listener and socket are closed. Serve always returns a non-nil error:
-// ErrServerClosed after ctx ends, or the error that stopped it.
+// Serve accepts gateway connections until ctx ends or Close is called. On
+// return every connection is closed (code CodeShutdown), every handler has
+// returned and the listener and socket are closed. Serve always returns a
+// non-nil error: ErrServerClosed after ctx ends or Close, or the error that
+// stopped it.
 func (s *Server) Serve(ctx context.Context) error {
 	if err := s.Listen(); err != nil {
 		return err
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
 	if s.served {
 		s.mu.Unlock()
 		return fmt.Errorf("link server: Serve called twice: %w", ErrServerClosed)
 	}
 	s.served = true
-	ln, pc := s.ln, s.pc
+	s.stop, s.done = cancel, make(chan struct{})
+	ln, pc, done := s.ln, s.pc, s.done
 	s.mu.Unlock()
+	defer close(done)
 
-	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var err error
 	for {
@@ -265,6 +280,34 @@ func (s *Server) Serve(ctx context.Context) error {
 	_ = ln.Close()
 	_ = pc.Close()
 	return err
+}
+
+// Close shuts the server down for good. It closes the listener and socket
+// that Listen opened when Serve has not taken them over; when Serve is
+// running it ends it as a cancelled context would (every connection closed,
+// every handler returned) and waits for it to return. Afterwards Listen and
+// Serve return ErrServerClosed. Close is idempotent and always returns nil.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	wasClosed := s.closed
+	s.closed = true
+	ln, pc := s.ln, s.pc
+	stop, done := s.stop, s.done
+	if !s.served {
+		s.ln, s.pc = nil, nil
+	}
+	served := s.served
+	s.mu.Unlock()
+	if !served {
+		if !wasClosed && ln != nil {
+			_ = ln.Close()
+			_ = pc.Close()
+		}
+		return nil
+	}
+	stop()
+	<-done
+	return nil
 }
 
 // serveConn runs one gateway connection: sign-on, then the control loop and
@@ -392,8 +435,13 @@ func (s *Server) signOn(ctx context.Context, conn *quic.Conn, peer Peer) (*quic.
 }
 
 // controlLoop answers echoes (and any other control request) until the
-// stream or connection ends.
+// stream or connection ends or ctx is cancelled.
 func (s *Server) controlLoop(ctx context.Context, ctl *quic.Stream) error {
+	// A cancelled ctx ends the wait for the next request at once: the
+	// gateway's next echo may be a whole EchoInterval away, and shutdown
+	// waits for this loop before it closes the connection.
+	stop := context.AfterFunc(ctx, func() { _ = ctl.SetReadDeadline(time.Now()) })
+	defer stop()
 	for ctx.Err() == nil {
 		req, err := frame.Read(ctl, s.cfg.MaxMessage)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posgate/posgate/internal/poll"
 	"github.com/posgate/posgate/terminal/tlink"
 )
 
@@ -283,7 +284,7 @@ func TestFullReceiveQueueHoldsAckUntilDrained(t *testing.T) {
 	}
 	second := make(chan error, 1)
 	go func() { second <- a.Send(ctx, tlink.KindFinancialRequest, []byte("2")) }()
-	waitFor(t, "receive queue overflow", func() bool { return b.Stats().Overflows > 0 })
+	poll.Until(t, waitLimit, "receive queue overflow", func() bool { return b.Stats().Overflows > 0 })
 	for _, want := range []string{"1", "2"} {
 		m, err := b.Receive(ctx)
 		if err != nil || string(m.Payload) != want {

@@ -116,26 +116,14 @@ func pipePair(t *testing.T, cfgA, cfgB tlink.Config, faultA, faultB func(int, []
 	return a, b, fa, fb
 }
 
+// waitLimit bounds every wait on a condition in these tests.
+const waitLimit = 10 * time.Second
+
 // testCtx returns a context that ends with the test or after 20s.
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-// waitFor polls cond until it holds, failing the test after 10s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(10 * time.Second)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
 }
 
 // rawPeer reads frames arriving at the raw end of a pipe and lets the test

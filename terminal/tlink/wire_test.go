@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posgate/posgate/internal/poll"
 	"github.com/posgate/posgate/terminal/ptytest"
 	"github.com/posgate/posgate/terminal/tlink"
 	"github.com/posgate/posgate/terminal/transport"
@@ -172,7 +173,7 @@ func TestCablePulledMidExchange(t *testing.T) {
 		t.Fatalf("Unresolved = %q, %v; the sale's outcome is unknown", ref, ok)
 	}
 	// Run has waited for its goroutines; the count comes back down.
-	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+	poll.Until(t, waitLimit, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }
 
 func BenchmarkFrameEncodeDecode(b *testing.B) {

@@ -1,6 +1,7 @@
-// Package daemon holds what every posgate binary shares at start-up: the one
-// configuration format (YAML, strict), the logger with the card-data safety
-// net, and the metrics endpoint.
+// Package daemon holds what every posgate daemon shares at start-up: the one
+// configuration format (YAML, strict, validated before anything opens). The
+// logger with the card-data safety net is redact.NewLogger; the config
+// sections both daemons share are hsm.TokenConfig and redact.LogConfig.
 package daemon
 
 import (
@@ -8,13 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"strings"
 
 	"gopkg.in/yaml.v3"
-
-	"github.com/posgate/posgate/p2pe/redact"
 )
 
 // Validator is a configuration that can check itself. Validate reports every
@@ -49,25 +46,4 @@ func displayPath(p string) string {
 		return "(embedded defaults)"
 	}
 	return p
-}
-
-// NewLogger returns a logger writing to w in the given format ("text" or
-// "json") at the given level, wrapped in the card-data safety net that
-// removes any Luhn-valid 13–19 digit run.
-func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
-		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	var h slog.Handler
-	switch format {
-	case "", "text":
-		h = slog.NewTextHandler(w, opts)
-	case "json":
-		h = slog.NewJSONHandler(w, opts)
-	default:
-		return nil, fmt.Errorf("log format %q: want text or json", format)
-	}
-	return slog.New(redact.NewHandler(h)), nil
 }

@@ -1,7 +1,7 @@
 package daemon_test
 
 import (
-	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +10,8 @@ import (
 	"github.com/posgate/posgate/cloud/center"
 	"github.com/posgate/posgate/cmd/internal/daemon"
 	"github.com/posgate/posgate/gateway"
+	"github.com/posgate/posgate/hsm"
+	"github.com/posgate/posgate/p2pe/redact"
 )
 
 func writeFile(t *testing.T, body string) string {
@@ -81,30 +83,63 @@ func TestLoadConfigRefuses(t *testing.T) {
 	}
 }
 
-func TestLoggerDropsPANs(t *testing.T) {
-	var buf bytes.Buffer
-	for _, format := range []string{"text", "json"} {
-		buf.Reset()
-		log, err := daemon.NewLogger(&buf, format, "debug")
-		if err != nil {
-			t.Fatal(err)
+// TestSharedSections pins the hsm and log sections both daemons share
+// (hsm.TokenConfig, redact.LogConfig): their YAML keys, each daemon's
+// defaults (docs/config.md) and their rules.
+func TestSharedSections(t *testing.T) {
+	var g gateway.Config
+	if err := daemon.LoadConfig("", &g); err != nil {
+		t.Fatal(err)
+	}
+	wantG := gateway.HSMConfig{TokenConfig: hsm.TokenConfig{Module: hsm.DefaultModulePath, TokenLabel: "posgate", PIN: "1234",
+		SoftHSMDir: filepath.Join("data", "posgate", "hsm")}, IdentityLabel: "link-identity"}
+	if g.HSM != wantG || g.Log != (redact.LogConfig{Format: "text", Level: "info"}) {
+		t.Fatalf("posgate defaults: hsm %+v log %+v", g.HSM, g.Log)
+	}
+	var c center.Config
+	if err := daemon.LoadConfig("", &c); err != nil {
+		t.Fatal(err)
+	}
+	wantC := hsm.TokenConfig{Module: hsm.DefaultModulePath, TokenLabel: "cardcenter", PIN: "1234",
+		SoftHSMDir: filepath.Join("data", "cardcenter", "hsm")}
+	if c.HSM != wantC || c.Log != (redact.LogConfig{Format: "text", Level: "info"}) {
+		t.Fatalf("cardcenter defaults: hsm %+v log %+v", c.HSM, c.Log)
+	}
+
+	const body = "hsm:\n  module: /opt/hsm/lib.so\n  token_label: shop-1\n  pin: '98765'\n  softhsm_dir: '-'\n%slog:\n  format: json\n  level: warn\n"
+	g = gateway.Config{}
+	if err := daemon.LoadConfig(writeFile(t, fmt.Sprintf(body, "  identity_label: id-1\n")), &g); err != nil {
+		t.Fatal(err)
+	}
+	if g.HSM != (gateway.HSMConfig{TokenConfig: hsm.TokenConfig{Module: "/opt/hsm/lib.so", TokenLabel: "shop-1", PIN: "98765", SoftHSMDir: "-"}, IdentityLabel: "id-1"}) ||
+		g.Log != (redact.LogConfig{Format: "json", Level: "warn"}) {
+		t.Fatalf("posgate file: hsm %+v log %+v", g.HSM, g.Log)
+	}
+	c = center.Config{}
+	if err := daemon.LoadConfig(writeFile(t, fmt.Sprintf(body, "")), &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.HSM != (hsm.TokenConfig{Module: "/opt/hsm/lib.so", TokenLabel: "shop-1", PIN: "98765", SoftHSMDir: "-"}) ||
+		c.Log != (redact.LogConfig{Format: "json", Level: "warn"}) {
+		t.Fatalf("cardcenter file: hsm %+v log %+v", c.HSM, c.Log)
+	}
+	if err := daemon.LoadConfig(writeFile(t, fmt.Sprintf(body, "  identity_label: id-1\n")), &center.Config{}); err == nil || !strings.Contains(err.Error(), "identity_label") {
+		t.Fatalf("cardcenter took hsm.identity_label: %v", err)
+	}
+
+	bad := "hsm:\n  token_label: " + strings.Repeat("x", 33) + "\n  pin: '12'\nlog:\n  format: xml\n  level: loud\n"
+	for name, cfg := range map[string]daemon.Validator{"posgate": &gateway.Config{}, "cardcenter": &center.Config{}} {
+		err := daemon.LoadConfig(writeFile(t, bad), cfg)
+		if err == nil {
+			t.Fatalf("%s accepted %q", name, bad)
 		}
-		log.Info("card 4111111111111111 declined", "pan", "5555555555554444", "track", "3530111333300000=30122010000000000000")
-		log.Debug("spaced", "v", "4111 1111 1111 1111")
-		out := buf.String()
-		for _, pan := range []string{"4111111111111111", "5555555555554444", "3530111333300000", "4111 1111 1111 1111"} {
-			if strings.Contains(out, pan) {
-				t.Errorf("%s log kept a PAN (%d digits)", format, len(pan))
+		for _, w := range []string{"hsm.token_label", "1 to 32 bytes", "hsm.pin", "log.format", "xml", "log.level", "loud"} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q does not mention %q", name, err, w)
 			}
 		}
-		if !strings.Contains(out, "declined") {
-			t.Errorf("%s log lost the message", format)
+		if strings.Contains(err.Error(), "'12'") || strings.Contains(err.Error(), `"12"`) {
+			t.Errorf("%s: error echoes the PIN: %v", name, err)
 		}
-	}
-	if _, err := daemon.NewLogger(&buf, "xml", "info"); err == nil {
-		t.Error("log format xml accepted")
-	}
-	if _, err := daemon.NewLogger(&buf, "text", "loud"); err == nil {
-		t.Error("log level loud accepted")
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/posgate/posgate/cloud/store/storetest"
 	"github.com/posgate/posgate/firmware-sim/deck"
+	"github.com/posgate/posgate/internal/poll"
 )
 
 // binDir holds the binaries built once per test process.
@@ -98,23 +99,23 @@ func (d *daemonProc) stop(t *testing.T) {
 	}
 }
 
+// waitMetric waits (bounded: 30s) until addr's /metrics has line.
 func waitMetric(t *testing.T, addr, line string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/metrics")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if strings.Contains(string(b), "\n"+line+"\n") {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("metric %q not seen at %s within 30s", line, addr)
-		}
-		time.Sleep(50 * time.Millisecond)
+	poll.Until(t, 30*time.Second, fmt.Sprintf("metric %q at %s", line, addr), func() bool {
+		return strings.Contains(metrics(addr), "\n"+line+"\n")
+	})
+}
+
+// metrics returns addr's /metrics page, or "" when it cannot be read.
+func metrics(addr string) string {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return ""
 	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 // TestBinariesDemoPath runs the documented operator path with the real

@@ -18,12 +18,14 @@ import (
 	"github.com/posgate/posgate/cloud/center"
 	"github.com/posgate/posgate/cloud/ledger"
 	"github.com/posgate/posgate/cloud/store"
-	"github.com/posgate/posgate/cmd/internal/daemon"
 	"github.com/posgate/posgate/cmd/internal/demo"
 	"github.com/posgate/posgate/firmware-sim/deck"
 	"github.com/posgate/posgate/firmware-sim/device"
 	"github.com/posgate/posgate/gateway"
+	"github.com/posgate/posgate/hsm"
 	"github.com/posgate/posgate/hsm/hsmtest"
+	"github.com/posgate/posgate/internal/poll"
+	"github.com/posgate/posgate/p2pe/redact"
 	"github.com/posgate/posgate/protocol/iso93"
 )
 
@@ -91,7 +93,7 @@ func startSystem(t *testing.T) *system {
 	tc := hsmtest.Config()
 	dir := t.TempDir()
 	logs := &syncBuffer{}
-	log, err := daemon.NewLogger(io.MultiWriter(logs, testWriter{t}), "text", "debug")
+	log, err := redact.NewLogger(io.MultiWriter(logs, testWriter{t}), redact.LogConfig{Format: "text", Level: "debug"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +102,7 @@ func startSystem(t *testing.T) *system {
 		DataDir: filepath.Join(dir, "center"),
 		Link:    center.LinkConfig{Listen: freeAddr(t, "udp")},
 		HTTP:    center.HTTPConfig{Listen: freeAddr(t, "tcp")},
-		HSM:     center.HSMConfig{SoftHSMDir: "-", TokenLabel: tc.TokenLabel, PIN: tc.PIN},
+		HSM:     hsm.TokenConfig{SoftHSMDir: "-", TokenLabel: tc.TokenLabel, PIN: tc.PIN},
 		Keys: center.KeysConfig{
 			BDK:         hsmtest.Label(t, "bdk"),
 			Vault:       hsmtest.Label(t, "vault"),
@@ -118,7 +120,7 @@ func startSystem(t *testing.T) *system {
 		},
 		Terminals: gateway.TerminalConfig{Listen: freeAddr(t, "tcp")},
 		HTTP:      gateway.HTTPConfig{Listen: freeAddr(t, "tcp")},
-		HSM:       gateway.HSMConfig{SoftHSMDir: "-", TokenLabel: tc.TokenLabel, PIN: tc.PIN, IdentityLabel: hsmtest.Label(t, "gw-id")},
+		HSM:       gateway.HSMConfig{TokenConfig: hsm.TokenConfig{SoftHSMDir: "-", TokenLabel: tc.TokenLabel, PIN: tc.PIN}, IdentityLabel: hsmtest.Label(t, "gw-id")},
 	}
 	if err := cc.Validate(); err != nil {
 		t.Fatal(err)
@@ -211,21 +213,9 @@ func (w testWriter) Write(p []byte) (int, error) {
 // waitLinkUp polls the gateway's metrics until the link is signed on.
 func waitLinkUp(t *testing.T, httpAddr string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + httpAddr + "/metrics")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if strings.Contains(string(b), "\nposgate_link_up 1") {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gateway link not up after 20s (last error %v)", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Until(t, 20*time.Second, "the gateway's link up (posgate_link_up 1)", func() bool {
+		return strings.Contains(metrics(httpAddr), "\nposgate_link_up 1")
+	})
 }
 
 func TestFirstSaleEndToEnd(t *testing.T) {
@@ -323,7 +313,7 @@ func TestUnregisteredGatewayRefused(t *testing.T) {
 	gc.DataDir = filepath.Join(t.TempDir(), "gw99")
 	gc.Center.Cert, gc.Center.CACert = "", ""
 	gc.Offline.Path = "" // its own bbolt file under its own data dir
-	gc.HSM = gateway.HSMConfig{SoftHSMDir: "-", TokenLabel: tc.TokenLabel, PIN: tc.PIN, IdentityLabel: hsmtest.Label(t, "gw99-id")}
+	gc.HSM = gateway.HSMConfig{TokenConfig: hsm.TokenConfig{SoftHSMDir: "-", TokenLabel: tc.TokenLabel, PIN: tc.PIN}, IdentityLabel: hsmtest.Label(t, "gw99-id")}
 	gc.Terminals.Listen = freeAddr(t, "tcp")
 	gc.HTTP.Listen = freeAddr(t, "tcp")
 	if err := gc.Validate(); err != nil {
@@ -363,9 +353,8 @@ func TestUnregisteredGatewayRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		var recs []store.AuditRecord
+	var recs []store.AuditRecord
+	poll.Until(t, 20*time.Second, "an audit record of the refused sign-on", func() bool {
 		err := st.View(ctx, func(tx *store.Tx) error {
 			var err error
 			recs, err = tx.Audit(ctx, "link.signon_refused", 10)
@@ -374,22 +363,16 @@ func TestUnregisteredGatewayRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(recs) > 0 {
-			if recs[0].Actor != "GW000099" {
-				t.Fatalf("audit names %q", recs[0].Actor)
-			}
-			break
-		}
 		select {
 		case err := <-done:
 			done <- err // for the deferred wait
 			t.Fatalf("gateway GW000099 stopped early: %v", err)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("no audit record of the refused sign-on after 20s")
-		}
-		time.Sleep(20 * time.Millisecond)
+		return len(recs) > 0
+	})
+	if recs[0].Actor != "GW000099" {
+		t.Fatalf("audit names %q", recs[0].Actor)
 	}
 	term, err := device.New(device.Keys{TerminalID: "T0000001", IKID: sys.keys.IKID, InitialKey: sys.keys.InitialKey, FingerprintKey: sys.keys.FingerprintKey}, device.Options{})
 	if err != nil {
@@ -410,7 +393,7 @@ func TestUnregisteredGatewayRefused(t *testing.T) {
 }
 
 func quietLogger(t *testing.T) *slog.Logger {
-	l, err := daemon.NewLogger(testWriter{t}, "text", "info")
+	l, err := redact.NewLogger(testWriter{t}, redact.LogConfig{Format: "text", Level: "info"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/posgate/posgate/cloud/store"
 	"github.com/posgate/posgate/firmware-sim/deck"
 	"github.com/posgate/posgate/firmware-sim/device"
+	"github.com/posgate/posgate/internal/poll"
 	"github.com/posgate/posgate/offline"
 	"github.com/posgate/posgate/protocol/iso93"
 )
@@ -136,17 +137,15 @@ func getStatus(t *testing.T, addr string) (offlineStatus, error) {
 // waitStatus polls /offline/status until ok holds (bounded: 60s).
 func waitStatus(t *testing.T, addr, what string, ok func(offlineStatus) bool) offlineStatus {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		st, err := getStatus(t, addr)
-		if err == nil && ok(st) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gateway: %s not reached within 60s (last %+v, %v)", what, st, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var st offlineStatus
+	var err error
+	if !poll.Wait(60*time.Second, func() bool {
+		st, err = getStatus(t, addr)
+		return err == nil && ok(st)
+	}) {
+		t.Fatalf("gateway: %s not reached within 60s (last %+v, %v)", what, st, err)
 	}
+	return st
 }
 
 func queueDrained(st offlineStatus) bool {

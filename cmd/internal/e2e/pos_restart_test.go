@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/posgate/posgate/firmware-sim/deck"
+	"github.com/posgate/posgate/internal/poll"
 )
 
 // TestPOSRetryAfterGatewayKill SIGKILLs the real posgate process twice:
@@ -46,15 +48,10 @@ func TestPOSRetryAfterGatewayKill(t *testing.T) {
 	if err := center.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	processing := strings.Count(farm.logs.String(), "PROCESSING") + 1
 	go rawPost(pos, "sales", "till-2", yen(800)) // its connection dies with the gateway
-	deadline := time.Now().Add(30 * time.Second)
-	for strings.Count(farm.logs.String(), "PROCESSING") < processing {
-		if time.Now().After(deadline) {
-			center.cmd.Process.Signal(syscall.SIGCONT)
-			t.Fatalf("the terminal never started the second sale:\n%s", farm.logs.String())
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !poll.Wait(30*time.Second, func() bool { return terminalOwesAnswer(t, filepath.Join(dir, "termsim", "T0000001.state")) }) {
+		center.cmd.Process.Signal(syscall.SIGCONT)
+		t.Fatalf("the terminal never started the second sale:\n%s", farm.logs.String())
 	}
 	kill(t, gw)
 	if err := center.cmd.Process.Signal(syscall.SIGCONT); err != nil {
@@ -74,18 +71,17 @@ func TestPOSRetryAfterGatewayKill(t *testing.T) {
 		Status     string `json:"status"`
 		ResolvedBy string `json:"resolved_by"`
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	if !poll.Wait(30*time.Second, func() bool {
 		getJSON(t, pos, "/pos/v1/transactions/"+cut.ID, &full)
 		if (full.ResolvedBy == "last_txn_query" || full.ResolvedBy == "late_result") && full.Status != "unknown" && full.Status != "in_progress" {
-			break
+			return true
 		}
 		if full.ResolvedBy != "gateway_restart" || full.Status != "unknown" {
 			t.Fatalf("the sale cut short is %+v, want unknown (gateway_restart) until the query settles it", full)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the sale cut short was never settled by the terminal: %+v", full)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return false
+	}) {
+		t.Fatalf("the sale cut short was never settled by the terminal: %+v", full)
 	}
 	t.Logf("the sale cut short settled as %s by %s", full.Status, full.ResolvedBy)
 	if code, _ := pos.post("sales", "till-2", yen(801)); code != http.StatusConflict {

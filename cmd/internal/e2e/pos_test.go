@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/posgate/posgate/firmware-sim/deck"
+	"github.com/posgate/posgate/internal/poll"
 )
 
 // posTxn is the part of a POS API Transaction the test reads.
@@ -170,30 +171,30 @@ func TestPOSFlowsEndToEnd(t *testing.T) {
 // connected (bounded: 30 s).
 func waitTerminalUp(t *testing.T, pos posClient, id string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	poll.Until(t, 30*time.Second, "terminal "+id+" connected", func() bool {
 		req, _ := http.NewRequest("GET", pos.base+"/pos/v1/terminals", nil)
 		req.Header.Set("Authorization", "Bearer "+pos.key)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			var v struct {
-				Terminals []struct {
-					ID        string `json:"id"`
-					Connected bool   `json:"connected"`
-				} `json:"terminals"`
-			}
-			err := json.NewDecoder(resp.Body).Decode(&v)
-			resp.Body.Close()
-			for _, tm := range v.Terminals {
-				if err == nil && tm.ID == id && tm.Connected {
-					return
-				}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var v struct {
+			Terminals []struct {
+				ID        string `json:"id"`
+				Connected bool   `json:"connected"`
+			} `json:"terminals"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+			return false
+		}
+		for _, tm := range v.Terminals {
+			if tm.ID == id && tm.Connected {
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("terminal %s not connected within 30s", id)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return false
+	})
 }
 
 // TestPOSPulledCableResolvesByLastTxn pulls the cable in the middle of a
@@ -266,14 +267,9 @@ pos:
 		code, tx := pos.post("sales", "till-2", map[string]any{"terminal_id": "T1", "amount": 800, "currency": "392"})
 		done <- answer{code, tx}
 	}()
-	processing := strings.Count(farm.logs.String(), "PROCESSING") + 1
-	deadline := time.Now().Add(30 * time.Second)
-	for strings.Count(farm.logs.String(), "PROCESSING") < processing {
-		if time.Now().After(deadline) {
-			center.cmd.Process.Signal(syscall.SIGCONT)
-			t.Fatalf("the terminal never sent the second sale:\n%s", farm.logs.String())
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !poll.Wait(30*time.Second, func() bool { return terminalOwesAnswer(t, filepath.Join(dir, "termsim", "T0000001.state")) }) {
+		center.cmd.Process.Signal(syscall.SIGCONT)
+		t.Fatalf("the terminal never sent the second sale:\n%s", farm.logs.String())
 	}
 	farm.cmd.Process.Kill()
 	<-farm.done
@@ -309,36 +305,23 @@ pos:
 // part.
 func waitMetricPart(t *testing.T, addr, part string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if strings.Contains(string(b), part) {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no metric with %s at %s within 30s", part, addr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	poll.Until(t, 30*time.Second, fmt.Sprintf("a metric with %s at %s", part, addr), func() bool {
+		return strings.Contains(metrics(addr), part)
+	})
 }
 
 // farmSlave waits (bounded) for `termsim farm --medium pty` to print its
 // terminal's pty line and returns the slave path the gateway opens.
 func farmSlave(t *testing.T, farm *daemonProc) string {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if m := farmLine.FindStringSubmatch(farm.logs.String()); m != nil {
-			return m[2]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("termsim farm printed no pty line:\n%s", farm.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	var m []string
+	if !poll.Wait(30*time.Second, func() bool {
+		m = farmLine.FindStringSubmatch(farm.logs.String())
+		return m != nil
+	}) {
+		t.Fatalf("termsim farm printed no pty line:\n%s", farm.logs.String())
 	}
+	return m[2]
 }
 
 // posRig is the demo center seeded with one terminal, its simulated

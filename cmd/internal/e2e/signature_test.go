@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/posgate/posgate/cloud/store"
+	"github.com/posgate/posgate/internal/poll"
 )
 
 // TestSignatureStoredWithSale: a POS sale on a magstripe card through the
@@ -45,14 +45,11 @@ func TestSignatureStoredWithSale(t *testing.T) {
 
 	sale := pos.want("sales", "till-sig-1", map[string]any{"terminal_id": "T1", "amount": 1200, "currency": "392"}, "approved", "000")
 
-	// The signature follows the txn-result: wait (bounded) for the center
-	// to say it stored it.
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(center.logs.String(), "signature stored") {
-		if time.Now().After(deadline) {
-			t.Fatalf("center stored no signature\ngateway:\n%s\ncenter:\n%s", gw.logs.String(), center.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond) // polling the center's log (bounded above)
+	// The signature follows the txn-result: wait (bounded) until the
+	// center's database has it.
+	cst := openCenterStore(t, filepath.Join(dir, "center", "center.db"))
+	if !poll.Wait(30*time.Second, func() bool { return centerSignatures(t, cst, "T0000001") >= 1 }) {
+		t.Fatalf("center stored no signature\ngateway:\n%s\ncenter:\n%s", gw.logs.String(), center.logs.String())
 	}
 	gw.stop(t)
 	center.stop(t)
