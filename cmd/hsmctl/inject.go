@@ -13,9 +13,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/posgate/posgate/firmware-sim/device"
 	"github.com/posgate/posgate/hsm"
 	"github.com/posgate/posgate/p2pe/fingerprint"
+	"github.com/posgate/posgate/p2pe/keybundle"
 )
 
 // injectResult is what inject prints: identifiers, check values and the
@@ -154,20 +154,20 @@ func setupInject(fs *flag.FlagSet, g *globals) func(context.Context) (result, er
 		if *imkFile == "" && (*smiFile != "" || *smcFile != "") {
 			return nil, fmt.Errorf("--smi-components and --smc-components need --imk-components: %w", errUsage)
 		}
-		var issuer *device.IssuerTestKeys
+		var issuer *keybundle.IssuerTestKeys
 		if *imkFile != "" {
-			if issuer, err = device.LoadIMKComponents(*imkFile); err != nil {
+			if issuer, err = keybundle.LoadIMKComponents(*imkFile); err != nil {
 				return nil, err
 			}
 			defer clear(issuer.IMKAC)
 			if *smiFile != "" {
-				if issuer.IMKSMI, err = device.LoadIssuerKeyComponents("IMK-SMI", *smiFile); err != nil {
+				if issuer.IMKSMI, err = keybundle.LoadIssuerKeyComponents("IMK-SMI", *smiFile); err != nil {
 					return nil, err
 				}
 				defer clear(issuer.IMKSMI)
 			}
 			if *smcFile != "" {
-				if issuer.IMKSMC, err = device.LoadIssuerKeyComponents("IMK-SMC", *smcFile); err != nil {
+				if issuer.IMKSMC, err = keybundle.LoadIssuerKeyComponents("IMK-SMC", *smcFile); err != nil {
 					return nil, err
 				}
 				defer clear(issuer.IMKSMC)
@@ -227,7 +227,7 @@ func setupInject(fs *flag.FlagSet, g *globals) func(context.Context) (result, er
 // labelled bdk and writes its bundle to out. The result lacks the
 // fingerprint fields, which the caller fills. issuer, when not nil, goes
 // into the bundle as its issuer test keys.
-func injectOne(tok *hsm.Token, bdk, tid string, id [8]byte, fpKey []byte, issuer *device.IssuerTestKeys, out string, force bool) (injectResult, error) {
+func injectOne(tok *hsm.Token, bdk, tid string, id [8]byte, fpKey []byte, issuer *keybundle.IssuerTestKeys, out string, force bool) (injectResult, error) {
 	ik, err := tok.AESInitialKeyForInjection(bdk, id)
 	if err != nil {
 		return injectResult{}, fmt.Errorf("derive the initial key: %w", err)
@@ -237,7 +237,7 @@ func injectOne(tok *hsm.Token, bdk, tid string, id [8]byte, fpKey []byte, issuer
 	if err != nil {
 		return injectResult{}, fmt.Errorf("initial key KCV: %w", err)
 	}
-	keys := device.Keys{TerminalID: tid, IKID: id, InitialKey: ik, FingerprintKey: fpKey, Issuer: issuer}
+	keys := keybundle.Keys{TerminalID: tid, IKID: id, InitialKey: ik, FingerprintKey: fpKey, Issuer: issuer}
 	if err := keys.Validate(); err != nil {
 		return injectResult{}, fmt.Errorf("key bundle for BDK %q: %w", bdk, err)
 	}
@@ -254,7 +254,7 @@ func injectOne(tok *hsm.Token, bdk, tid string, id [8]byte, fpKey []byte, issuer
 // created exclusively first, so an existing bundle is never overwritten;
 // with force an existing file is removed first, so that the new one is
 // created 0600 whatever the old one's mode.
-func writeBundle(path string, keys device.Keys, force bool) error {
+func writeBundle(path string, keys keybundle.Keys, force bool) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("write key bundle: %w", err)
 	}
@@ -273,7 +273,7 @@ func writeBundle(path string, keys device.Keys, force bool) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("write key bundle: %w", err)
 	}
-	if err := device.SaveKeys(path, keys); err != nil {
+	if err := keybundle.Save(path, keys); err != nil {
 		_ = os.Remove(path)
 		return fmt.Errorf("write key bundle: %w", err)
 	}

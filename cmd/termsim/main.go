@@ -42,6 +42,7 @@ import (
 
 	"github.com/posgate/posgate/firmware-sim/deck"
 	"github.com/posgate/posgate/firmware-sim/device"
+	"github.com/posgate/posgate/p2pe/keybundle"
 )
 
 func main() {
@@ -124,7 +125,7 @@ func runDirect(ctx context.Context, args []string, out io.Writer) error {
 		}
 	}()
 	for _, b := range bundles {
-		k, err := device.LoadKeys(b)
+		k, err := keybundle.Load(b)
 		if err != nil {
 			return err
 		}

@@ -1,3 +1,8 @@
+// Package device simulates a JET-S-class payment terminal's firmware: its
+// secure side holds the injected DUKPT initial key and the PAN fingerprint
+// key (a p2pe/keybundle bundle), reads cards from the test deck, encrypts
+// them at the "read head" into the card-data block and sends ISO 8583:1993
+// requests to the gateway.
 package device
 
 import (
@@ -19,6 +24,7 @@ import (
 	"github.com/posgate/posgate/p2pe/cardblock"
 	"github.com/posgate/posgate/p2pe/dukpt"
 	"github.com/posgate/posgate/p2pe/fingerprint"
+	"github.com/posgate/posgate/p2pe/keybundle"
 	"github.com/posgate/posgate/p2pe/pinblock"
 	"github.com/posgate/posgate/protocol/frame"
 	"github.com/posgate/posgate/protocol/iso93"
@@ -28,7 +34,7 @@ import (
 // length-framed ISO 8583:1993 messages. It is safe for concurrent use; its
 // sales are sent one at a time, as a real terminal's are.
 type Terminal struct {
-	keys       Keys
+	keys       keybundle.Keys
 	merchantID string
 	acquirerID string
 	currency   string
@@ -73,7 +79,7 @@ type state struct {
 // New returns a terminal holding keys, restoring its counters (and the
 // last-transaction record, see SaveLast) from opts.StatePath when that file
 // exists.
-func New(keys Keys, opts Options) (*Terminal, error) {
+func New(keys keybundle.Keys, opts Options) (*Terminal, error) {
 	if err := keys.Validate(); err != nil {
 		return nil, err
 	}
@@ -254,7 +260,7 @@ func (t *Terminal) Counter() (uint32, dukpt.AESKSN) {
 
 // Keys returns the terminal's key bundle. The caller must not print or log
 // its secret fields.
-func (t *Terminal) Keys() Keys { return t.keys }
+func (t *Terminal) Keys() keybundle.Keys { return t.keys }
 
 // Sale reads c at the simulated read head, encrypts it, sends a 1200
 // financial request for amount (minor units) and waits for the answer.

@@ -23,13 +23,14 @@ import (
 	"github.com/posgate/posgate/emv/tlv"
 	"github.com/posgate/posgate/firmware-sim/deck"
 	"github.com/posgate/posgate/firmware-sim/device"
+	"github.com/posgate/posgate/p2pe/keybundle"
 	"github.com/posgate/posgate/protocol/iso93"
 	"github.com/posgate/posgate/terminal/tlink"
 )
 
 // The terminal's EMV kernel (docs/termsim.md, "Chip cards"). For a chip or
 // contactless read of a deck card with that interface, when the terminal's
-// key bundle carries issuer test keys (device.IssuerTestKeys: the
+// key bundle carries issuer test keys (keybundle.IssuerTestKeys: the
 // simulator also plays the card bureau that personalised the card; the
 // kernel itself never uses them), the terminal runs the card (emv/card):
 // application selection by the deck card's AID, GET PROCESSING OPTIONS
@@ -213,7 +214,7 @@ type chipSession struct {
 // With a Bureau the card is also personalised for offline data
 // authentication and may approve offline; the bureau's key generation
 // runs before f.mu is taken.
-func (f *Firmware) chipCard(c deck.Card, keys *device.IssuerTestKeys, rid [5]byte) (*card.Card, error) {
+func (f *Firmware) chipCard(c deck.Card, keys *keybundle.IssuerTestKeys, rid [5]byte) (*card.Card, error) {
 	f.mu.Lock()
 	k, ok := f.chips[c.Name]
 	f.mu.Unlock()

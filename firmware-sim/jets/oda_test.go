@@ -12,6 +12,7 @@ import (
 	"github.com/posgate/posgate/emv/de55"
 	"github.com/posgate/posgate/firmware-sim/device"
 	"github.com/posgate/posgate/firmware-sim/jets"
+	"github.com/posgate/posgate/p2pe/keybundle"
 	"github.com/posgate/posgate/protocol/iso93"
 	"github.com/posgate/posgate/terminal/ptytest"
 	"github.com/posgate/posgate/terminal/tlink"
@@ -27,7 +28,7 @@ var bureau = sync.OnceValues(func() (*jets.Bureau, error) { return jets.NewBurea
 func chipTerminal(t testing.TB) *device.Terminal {
 	t.Helper()
 	k := testKeys(t)
-	k.Issuer = &device.IssuerTestKeys{IMKAC: bytes.Repeat([]byte{0x4B}, 16)}
+	k.Issuer = &keybundle.IssuerTestKeys{IMKAC: bytes.Repeat([]byte{0x4B}, 16)}
 	term, err := device.New(k, device.Options{StatePath: filepath.Join(t.TempDir(), "T0000042.state")})
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +182,7 @@ func BenchmarkOfflineChipSaleOverPTY(b *testing.B) {
 		b.Fatal(err)
 	}
 	k := testKeys(b)
-	k.Issuer = &device.IssuerTestKeys{IMKAC: bytes.Repeat([]byte{0x4B}, 16)}
+	k.Issuer = &keybundle.IssuerTestKeys{IMKAC: bytes.Repeat([]byte{0x4B}, 16)}
 	term, err := device.New(k, device.Options{})
 	if err != nil {
 		b.Fatal(err)

@@ -24,6 +24,7 @@ import (
 	"github.com/posgate/posgate/firmware-sim/device"
 	"github.com/posgate/posgate/gateway"
 	"github.com/posgate/posgate/hsm/hsmtest"
+	"github.com/posgate/posgate/p2pe/keybundle"
 	"github.com/posgate/posgate/protocol/iso93"
 )
 
@@ -78,7 +79,7 @@ func (s *syncBuffer) String() string {
 type system struct {
 	centerCfg  center.Config
 	gatewayCfg gateway.Config
-	keys       device.Keys
+	keys       keybundle.Keys
 	logs       *syncBuffer
 	stop       func()
 }
@@ -146,7 +147,7 @@ func startSystem(t *testing.T) *system {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := device.Keys{TerminalID: demo.TerminalID(1), IKID: ikid, InitialKey: ik, FingerprintKey: fpKey}
+	keys := keybundle.Keys{TerminalID: demo.TerminalID(1), IKID: ikid, InitialKey: ik, FingerprintKey: fpKey}
 	if err := parts.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +392,7 @@ func TestUnregisteredGatewayRefused(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	term, err := device.New(device.Keys{TerminalID: "T0000001", IKID: sys.keys.IKID, InitialKey: sys.keys.InitialKey, FingerprintKey: sys.keys.FingerprintKey}, device.Options{})
+	term, err := device.New(keybundle.Keys{TerminalID: "T0000001", IKID: sys.keys.IKID, InitialKey: sys.keys.InitialKey, FingerprintKey: sys.keys.FingerprintKey}, device.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/posgate/posgate/cloud/store"
 	"github.com/posgate/posgate/firmware-sim/deck"
 	"github.com/posgate/posgate/firmware-sim/device"
+	"github.com/posgate/posgate/p2pe/keybundle"
 	"github.com/posgate/posgate/protocol/iso93"
 )
 
@@ -146,7 +147,7 @@ func TestTimeoutReversalSurvivesGatewayKill(t *testing.T) {
 		return found, ok
 	}
 
-	keys, err := device.LoadKeys(filepath.Join(s.dir, "termsim", "T0000001.json"))
+	keys, err := keybundle.Load(filepath.Join(s.dir, "termsim", "T0000001.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
