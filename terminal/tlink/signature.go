@@ -3,12 +3,14 @@ package tlink
 import (
 	"errors"
 	"fmt"
+
+	"github.com/posgate/posgate/protocol/sigcap"
 )
 
 // MaxSignature is the largest encoded signature (Signature.Total) the link
-// carries: 64 KiB, about 20,000 points in the sign pad's version 1
-// encoding.
-const MaxSignature = 64 << 10
+// carries: sigcap.MaxTotal, 64 KiB, about 20,000 points in the sign pad's
+// version 1 encoding.
+const MaxSignature = sigcap.MaxTotal
 
 // SignatureFormat says how a signature's bytes are encoded.
 type SignatureFormat uint8
@@ -16,8 +18,8 @@ type SignatureFormat uint8
 // Signature formats.
 const (
 	// SignatureSignpadV1 is the sign pad's stroke encoding, version 1
-	// ("SG" 0x01 …, docs/termsim.md and firmware-sim/signpad).
-	SignatureSignpadV1 SignatureFormat = 1
+	// (sigcap.Signature, "SG" 0x01 …, docs/signatures.md).
+	SignatureSignpadV1 SignatureFormat = sigcap.FormatSignpadV1
 )
 
 // SignatureStatus is the gateway's answer to a signature chunk.
