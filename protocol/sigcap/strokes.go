@@ -224,4 +224,3 @@ func (s *Signature) UnmarshalBinary(b []byte) error {
 	*s = out
 	return nil
 }
-
