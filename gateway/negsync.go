@@ -149,12 +149,11 @@ func NegInquiry(st offline.NegativeState) negfile.Inquiry {
 }
 
 func (s *NegFileSync) inquiry(st offline.NegativeState) ([]byte, error) {
-	now := time.Now().UTC()
-	stan := s.stan.Add(1)%iso93.MaxSTAN + 1
+	now := time.Now()
 	return negfile.PackInquiry(iso93.Trace{
-		TransmissionTime: now.Format("0102150405"),
-		STAN:             fmt.Sprintf("%06d", stan),
-		LocalTime:        time.Now().Format("060102150405"),
+		TransmissionTime: iso93.TransmissionTime(now),
+		STAN:             iso93.FormatSTAN(iso93.NextSTAN(s.stan.Add(1))),
+		LocalTime:        iso93.LocalTime(now),
 		IdempotencyKey:   fmt.Sprintf("NFQ-%s-%d", s.GatewayID, now.UnixNano()),
 		GatewayID:        s.GatewayID,
 	}, NegInquiry(st))

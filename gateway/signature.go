@@ -374,11 +374,10 @@ func chunkKey(c sigcap.Chunk) string {
 // ErrSignatureRefused for 904 and another error otherwise.
 func (q *SignatureQueue) sendChunk(ctx context.Context, c sigcap.Chunk) error {
 	now := q.now()
-	stan := q.stan.Add(1)%iso93.MaxSTAN + 1
 	raw, err := sigcap.PackRecord(iso93.Trace{
-		TransmissionTime: now.UTC().Format("0102150405"),
-		STAN:             fmt.Sprintf("%06d", stan),
-		LocalTime:        now.Format("060102150405"),
+		TransmissionTime: iso93.TransmissionTime(now),
+		STAN:             iso93.FormatSTAN(iso93.NextSTAN(q.stan.Add(1))),
+		LocalTime:        iso93.LocalTime(now),
 		IdempotencyKey:   chunkKey(c),
 		GatewayID:        q.GatewayID,
 	}, c)

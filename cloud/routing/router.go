@@ -211,7 +211,7 @@ func (r *Router) common(m *iso8583.Message, t Txn, now time.Time) error {
 		v  string
 	}{
 		{iso93.FieldProcessingCode, t.ProcessingCode},
-		{iso93.FieldTransmissionTime, now.UTC().Format("0102150405")},
+		{iso93.FieldTransmissionTime, iso93.TransmissionTime(now)},
 		{iso93.FieldSTAN, t.STAN},
 		{iso93.FieldLocalTime, t.LocalTime},
 		{iso93.FieldPOSDataCode, pos},

@@ -182,12 +182,12 @@ func (t *Terminal) next() (dukpt.AESKSN, string, error) {
 	if err != nil {
 		return dukpt.AESKSN{}, "", fmt.Errorf("terminal %s: %w", t.ID(), err)
 	}
-	stan := t.stan%iso93.MaxSTAN + 1
+	stan := iso93.NextSTAN(t.stan)
 	if err := t.persist(state{Counter: c, STAN: stan, Last: t.last}); err != nil {
 		return dukpt.AESKSN{}, "", err
 	}
 	t.counter, t.stan = c, stan
-	return dukpt.NewAESKSN(t.keys.IKID, c), fmt.Sprintf("%06d", stan), nil
+	return dukpt.NewAESKSN(t.keys.IKID, c), iso93.FormatSTAN(stan), nil
 }
 
 // persist writes s to the state file atomically (write, fsync, rename).
@@ -537,9 +537,9 @@ func (t *Terminal) buildRequest(f Financial, orig *Result) ([]byte, Result, erro
 	var nonce [4]byte
 	rand.Read(nonce[:])
 	tr := iso93.Trace{
-		TransmissionTime: now.UTC().Format("0102150405"),
+		TransmissionTime: iso93.TransmissionTime(now),
 		STAN:             stan,
-		LocalTime:        now.Format("060102150405"),
+		LocalTime:        iso93.LocalTime(now),
 		FunctionCode:     iso93.FunctionOriginalFinancial,
 		AcquirerID:       t.acquirerID,
 		TerminalID:       t.ID(),
@@ -602,12 +602,12 @@ func (t *Terminal) packCompletion(tr iso93.Trace, pay iso93.Payment, c iso93.Car
 func (t *Terminal) nextSTAN() (string, error) {
 	t.smu.Lock()
 	defer t.smu.Unlock()
-	stan := t.stan%iso93.MaxSTAN + 1
+	stan := iso93.NextSTAN(t.stan)
 	if err := t.persist(state{Counter: t.counter, STAN: stan, Last: t.last}); err != nil {
 		return "", err
 	}
 	t.stan = stan
-	return fmt.Sprintf("%06d", stan), nil
+	return iso93.FormatSTAN(stan), nil
 }
 
 // BuildReversal returns a packed 1420 reversal advice of the request orig
@@ -632,9 +632,9 @@ func (t *Terminal) BuildReversal(orig Result, reason string) ([]byte, error) {
 	now := t.now()
 	rev := iso93.Reversal{
 		Trace: iso93.Trace{
-			TransmissionTime: now.UTC().Format("0102150405"),
+			TransmissionTime: iso93.TransmissionTime(now),
 			STAN:             stan,
-			LocalTime:        now.Format("060102150405"),
+			LocalTime:        iso93.LocalTime(now),
 			FunctionCode:     iso93.FunctionFullReversal,
 			ReasonCode:       reason,
 			AcquirerID:       t.acquirerID,

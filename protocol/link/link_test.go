@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/posgate/posgate/protocol/frame"
+	"github.com/posgate/posgate/protocol/iso93"
 	"github.com/posgate/posgate/protocol/link"
 	"github.com/posgate/posgate/protocol/pki"
 )
@@ -465,7 +466,7 @@ func TestFailover(t *testing.T) {
 
 func TestClientSTANsIncrease(t *testing.T) {
 	// Drive many echoes through a control codec that records STANs; they
-	// must stay in 1..STANMax and increase.
+	// must stay in 1..iso93.MaxSTAN and increase.
 	env := newPKI(t)
 	rec := &stanControl{testControl: newTestControl(t)}
 	srv := startServer(t, link.ServerConfig{TLS: env.serverTLS, Control: rec, Handler: echoHandler})
@@ -478,7 +479,7 @@ func TestClientSTANsIncrease(t *testing.T) {
 	eventually(t, "five STANs", func() bool { return len(rec.list()) >= 5 })
 	got := rec.list()
 	for i, s := range got {
-		if s < 1 || s > link.STANMax {
+		if s < 1 || s > iso93.MaxSTAN {
 			t.Fatalf("STAN %d out of range", s)
 		}
 		if i > 0 && s <= got[i-1] {
