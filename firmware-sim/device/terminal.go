@@ -443,15 +443,10 @@ func (t *Terminal) BuildFinancial(f Financial) ([]byte, Result, error) {
 	return t.buildRequest(f, nil)
 }
 
-// ReasonCompletion is the DE 25 message reason code of a completion
-// advice (BuildCompletion): ISO 8583:1993's completion of a previously
-// authorized transaction. The center does not branch on it.
-const ReasonCompletion = "1376"
-
 // BuildCompletion reads f.Read like BuildFinancial and returns a packed
 // 1220 completion advice of f.Amount for orig, a pre-authorization (1100)
 // that was approved: DE 56 names orig (MTI, STAN, local time), DE 38 is
-// orig's approval code, DE 24 201, DE 25 ReasonCompletion. Its idempotency
+// orig's approval code, DE 24 201, DE 25 iso93.ReasonCompletion. Its idempotency
 // key is derived from orig, so a capture sent again (also after a restart)
 // is answered with the center's first answer and never captures twice.
 // f.MTI is ignored. Safe for concurrent use.
@@ -585,7 +580,7 @@ func (t *Terminal) packCompletion(tr iso93.Trace, pay iso93.Payment, c iso93.Car
 		return nil, fmt.Errorf("original of completion: %w", err)
 	}
 	tr.FunctionCode = iso93.FunctionPreviousApproval
-	tr.ReasonCode = ReasonCompletion
+	tr.ReasonCode = iso93.ReasonCompletion
 	tr.IdempotencyKey = t.ID() + "-cap-" + orig.STAN + "-" + orig.LocalTime
 	msg := iso93.NewMessage(iso93.MTIAdvice)
 	if err := msg.Marshal(&iso93.Advice{Trace: tr, Payment: pay, Card: c, ApprovalCode: orig.ApprovalCode}); err != nil {

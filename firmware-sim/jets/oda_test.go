@@ -96,7 +96,7 @@ func TestOfflineChipApproval(t *testing.T) {
 				t.Fatalf("%d 1200s and %d 1220s, want one 1220 advice", len(reqs), len(advs))
 			}
 			a := advs[0]
-			if a.FunctionCode != iso93.FunctionPreviousApproval || a.ReasonCode != jets.ReasonICCProcessed || a.original != "" ||
+			if a.FunctionCode != iso93.FunctionPreviousApproval || a.ReasonCode != iso93.ReasonICCProcessed || a.original != "" ||
 				a.ApprovalCode != res.ApprovalCode || a.ApprovalCode[:2] != "Y1" || a.STAN != res.STAN ||
 				a.Amount != int64(tt.amount) || len(a.CardData) == 0 || len(a.PINBlock) != 0 {
 				t.Fatalf("1220 function %s reason %s DE 56 %q approval %q (result %q) STAN %s (result %s) amount %d PIN block %d bytes",
