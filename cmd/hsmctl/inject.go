@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -281,18 +280,13 @@ func writeBundle(path string, keys keybundle.Keys, force bool) error {
 }
 
 // fingerprintComponents is the components file cardcenter's first run
-// writes (cloud/center.FingerprintComponents): the label of the key in the
-// center's token, the clear components in hex, optionally one KCV per
-// component, and the KCV of the assembled key (HMAC rule of hsm.KCV).
-type fingerprintComponents struct {
-	Label      string   `json:"label"`
-	Components []string `json:"components"`
-	KCVs       []string `json:"kcvs"`
-	KCV        string   `json:"kcv"`
-}
+// writes (keybundle.Components): the label of the key in the center's
+// token, the clear components in hex, optionally one KCV per component,
+// and the KCV of the assembled key (HMAC rule of hsm.KCV).
+type fingerprintComponents keybundle.Components
 
 // maxComponentsFile bounds what is read of a components file.
-const maxComponentsFile = 64 << 10
+const maxComponentsFile = keybundle.MaxComponentsFile
 
 func readFingerprintComponents(path string) (fingerprintComponents, error) {
 	f, err := os.Open(path)
@@ -316,24 +310,11 @@ func readFingerprintComponents(path string) (fingerprintComponents, error) {
 // fields only, and nothing after the object. Errors never carry the
 // components.
 func parseFingerprintComponents(raw []byte) (fingerprintComponents, error) {
-	if len(raw) > maxComponentsFile {
-		return fingerprintComponents{}, fmt.Errorf("larger than %d bytes: %w", maxComponentsFile, errInput)
+	c, err := keybundle.ParseComponents(raw)
+	if err != nil {
+		return fingerprintComponents{}, fmt.Errorf("%w: %w", err, errInput)
 	}
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	dec.DisallowUnknownFields()
-	var fp fingerprintComponents
-	if err := dec.Decode(&fp); err != nil {
-		// json errors can quote input; say only where it failed.
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			return fingerprintComponents{}, fmt.Errorf("not JSON (offset %d): %w", se.Offset, errInput)
-		}
-		return fingerprintComponents{}, fmt.Errorf("not a components object: %w", errInput)
-	}
-	if dec.More() {
-		return fingerprintComponents{}, fmt.Errorf("data after the JSON object: %w", errInput)
-	}
-	return fp, nil
+	return fingerprintComponents(c), nil
 }
 
 // assemble XORs the components into the fingerprint key, checking every

@@ -209,15 +209,6 @@ func Load(path string) (Keys, error) {
 	return k, nil
 }
 
-// imkComponentsFile is the layout of the issuer master key components
-// files a demo center's bootstrap writes (cloud/center
-// FingerprintComponents).
-type imkComponentsFile struct {
-	Label      string   `json:"label"`
-	Components []string `json:"components"`
-	KCV        string   `json:"kcv"`
-}
-
 // LoadIMKComponents reads the IMK-AC components file a demo or test
 // center's bootstrap writes (cloud/center IMKComponentsPath) and returns
 // issuer test keys holding that IMK-AC (see LoadIssuerKeyComponents). It
@@ -242,9 +233,9 @@ func LoadIssuerKeyComponents(what, path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s components: %w", what, err)
 	}
-	var f imkComponentsFile
-	if err := json.Unmarshal(raw, &f); err != nil {
-		return nil, fmt.Errorf("%s components %s: %w", what, path, ErrBadKeys)
+	f, err := ParseComponents(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s components %s: %w (%w)", what, path, err, ErrBadKeys)
 	}
 	if len(f.Components) < 2 {
 		return nil, fmt.Errorf("%s components %s: %d components, want at least 2: %w", what, path, len(f.Components), ErrBadKeys)
