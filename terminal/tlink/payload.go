@@ -12,6 +12,10 @@ const (
 	MaxChunk       = 4096  // bytes of image data in a FirmwareChunk
 )
 
+// TimeLayout is the layout (for time.Format) of TxnResult.Time, tag 0x15:
+// YYYYMMDDhhmmss in the terminal's local time.
+const TimeLayout = "20060102150405"
+
 // ProtocolVersion is the terminal link protocol version this package speaks,
 // reported in Status.Protocol.
 const ProtocolVersion = 1
@@ -179,7 +183,7 @@ type TxnResult struct {
 	ApprovalCode string  // tag 0x12, 1..6 characters
 	STAN         string  // tag 0x13, 6 digits
 	RRN          string  // tag 0x14, 12 characters
-	Time         string  // tag 0x15, YYYYMMDDhhmmss terminal local time
+	Time         string  // tag 0x15, YYYYMMDDhhmmss terminal local time (TimeLayout)
 }
 
 func (r *TxnResult) validate() error {
