@@ -5,13 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/posgate/posgate/offline"
-	"github.com/posgate/posgate/offline/negfile"
 	"github.com/posgate/posgate/protocol/iso93"
+	"github.com/posgate/posgate/protocol/negfile"
 )
 
 // NegStore is the part of the offline store the negative-file sync uses.
@@ -101,14 +100,14 @@ func (s *NegFileSync) Sync(ctx context.Context) (offline.NegativeState, error) {
 		if err != nil {
 			return st, fmt.Errorf("negative-file inquiry: %w", err)
 		}
-		code, de24, chunk, err := readFileActionResponse(raw)
+		ans, err := negfile.ParseAnswer(raw)
 		if err != nil {
 			return st, fmt.Errorf("negative-file answer: %w", err)
 		}
-		if code != iso93.ActionApproved {
-			return st, fmt.Errorf("%w: action %s", ErrNegFileRefused, code)
+		if ans.Action != iso93.ActionApproved {
+			return st, fmt.Errorf("%w: action %s", ErrNegFileRefused, ans.Action)
 		}
-		if chunk == "" {
+		if len(ans.DataRecord) == 0 {
 			// Current: the version in force is the center's.
 			if st.Loaded {
 				if _, err := s.Store.Confirm(st.Version); err != nil {
@@ -117,7 +116,7 @@ func (s *NegFileSync) Sync(ctx context.Context) (offline.NegativeState, error) {
 			}
 			return s.Store.Negative()
 		}
-		p, err := s.Store.ApplyFileAction(de24, []byte(chunk))
+		p, err := s.Store.ApplyFileAction(ans.FunctionCode, ans.DataRecord)
 		if err != nil {
 			// Refused chunks change nothing; the next inquiry reports the
 			// state again and the center resumes or restarts. Twice in a
@@ -138,72 +137,24 @@ func (s *NegFileSync) Sync(ctx context.Context) (offline.NegativeState, error) {
 	return st, fmt.Errorf("%w: more than %d chunks in one pass", ErrNegFileStuck, maxChunks)
 }
 
-// NegInquiry returns the DE 72 of a gateway's 1304 inquiry in state st:
-//
-//	NF1? <have>[ <S|D> <base> <version> <total> <next>]
-//
-// <have> is the version in force or "-" when no file is loaded; the session
-// part names a staged sync session so the center can resume it.
-func NegInquiry(st offline.NegativeState) string {
-	have := "-"
-	if st.Loaded {
-		have = strconv.FormatUint(st.Version, 10)
-	}
-	q := "NF1? " + have
+// NegInquiry returns the inquiry a gateway in state st sends in its 1304
+// (negfile.Inquiry, docs/offline.md): the version in force, if any, and the
+// staged sync session so the center can resume it.
+func NegInquiry(st offline.NegativeState) negfile.Inquiry {
+	q := negfile.Inquiry{Loaded: st.Loaded, Have: st.Version}
 	if s := st.Session; s != nil {
-		kind := "D"
-		if s.Snapshot {
-			kind = "S"
-		}
-		q += fmt.Sprintf(" %s %d %d %d %d", kind, s.Base, s.Version, s.Total, s.Next)
+		q.Session = &negfile.Session{Snapshot: s.Snapshot, Base: s.Base, Version: s.Version, Total: s.Total, Next: s.Next}
 	}
 	return q
 }
 
 func (s *NegFileSync) inquiry(st offline.NegativeState) ([]byte, error) {
-	now := time.Now().UTC()
-	stan := s.stan.Add(1)%iso93.MaxSTAN + 1
-	fa := iso93.FileAction{
-		Trace: iso93.Trace{
-			TransmissionTime: now.Format("0102150405"),
-			STAN:             fmt.Sprintf("%06d", stan),
-			LocalTime:        time.Now().Format("060102150405"),
-			FunctionCode:     negfile.FunctionReplace,
-			IdempotencyKey:   fmt.Sprintf("NFQ-%s-%d", s.GatewayID, now.UnixNano()),
-			GatewayID:        s.GatewayID,
-		},
-		DataRecord: NegInquiry(st),
-		FileName:   negfile.FileName,
-	}
-	raw, err := iso93.Pack(&fa, iso93.MTIFileAction)
-	if err != nil {
-		return nil, fmt.Errorf("pack negative-file inquiry: %w", err)
-	}
-	return raw, nil
-}
-
-// readFileActionResponse reads a 1314: its action code, function code and
-// DE 72 (empty when absent).
-func readFileActionResponse(raw []byte) (iso93.ActionCode, string, string, error) {
-	mti, msg, err := iso93.Unpack(raw)
-	if err != nil {
-		return "", "", "", err
-	}
-	if mti != iso93.MTIFileActionResponse {
-		return "", "", "", fmt.Errorf("answer is a %s, want %s", mti, iso93.MTIFileActionResponse)
-	}
-	var r iso93.FileActionResponse
-	if err := msg.Unmarshal(&r); err != nil {
-		return "", "", "", err
-	}
-	if r.FileName != negfile.FileName {
-		return "", "", "", fmt.Errorf("answer names file %q, want %s", r.FileName, negfile.FileName)
-	}
-	var chunk string
-	if msg.GetField(iso93.FieldDataRecord) != nil {
-		if chunk, err = msg.GetString(iso93.FieldDataRecord); err != nil {
-			return "", "", "", err
-		}
-	}
-	return r.ActionCode, r.FunctionCode, chunk, nil
+	now := time.Now()
+	return negfile.PackInquiry(iso93.Trace{
+		TransmissionTime: iso93.TransmissionTime(now),
+		STAN:             iso93.FormatSTAN(iso93.NextSTAN(s.stan.Add(1))),
+		LocalTime:        iso93.LocalTime(now),
+		IdempotencyKey:   fmt.Sprintf("NFQ-%s-%d", s.GatewayID, now.UnixNano()),
+		GatewayID:        s.GatewayID,
+	}, NegInquiry(st))
 }

@@ -373,48 +373,30 @@ func chunkKey(c sigcap.Chunk) string {
 // sendChunk sends one 1304 and reads its 1314. It returns nil for 000,
 // ErrSignatureRefused for 904 and another error otherwise.
 func (q *SignatureQueue) sendChunk(ctx context.Context, c sigcap.Chunk) error {
-	rec, err := c.Marshal()
+	now := q.now()
+	raw, err := sigcap.PackRecord(iso93.Trace{
+		TransmissionTime: iso93.TransmissionTime(now),
+		STAN:             iso93.FormatSTAN(iso93.NextSTAN(q.stan.Add(1))),
+		LocalTime:        iso93.LocalTime(now),
+		IdempotencyKey:   chunkKey(c),
+		GatewayID:        q.GatewayID,
+	}, c)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrSignatureRefused, err)
-	}
-	now := q.now()
-	stan := q.stan.Add(1)%iso93.MaxSTAN + 1
-	fa := iso93.FileAction{
-		Trace: iso93.Trace{
-			TransmissionTime: now.UTC().Format("0102150405"),
-			STAN:             fmt.Sprintf("%06d", stan),
-			LocalTime:        now.Format("060102150405"),
-			FunctionCode:     iso93.FunctionAddRecord,
-			IdempotencyKey:   chunkKey(c),
-			GatewayID:        q.GatewayID,
-		},
-		DataRecord: rec,
-		FileName:   sigcap.FileName,
-	}
-	raw, err := iso93.Pack(&fa, iso93.MTIFileAction)
-	if err != nil {
-		return fmt.Errorf("%w: pack 1304: %w", ErrSignatureRefused, err)
 	}
 	resp, err := q.Uplink.RoundTrip(ctx, raw)
 	if err != nil {
 		return fmt.Errorf("send signature chunk: %w", err)
 	}
-	mti, msg, err := iso93.Unpack(resp)
+	action, err := sigcap.ParseAnswer(resp)
 	if err != nil {
 		return fmt.Errorf("read signature answer: %w", err)
 	}
-	var r iso93.FileActionResponse
-	if mti != iso93.MTIFileActionResponse {
-		return fmt.Errorf("signature answer is a %s, want %s", mti, iso93.MTIFileActionResponse)
-	}
-	if err := msg.Unmarshal(&r); err != nil {
-		return fmt.Errorf("read signature answer: %w", err)
-	}
-	switch r.ActionCode {
+	switch action {
 	case iso93.ActionApproved:
 		return nil
 	case iso93.ActionFormatError:
-		return fmt.Errorf("%w: action %s", ErrSignatureRefused, r.ActionCode)
+		return fmt.Errorf("%w: action %s", ErrSignatureRefused, action)
 	}
-	return fmt.Errorf("center answered the signature chunk with action %s", r.ActionCode)
+	return fmt.Errorf("center answered the signature chunk with action %s", action)
 }

@@ -15,10 +15,10 @@ import (
 	"github.com/posgate/posgate/emv/dol"
 	"github.com/posgate/posgate/emv/tags"
 	"github.com/posgate/posgate/offline"
-	"github.com/posgate/posgate/offline/negfile"
 	"github.com/posgate/posgate/offline/standin"
 	"github.com/posgate/posgate/protocol/iso93"
 	"github.com/posgate/posgate/protocol/link"
+	"github.com/posgate/posgate/protocol/negfile"
 )
 
 // gcmSealer is a software AES-GCM sealer for tests (production seals in the

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/posgate/posgate/offline"
-	"github.com/posgate/posgate/offline/negfile"
 	"github.com/posgate/posgate/offline/standin"
+	"github.com/posgate/posgate/protocol/negfile"
 )
 
 func TestApproveDecisions(t *testing.T) {

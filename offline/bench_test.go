@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/posgate/posgate/offline"
-	"github.com/posgate/posgate/offline/negfile"
 	"github.com/posgate/posgate/offline/standin"
+	"github.com/posgate/posgate/protocol/negfile"
 )
 
 var benchPolicy = standin.Policy{TotalExposure: 1 << 60, MaxStaleness: 1 << 62,

@@ -3,7 +3,7 @@ package offline_test
 import (
 	"testing"
 
-	"github.com/posgate/posgate/offline/negfile"
+	"github.com/posgate/posgate/protocol/negfile"
 )
 
 // FuzzApplyFileAction feeds arbitrary 1304 bytes to a store that holds

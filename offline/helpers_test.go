@@ -12,8 +12,8 @@ import (
 
 	"github.com/posgate/posgate/offline"
 	"github.com/posgate/posgate/offline/internal/softseal"
-	"github.com/posgate/posgate/offline/negfile"
 	"github.com/posgate/posgate/offline/standin"
+	"github.com/posgate/posgate/protocol/negfile"
 )
 
 // testKey is the software sealing key of these tests (not a real key).

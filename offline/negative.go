@@ -9,7 +9,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/posgate/posgate/offline/negfile"
+	"github.com/posgate/posgate/protocol/negfile"
 )
 
 // NegativeState describes the negative file in force and any sync session

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/posgate/posgate/offline"
-	"github.com/posgate/posgate/offline/negfile"
+	"github.com/posgate/posgate/protocol/negfile"
 )
 
 func TestNegativeSnapshotDeltaLookup(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"github.com/posgate/posgate/cloud/store/storetest"
 	"github.com/posgate/posgate/firmware-sim/brandhost"
 	"github.com/posgate/posgate/p2pe/card"
+	"github.com/posgate/posgate/protocol/brandspec"
 	"github.com/posgate/posgate/protocol/iso93"
 )
 
@@ -285,7 +286,7 @@ func TestOutboxGivesUpAfterMaxAttempts(t *testing.T) {
 func TestRouterTimeoutErrors(t *testing.T) {
 	c := routing.NewClient(routing.HostConfig{Name: "x", Addr: "127.0.0.1:1", Timeout: time.Second}, nil)
 	defer c.Close()
-	_, err := c.Send(context.Background(), routing.NewHostMessage(iso93.MTIFinancialRequest))
+	_, err := c.Send(context.Background(), brandspec.NewMessage(iso93.MTIFinancialRequest))
 	if !errors.Is(err, routing.ErrHostUnavailable) {
 		t.Fatalf("send to a closed port: %v, want ErrHostUnavailable", err)
 	}

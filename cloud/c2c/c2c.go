@@ -382,7 +382,7 @@ func (cn *conn) formatError(raw []byte) []byte {
 		return nil
 	}
 	m := iso93.NewMessage(respMTI)
-	_ = m.Field(iso93.FieldTransmissionTime, cn.now().UTC().Format("0102150405"))
+	_ = m.Field(iso93.FieldTransmissionTime, iso93.TransmissionTime(cn.now()))
 	_ = m.Field(iso93.FieldActionCode, string(iso93.ActionFormatError))
 	out, err := iso93.PackMessage(m)
 	if err != nil {

@@ -3,7 +3,6 @@ package center
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/posgate/posgate/emv/cryptogram"
 	"github.com/posgate/posgate/hsm"
+	"github.com/posgate/posgate/p2pe/keybundle"
 )
 
 // Tokener is the part of the token the key bootstrap needs.
@@ -29,14 +29,10 @@ var ErrKeyMissing = errors.New("center: key missing from the token")
 
 // FingerprintComponents is the file the bootstrap writes the PAN fingerprint
 // key's components to, for the key-injection step to load into terminals and
-// gateways. It exists only on a demo or first-run center; custodians should
-// take the components into their own custody and delete the file.
-type FingerprintComponents struct {
-	Label      string   `json:"label"`
-	Components []string `json:"components"` // hex
-	KCVs       []string `json:"kcvs"`
-	KCV        string   `json:"kcv"`
-}
+// gateways: a keybundle.Components. It exists only on a demo or first-run
+// center; custodians should take the components into their own custody and
+// delete the file.
+type FingerprintComponents = keybundle.Components
 
 // ComponentsPath is where the bootstrap writes the fingerprint components.
 func ComponentsPath(dataDir string) string {
@@ -111,8 +107,11 @@ func EnsureKeys(tok keyToken, keys KeysConfig, dataDir string, log *slog.Logger)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("write fingerprint components: %w", err)
 	}
-	b, _ := json.MarshalIndent(out, "", "  ")
-	if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+	b, err := keybundle.MarshalComponents(out)
+	if err != nil {
+		return fmt.Errorf("write fingerprint components: %w", err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
 		return fmt.Errorf("write fingerprint components: %w", err)
 	}
 	log.Warn("bootstrap: fingerprint key assembled in the token; its components were written for key injection — take them into custody and delete the file",
@@ -147,8 +146,8 @@ func LoadFingerprintKey(dataDir string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read fingerprint components: %w", err)
 	}
-	var f FingerprintComponents
-	if err := json.Unmarshal(raw, &f); err != nil {
+	f, err := keybundle.ParseComponents(raw)
+	if err != nil {
 		return nil, fmt.Errorf("fingerprint components file: %w", err)
 	}
 	var key []byte
@@ -242,6 +241,9 @@ func writeComponents(path string, c *FingerprintComponents) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	b, _ := json.MarshalIndent(c, "", "  ")
-	return os.WriteFile(path, append(b, '\n'), 0o600)
+	b, err := keybundle.MarshalComponents(*c)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o600)
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -15,96 +14,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/posgate/posgate/cloud/store"
-	"github.com/posgate/posgate/offline/negfile"
 	"github.com/posgate/posgate/protocol/iso93"
 	"github.com/posgate/posgate/protocol/link"
+	"github.com/posgate/posgate/protocol/negfile"
 )
-
-// ErrBadInquiry reports a 1304 negative-file inquiry whose DE 72 is not
-// "NF1? <have>[ <S|D> <base> <version> <total> <next>]".
-var ErrBadInquiry = errors.New("center: malformed negative-file inquiry")
-
-// NegInquiry is a gateway's negative-file state as its 1304 reports it.
-type NegInquiry struct {
-	// Loaded is false when the gateway has no negative file yet.
-	Loaded bool
-	// Have is the version in force at the gateway (when Loaded).
-	Have uint64
-	// Session is the staged sync session, if any.
-	Session *NegSession
-}
-
-// NegSession is a gateway's partly received sync session.
-type NegSession struct {
-	Snapshot      bool
-	Base, Version uint64
-	Total, Next   uint32
-}
-
-// ParseNegInquiry reads the DE 72 of a 1304 inquiry. It accepts exactly
-// what String produces.
-func ParseNegInquiry(s string) (NegInquiry, error) {
-	f := strings.Split(s, " ")
-	if (len(f) != 2 && len(f) != 7) || f[0] != "NF1?" {
-		return NegInquiry{}, fmt.Errorf("%w: want NF1? and 1 or 6 fields", ErrBadInquiry)
-	}
-	num := func(s string, bits int) (uint64, error) {
-		if s == "" || (len(s) > 1 && s[0] == '0') {
-			return 0, fmt.Errorf("%w: number not in canonical decimal", ErrBadInquiry)
-		}
-		v, err := strconv.ParseUint(s, 10, bits)
-		if err != nil {
-			return 0, fmt.Errorf("%w: number out of range", ErrBadInquiry)
-		}
-		return v, nil
-	}
-	var q NegInquiry
-	if f[1] != "-" {
-		v, err := num(f[1], 64)
-		if err != nil {
-			return NegInquiry{}, err
-		}
-		q.Loaded, q.Have = true, v
-	}
-	if len(f) == 7 {
-		s := &NegSession{}
-		switch f[2] {
-		case "S":
-			s.Snapshot = true
-		case "D":
-		default:
-			return NegInquiry{}, fmt.Errorf("%w: session kind must be S or D", ErrBadInquiry)
-		}
-		var vals [4]uint64
-		for i, bits := range []int{64, 64, 32, 32} {
-			v, err := num(f[3+i], bits)
-			if err != nil {
-				return NegInquiry{}, err
-			}
-			vals[i] = v
-		}
-		s.Base, s.Version, s.Total, s.Next = vals[0], vals[1], uint32(vals[2]), uint32(vals[3])
-		q.Session = s
-	}
-	return q, nil
-}
-
-// String returns the wire form of q.
-func (q NegInquiry) String() string {
-	have := "-"
-	if q.Loaded {
-		have = strconv.FormatUint(q.Have, 10)
-	}
-	out := "NF1? " + have
-	if s := q.Session; s != nil {
-		kind := "D"
-		if s.Snapshot {
-			kind = "S"
-		}
-		out += fmt.Sprintf(" %s %d %d %d %d", kind, s.Base, s.Version, s.Total, s.Next)
-	}
-	return out
-}
 
 // NegFileServer answers gateways' 1304 negative-file inquiries with the next
 // chunk they lack (docs/offline.md): a snapshot when they hold no file, a
@@ -183,12 +96,11 @@ func (h *LinkHandler) fileAction(ctx context.Context, p link.Peer, msg *iso8583.
 // gateway holds a version the center does not have. A store failure is
 // answered 909.
 func (n *NegFileServer) Answer(ctx context.Context, p link.Peer, msg *iso8583.Message) ([]byte, iso93.ActionCode, error) {
-	var fa iso93.FileAction
-	if err := msg.Unmarshal(&fa); err != nil || fa.FileName != negfile.FileName {
+	q, err := negfile.ReadInquiry(msg)
+	if errors.Is(err, negfile.ErrNotNegFile) {
 		n.Logger.Warn("negative-file inquiry refused", "gateway", p.GatewayID, "reason", "not a NEGFILE inquiry")
 		return replyFile(msg, iso93.ActionFormatError, nil)
 	}
-	q, err := ParseNegInquiry(fa.DataRecord)
 	if err != nil {
 		n.Logger.Warn("negative-file inquiry refused", "gateway", p.GatewayID, "reason", err)
 		return replyFile(msg, iso93.ActionFormatError, nil)
@@ -237,17 +149,12 @@ func (n *NegFileServer) Answer(ctx context.Context, p link.Peer, msg *iso8583.Me
 		// (entries expired meanwhile): restart it.
 		seq = 1
 	}
-	c := chunks[seq-1]
-	b, err := negfile.Marshal(c)
-	if err != nil {
-		return nil, "", fmt.Errorf("marshal negative-file chunk: %w", err)
-	}
-	return replyFile(msg, iso93.ActionApproved, &fileChunk{function: c.Op.FunctionCode(), data: string(b)})
+	return replyFile(msg, iso93.ActionApproved, &chunks[seq-1])
 }
 
 // resumable tells whether the gateway's staged session can be continued:
 // it leads from what the gateway holds to a version the center has.
-func (n *NegFileServer) resumable(q NegInquiry, v uint64) bool {
+func (n *NegFileServer) resumable(q negfile.Inquiry, v uint64) bool {
 	s := q.Session
 	if s.Next < 2 || s.Next > s.Total || s.Version > v {
 		return false
@@ -415,29 +322,12 @@ func (n *NegFileServer) Expire(ctx context.Context) (int, error) {
 	return count, nil
 }
 
-type fileChunk struct{ function, data string }
-
 // replyFile packs the 1314 answering msg; with c, DE 24 is the chunk's
 // function code and DE 72 the chunk.
-func replyFile(msg *iso8583.Message, action iso93.ActionCode, c *fileChunk) ([]byte, iso93.ActionCode, error) {
-	resp, err := iso93.NewResponse(msg, action)
+func replyFile(msg *iso8583.Message, action iso93.ActionCode, c *negfile.Chunk) ([]byte, iso93.ActionCode, error) {
+	raw, err := negfile.PackAnswer(msg, action, c)
 	if err != nil {
-		return nil, "", fmt.Errorf("build 1314: %w", err)
-	}
-	if err := resp.Field(iso93.FieldFileName, negfile.FileName); err != nil {
-		return nil, "", fmt.Errorf("set 1314 file name: %w", err)
-	}
-	if c != nil {
-		if err := resp.Field(iso93.FieldFunctionCode, c.function); err != nil {
-			return nil, "", fmt.Errorf("set 1314 function code: %w", err)
-		}
-		if err := resp.Field(iso93.FieldDataRecord, c.data); err != nil {
-			return nil, "", fmt.Errorf("set 1314 data record: %w", err)
-		}
-	}
-	raw, err := iso93.PackMessage(resp)
-	if err != nil {
-		return nil, "", fmt.Errorf("pack 1314: %w", err)
+		return nil, "", err
 	}
 	return raw, action, nil
 }

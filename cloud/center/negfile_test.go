@@ -15,62 +15,10 @@ import (
 
 	"github.com/posgate/posgate/cloud/store"
 	"github.com/posgate/posgate/offline"
-	"github.com/posgate/posgate/offline/negfile"
 	"github.com/posgate/posgate/protocol/iso93"
 	"github.com/posgate/posgate/protocol/link"
+	"github.com/posgate/posgate/protocol/negfile"
 )
-
-func TestParseNegInquiry(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		ok   bool
-	}{
-		{"none_loaded", "NF1? -", true},
-		{"loaded", "NF1? 12", true},
-		{"zero_version", "NF1? 0", true},
-		{"snapshot_session", "NF1? - S 0 40 2 2", true},
-		{"delta_session", "NF1? 3 D 3 9 4 2", true},
-		{"leading_zero", "NF1? 012", false},
-		{"bad_kind", "NF1? 3 X 3 9 4 2", false},
-		{"short_session", "NF1? 3 D 3 9 4", false},
-		{"wrong_tag", "NF2? 3", false},
-		{"double_space", "NF1?  3", false},
-		{"overflow", "NF1? 99999999999999999999", false},
-		{"seq_overflow", "NF1? 3 D 3 9 4294967296 1", false},
-		{"empty", "", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			q, err := ParseNegInquiry(tt.in)
-			if (err == nil) != tt.ok {
-				t.Fatalf("ParseNegInquiry(%q) error %v, want ok=%v", tt.in, err, tt.ok)
-			}
-			if err != nil && !errors.Is(err, ErrBadInquiry) {
-				t.Fatalf("error %v does not wrap ErrBadInquiry", err)
-			}
-			if err == nil && q.String() != tt.in {
-				t.Fatalf("round trip %q -> %q", tt.in, q.String())
-			}
-		})
-	}
-}
-
-// FuzzParseNegInquiry: whatever parses prints back to the same bytes.
-func FuzzParseNegInquiry(f *testing.F) {
-	for _, s := range []string{"NF1? -", "NF1? 7", "NF1? - S 0 40 2 2", "NF1? 3 D 3 9 4 2", "NF1? 0 D 0 1 1 1"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		q, err := ParseNegInquiry(s)
-		if err != nil {
-			return
-		}
-		if q.String() != s {
-			t.Fatalf("round trip %q -> %q", s, q.String())
-		}
-	})
-}
 
 type testSealer struct{ a cipher.AEAD }
 
@@ -100,12 +48,12 @@ func syncOnce(t *testing.T, n *NegFileServer, gw *offline.Store, maxChunks int) 
 		if err != nil {
 			t.Fatal(err)
 		}
-		q := NegInquiry{Loaded: st.Loaded, Have: st.Version}
+		q := negfile.Inquiry{Loaded: st.Loaded, Have: st.Version}
 		if s := st.Session; s != nil {
-			q.Session = &NegSession{Snapshot: s.Snapshot, Base: s.Base, Version: s.Version, Total: s.Total, Next: s.Next}
+			q.Session = &negfile.Session{Snapshot: s.Snapshot, Base: s.Base, Version: s.Version, Total: s.Total, Next: s.Next}
 		}
 		fa := iso93.FileAction{Trace: iso93.Trace{TransmissionTime: "1124120000", STAN: "000001", FunctionCode: negfile.FunctionReplace,
-			IdempotencyKey: "NFQ-1"}, DataRecord: q.String(), FileName: negfile.FileName}
+			IdempotencyKey: "NFQ-1"}, DataRecord: q.Encode(), FileName: negfile.FileName}
 		raw, err := iso93.Pack(&fa, iso93.MTIFileAction)
 		if err != nil {
 			t.Fatal(err)

@@ -107,7 +107,7 @@ func (s *SignatureServer) Answer(ctx context.Context, p link.Peer, msg *iso8583.
 		if !complete {
 			return nil
 		}
-		if len(data) < 3 || string(data[:3]) != "SG\x01" {
+		if !sigcap.IsSignpadV1(data) {
 			action, why = iso93.ActionFormatError, "signature is not a sign pad version 1 encoding"
 			return tx.DeleteSignatureChunks(ctx, c.IdempotencyKey)
 		}
@@ -181,16 +181,9 @@ func (s *SignatureServer) refuse(ctx context.Context, msg *iso8583.Message, p li
 
 // replySig packs the 1314 answering a SIGCAP 1304.
 func replySig(msg *iso8583.Message, action iso93.ActionCode) ([]byte, iso93.ActionCode, error) {
-	resp, err := iso93.NewResponse(msg, action)
+	raw, err := sigcap.PackAnswer(msg, action)
 	if err != nil {
-		return nil, "", fmt.Errorf("build 1314: %w", err)
-	}
-	if err := resp.Field(iso93.FieldFileName, sigcap.FileName); err != nil {
-		return nil, "", fmt.Errorf("set 1314 file name: %w", err)
-	}
-	raw, err := iso93.PackMessage(resp)
-	if err != nil {
-		return nil, "", fmt.Errorf("pack 1314: %w", err)
+		return nil, "", err
 	}
 	return raw, action, nil
 }

@@ -11,6 +11,9 @@ import (
 
 	"github.com/moov-io/iso8583"
 	connection "github.com/moov-io/iso8583-connection"
+
+	"github.com/posgate/posgate/protocol/brandspec"
+	"github.com/posgate/posgate/protocol/frame"
 )
 
 // DefaultHostTimeout is how long the center waits for a brand host's answer
@@ -127,7 +130,7 @@ func (c *Client) connect(ctx context.Context) (*connection.Connection, error) {
 			t.RootCAs, t.Certificates, t.ServerName, t.MinVersion = src.RootCAs, src.Certificates, src.ServerName, src.MinVersion
 		}))
 	}
-	conn, err := connection.New(c.cfg.Addr, HostSpec, readLength, writeLength, opts...)
+	conn, err := connection.New(c.cfg.Addr, brandspec.Spec, frame.ReadLength, frame.WriteLength, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("host %s: configure connection: %w", c.cfg.Name, err)
 	}
@@ -150,7 +153,7 @@ func (c *Client) connect(ctx context.Context) (*connection.Connection, error) {
 	return other, nil
 }
 
-// Send sends msg (a HostSpec request) and returns the host's response. It
+// Send sends msg (a brandspec.Spec request) and returns the host's response. It
 // returns an error wrapping ErrHostUnavailable when msg was not delivered
 // and ErrHostTimeout when it may have been but no answer came within the
 // host's timeout (or before ctx ended).

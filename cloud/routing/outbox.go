@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/posgate/posgate/cloud/store"
+	"github.com/posgate/posgate/protocol/brandspec"
 	"github.com/posgate/posgate/protocol/iso93"
 )
 
@@ -149,7 +150,7 @@ func (r *Router) send(ctx context.Context, m store.OutboxMessage, attempt int) (
 	if err != nil {
 		return "", err
 	}
-	msg := NewHostMessage("")
+	msg := brandspec.NewMessage("")
 	if err := msg.Unpack(m.Message); err != nil {
 		return "", fmt.Errorf("unpack stored %s: %w", m.Kind, err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/posgate/posgate/cloud/store"
 	"github.com/posgate/posgate/p2pe/card"
+	"github.com/posgate/posgate/protocol/brandspec"
 	"github.com/posgate/posgate/protocol/iso93"
 )
 
@@ -210,7 +211,7 @@ func (r *Router) common(m *iso8583.Message, t Txn, now time.Time) error {
 		v  string
 	}{
 		{iso93.FieldProcessingCode, t.ProcessingCode},
-		{iso93.FieldTransmissionTime, now.UTC().Format("0102150405")},
+		{iso93.FieldTransmissionTime, iso93.TransmissionTime(now)},
 		{iso93.FieldSTAN, t.STAN},
 		{iso93.FieldLocalTime, t.LocalTime},
 		{iso93.FieldPOSDataCode, pos},
@@ -232,7 +233,7 @@ func (r *Router) common(m *iso8583.Message, t Txn, now time.Time) error {
 		return fmt.Errorf("set DE 4: %w", err)
 	}
 	if !t.Expiry.IsZero() {
-		if err := m.Field(FieldExpiry, t.Expiry.String()); err != nil {
+		if err := m.Field(brandspec.FieldExpiry, t.Expiry.String()); err != nil {
 			return fmt.Errorf("set DE 14: %w", err)
 		}
 	}
@@ -241,7 +242,7 @@ func (r *Router) common(m *iso8583.Message, t Txn, now time.Time) error {
 
 // Request builds the 1100/1200 for t with DE 2, ready for Forward.
 func (r *Router) Request(t Txn, now time.Time) (*iso8583.Message, error) {
-	m := NewHostMessage(t.MTI)
+	m := brandspec.NewMessage(t.MTI)
 	if err := r.common(m, t, now); err != nil {
 		return nil, fmt.Errorf("build %s for host: %w", t.MTI, err)
 	}
@@ -258,7 +259,7 @@ func (r *Router) Request(t Txn, now time.Time) (*iso8583.Message, error) {
 // iso93.ReasonTimeoutReversal or ReasonCustomerCancel; key is DE 123). It
 // carries no PAN: DE 56 with DE 41 and DE 32 name the original.
 func (r *Router) Reversal(t Txn, reason, key string, now time.Time) ([]byte, error) {
-	m := NewHostMessage(iso93.MTIReversal)
+	m := brandspec.NewMessage(iso93.MTIReversal)
 	if err := r.common(m, t, now); err != nil {
 		return nil, fmt.Errorf("build 1420 for host: %w", err)
 	}
@@ -275,7 +276,7 @@ func (r *Router) Reversal(t Txn, reason, key string, now time.Time) ([]byte, err
 			return nil, fmt.Errorf("build 1420 for host: set DE %d: %w", f.id, err)
 		}
 	}
-	m.UnsetField(FieldExpiry)
+	m.UnsetField(brandspec.FieldExpiry)
 	raw, err := m.Pack()
 	if err != nil {
 		return nil, fmt.Errorf("pack 1420 for host: %w", err)
@@ -287,7 +288,7 @@ func (r *Router) Reversal(t Txn, reason, key string, now time.Time) ([]byte, err
 // t (approval is DE 38, key DE 123), without DE 2: the outbox keeps the PAN
 // sealed and adds it at each send.
 func (r *Router) Advice(t Txn, approval, key string, now time.Time) ([]byte, error) {
-	m := NewHostMessage(iso93.MTIAdvice)
+	m := brandspec.NewMessage(iso93.MTIAdvice)
 	if err := r.common(m, t, now); err != nil {
 		return nil, fmt.Errorf("build 1220 for host: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/posgate/posgate/cloud/routing"
+	"github.com/posgate/posgate/protocol/brandspec"
 )
 
 func TestMatchKey(t *testing.T) {
@@ -22,7 +23,7 @@ func TestMatchKey(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := routing.NewHostMessage(tt.mti)
+			m := brandspec.NewMessage(tt.mti)
 			for id, v := range tt.fields {
 				if err := m.Field(id, v); err != nil {
 					t.Fatal(err)
@@ -39,23 +40,5 @@ func TestMatchKey(t *testing.T) {
 				t.Fatalf("MatchKey = %q, %v; want %q", got, err, tt.want)
 			}
 		})
-	}
-}
-
-func TestHostSpecCarriesExpiry(t *testing.T) {
-	m := routing.NewHostMessage("1100")
-	if err := m.Field(routing.FieldExpiry, "3012"); err != nil {
-		t.Fatal(err)
-	}
-	raw, err := m.Pack()
-	if err != nil {
-		t.Fatal(err)
-	}
-	back := routing.NewHostMessage("")
-	if err := back.Unpack(raw); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := back.GetString(routing.FieldExpiry); got != "3012" {
-		t.Fatalf("DE 14 = %q after a round trip", got)
 	}
 }

@@ -12,42 +12,13 @@
 package routing
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
-	"maps"
 
 	"github.com/moov-io/iso8583"
-	"github.com/moov-io/iso8583/encoding"
-	"github.com/moov-io/iso8583/field"
-	"github.com/moov-io/iso8583/prefix"
 
 	"github.com/posgate/posgate/protocol/iso93"
 )
-
-// FieldExpiry is DE 14, date expiration (n4, YYMM). The brand-host link
-// carries it next to DE 2; the edge protocol (iso93.Spec) does not.
-const FieldExpiry = 14
-
-// HostSpec is the message specification of the brand-host link: iso93.Spec
-// plus DE 14 (n4 YYMM, fixed length). It must not be modified.
-var HostSpec = hostSpec()
-
-func hostSpec() *iso8583.MessageSpec {
-	fields := maps.Clone(iso93.Spec.Fields)
-	fields[FieldExpiry] = field.NewString(&field.Spec{
-		Length: 4, Description: "Date, Expiration", Enc: encoding.ASCII, Pref: prefix.ASCII.Fixed,
-	})
-	return &iso8583.MessageSpec{Name: "posgate brand-host ISO 8583:1993", Fields: fields}
-}
-
-// NewHostMessage returns an empty HostSpec message with the MTI.
-func NewHostMessage(mti string) *iso8583.Message {
-	m := iso8583.NewMessage(HostSpec)
-	m.MTI(mti)
-	return m
-}
 
 // ErrNoMatchKey is returned by MatchKey for a message lacking its MTI,
 // DE 7 or DE 11.
@@ -81,27 +52,4 @@ func (matchKeyGenerator) GenerateRequestID(msg *iso8583.Message) (string, error)
 		return "", fmt.Errorf("%w: no message", ErrNoMatchKey)
 	}
 	return MatchKey(msg)
-}
-
-// readLength and writeLength are the 2-byte big-endian length header of
-// protocol/frame, in iso8583-connection's form.
-func readLength(r io.Reader) (int, error) {
-	var h [2]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
-		return 0, err
-	}
-	n := int(binary.BigEndian.Uint16(h[:]))
-	if n == 0 {
-		return 0, errors.New("routing: empty frame from host")
-	}
-	return n, nil
-}
-
-func writeLength(w io.Writer, n int) (int, error) {
-	if n <= 0 || n > 0xFFFF {
-		return 0, fmt.Errorf("routing: message of %d bytes does not fit a 2-byte header", n)
-	}
-	var h [2]byte
-	binary.BigEndian.PutUint16(h[:], uint16(n))
-	return w.Write(h[:])
 }

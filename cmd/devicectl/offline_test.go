@@ -18,7 +18,7 @@ import (
 
 	"github.com/posgate/posgate/gateway"
 	"github.com/posgate/posgate/offline"
-	"github.com/posgate/posgate/offline/negfile"
+	"github.com/posgate/posgate/protocol/negfile"
 )
 
 type gcmSealer struct{ aead cipher.AEAD }

@@ -9,10 +9,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/posgate/posgate/firmware-sim/device"
 	"github.com/posgate/posgate/p2pe/card"
 	"github.com/posgate/posgate/p2pe/cardblock"
 	"github.com/posgate/posgate/p2pe/dukpt"
+	"github.com/posgate/posgate/p2pe/keybundle"
 )
 
 // encrypt-block
@@ -55,7 +55,7 @@ func setupEncryptBlock(fs *flag.FlagSet, g *globals) func(context.Context) (resu
 		if err != nil {
 			return nil, fmt.Errorf("--counter %q: want a 32-bit number: %w", *counter, errInput)
 		}
-		keys, err := device.LoadKeys(*bundle)
+		keys, err := keybundle.Load(*bundle)
 		if err != nil {
 			return nil, err
 		}

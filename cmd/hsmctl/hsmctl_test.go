@@ -17,7 +17,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/posgate/posgate/firmware-sim/device"
+	"github.com/posgate/posgate/p2pe/keybundle"
 )
 
 // The commands run as a real binary: SoftHSM reads its configuration once
@@ -532,7 +532,7 @@ func injectVector(t *testing.T, tok []string) (string, injectOut) {
 func TestInjectWritesThePublishedInitialKey(t *testing.T) {
 	tok := tokenArgs(t)
 	out, res := injectVector(t, tok)
-	keys, err := device.LoadKeys(out)
+	keys, err := keybundle.Load(out)
 	if err != nil {
 		t.Fatalf("load bundle: %v", err)
 	}
@@ -575,7 +575,7 @@ func TestInjectWritesThePublishedInitialKey(t *testing.T) {
 		var res injectOut
 		ok(t, &res, with(tok, "inject", "--bdk", "bdk", "--terminal-id", "T0000002", "--ikid", "1234567890123457",
 			"--fingerprint-components", fp, "--out", out, "--force")...)
-		keys, err := device.LoadKeys(out)
+		keys, err := keybundle.Load(out)
 		if err != nil || keys.TerminalID != "T0000002" {
 			t.Fatalf("forced bundle: %v, %v", keys, err)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,9 +12,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/posgate/posgate/firmware-sim/device"
 	"github.com/posgate/posgate/hsm"
 	"github.com/posgate/posgate/p2pe/fingerprint"
+	"github.com/posgate/posgate/p2pe/keybundle"
 )
 
 // injectResult is what inject prints: identifiers, check values and the
@@ -154,20 +153,20 @@ func setupInject(fs *flag.FlagSet, g *globals) func(context.Context) (result, er
 		if *imkFile == "" && (*smiFile != "" || *smcFile != "") {
 			return nil, fmt.Errorf("--smi-components and --smc-components need --imk-components: %w", errUsage)
 		}
-		var issuer *device.IssuerTestKeys
+		var issuer *keybundle.IssuerTestKeys
 		if *imkFile != "" {
-			if issuer, err = device.LoadIMKComponents(*imkFile); err != nil {
+			if issuer, err = keybundle.LoadIMKComponents(*imkFile); err != nil {
 				return nil, err
 			}
 			defer clear(issuer.IMKAC)
 			if *smiFile != "" {
-				if issuer.IMKSMI, err = device.LoadIssuerKeyComponents("IMK-SMI", *smiFile); err != nil {
+				if issuer.IMKSMI, err = keybundle.LoadIssuerKeyComponents("IMK-SMI", *smiFile); err != nil {
 					return nil, err
 				}
 				defer clear(issuer.IMKSMI)
 			}
 			if *smcFile != "" {
-				if issuer.IMKSMC, err = device.LoadIssuerKeyComponents("IMK-SMC", *smcFile); err != nil {
+				if issuer.IMKSMC, err = keybundle.LoadIssuerKeyComponents("IMK-SMC", *smcFile); err != nil {
 					return nil, err
 				}
 				defer clear(issuer.IMKSMC)
@@ -227,7 +226,7 @@ func setupInject(fs *flag.FlagSet, g *globals) func(context.Context) (result, er
 // labelled bdk and writes its bundle to out. The result lacks the
 // fingerprint fields, which the caller fills. issuer, when not nil, goes
 // into the bundle as its issuer test keys.
-func injectOne(tok *hsm.Token, bdk, tid string, id [8]byte, fpKey []byte, issuer *device.IssuerTestKeys, out string, force bool) (injectResult, error) {
+func injectOne(tok *hsm.Token, bdk, tid string, id [8]byte, fpKey []byte, issuer *keybundle.IssuerTestKeys, out string, force bool) (injectResult, error) {
 	ik, err := tok.AESInitialKeyForInjection(bdk, id)
 	if err != nil {
 		return injectResult{}, fmt.Errorf("derive the initial key: %w", err)
@@ -237,7 +236,7 @@ func injectOne(tok *hsm.Token, bdk, tid string, id [8]byte, fpKey []byte, issuer
 	if err != nil {
 		return injectResult{}, fmt.Errorf("initial key KCV: %w", err)
 	}
-	keys := device.Keys{TerminalID: tid, IKID: id, InitialKey: ik, FingerprintKey: fpKey, Issuer: issuer}
+	keys := keybundle.Keys{TerminalID: tid, IKID: id, InitialKey: ik, FingerprintKey: fpKey, Issuer: issuer}
 	if err := keys.Validate(); err != nil {
 		return injectResult{}, fmt.Errorf("key bundle for BDK %q: %w", bdk, err)
 	}
@@ -254,7 +253,7 @@ func injectOne(tok *hsm.Token, bdk, tid string, id [8]byte, fpKey []byte, issuer
 // created exclusively first, so an existing bundle is never overwritten;
 // with force an existing file is removed first, so that the new one is
 // created 0600 whatever the old one's mode.
-func writeBundle(path string, keys device.Keys, force bool) error {
+func writeBundle(path string, keys keybundle.Keys, force bool) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("write key bundle: %w", err)
 	}
@@ -273,7 +272,7 @@ func writeBundle(path string, keys device.Keys, force bool) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("write key bundle: %w", err)
 	}
-	if err := device.SaveKeys(path, keys); err != nil {
+	if err := keybundle.Save(path, keys); err != nil {
 		_ = os.Remove(path)
 		return fmt.Errorf("write key bundle: %w", err)
 	}
@@ -281,18 +280,13 @@ func writeBundle(path string, keys device.Keys, force bool) error {
 }
 
 // fingerprintComponents is the components file cardcenter's first run
-// writes (cloud/center.FingerprintComponents): the label of the key in the
-// center's token, the clear components in hex, optionally one KCV per
-// component, and the KCV of the assembled key (HMAC rule of hsm.KCV).
-type fingerprintComponents struct {
-	Label      string   `json:"label"`
-	Components []string `json:"components"`
-	KCVs       []string `json:"kcvs"`
-	KCV        string   `json:"kcv"`
-}
+// writes (keybundle.Components): the label of the key in the center's
+// token, the clear components in hex, optionally one KCV per component,
+// and the KCV of the assembled key (HMAC rule of hsm.KCV).
+type fingerprintComponents keybundle.Components
 
 // maxComponentsFile bounds what is read of a components file.
-const maxComponentsFile = 64 << 10
+const maxComponentsFile = keybundle.MaxComponentsFile
 
 func readFingerprintComponents(path string) (fingerprintComponents, error) {
 	f, err := os.Open(path)
@@ -316,24 +310,11 @@ func readFingerprintComponents(path string) (fingerprintComponents, error) {
 // fields only, and nothing after the object. Errors never carry the
 // components.
 func parseFingerprintComponents(raw []byte) (fingerprintComponents, error) {
-	if len(raw) > maxComponentsFile {
-		return fingerprintComponents{}, fmt.Errorf("larger than %d bytes: %w", maxComponentsFile, errInput)
+	c, err := keybundle.ParseComponents(raw)
+	if err != nil {
+		return fingerprintComponents{}, fmt.Errorf("%w: %w", err, errInput)
 	}
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	dec.DisallowUnknownFields()
-	var fp fingerprintComponents
-	if err := dec.Decode(&fp); err != nil {
-		// json errors can quote input; say only where it failed.
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			return fingerprintComponents{}, fmt.Errorf("not JSON (offset %d): %w", se.Offset, errInput)
-		}
-		return fingerprintComponents{}, fmt.Errorf("not a components object: %w", errInput)
-	}
-	if dec.More() {
-		return fingerprintComponents{}, fmt.Errorf("data after the JSON object: %w", errInput)
-	}
-	return fp, nil
+	return fingerprintComponents(c), nil
 }
 
 // assemble XORs the components into the fingerprint key, checking every

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/posgate/posgate/firmware-sim/device"
+	"github.com/posgate/posgate/p2pe/keybundle"
 )
 
 type injectBatchOut struct {
@@ -42,7 +42,7 @@ func TestInjectBatchMatchesSingleInjects(t *testing.T) {
 			if got.TerminalID != w.tid || got.IKID != w.ikid || got.Out != path || got.IKBits != 128 || got.FingerprintKCV != hmacKCV(fpKey) {
 				t.Fatalf("batch entry %d: %+v, want %s IKID %s at %s", i, got, w.tid, w.ikid, path)
 			}
-			keys, err := device.LoadKeys(path)
+			keys, err := keybundle.Load(path)
 			if err != nil {
 				t.Fatalf("load batch bundle: %v", err)
 			}
@@ -50,7 +50,7 @@ func TestInjectBatchMatchesSingleInjects(t *testing.T) {
 			var one injectOut
 			ok(t, &one, with(tok, "inject", "--bdk", "bdk", "--terminal-id", w.tid, "--ikid", w.ikid,
 				"--fingerprint-components", fp, "--out", single)...)
-			ref, err := device.LoadKeys(single)
+			ref, err := keybundle.Load(single)
 			if err != nil {
 				t.Fatalf("load single bundle: %v", err)
 			}
@@ -72,7 +72,7 @@ func TestInjectBatchMatchesSingleInjects(t *testing.T) {
 		if r.code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[0], "T0000009  IKID 1234567800000009  IK KCV "+res.Terminals[0].IKKCV) {
 			t.Fatalf("inject --count text: exit %d, %q", r.code, r.stdout)
 		}
-		keys, err := device.LoadKeys(filepath.Join(dir, "T0000009.json"))
+		keys, err := keybundle.Load(filepath.Join(dir, "T0000009.json"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/posgate/posgate/firmware-sim/device"
+	"github.com/posgate/posgate/p2pe/keybundle"
 )
 
 // TestInjectIssuerTestKeys: --imk-components, --smi-components and
@@ -48,7 +48,7 @@ func TestInjectIssuerTestKeys(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "b.json")
 		var res injectOut
 		ok(t, &res, inject(out, "--imk-components", ac, "--smi-components", smi, "--smc-components", smc)...)
-		k, err := device.LoadKeys(out)
+		k, err := keybundle.Load(out)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,7 +60,7 @@ func TestInjectIssuerTestKeys(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "b.json")
 		var res injectOut
 		ok(t, &res, inject(out, "--imk-components", ac)...)
-		k, err := device.LoadKeys(out)
+		k, err := keybundle.Load(out)
 		if err != nil {
 			t.Fatal(err)
 		}

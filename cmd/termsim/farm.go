@@ -20,6 +20,7 @@ import (
 	"github.com/posgate/posgate/firmware-sim/farm"
 	"github.com/posgate/posgate/firmware-sim/fwimage"
 	"github.com/posgate/posgate/firmware-sim/jets"
+	"github.com/posgate/posgate/p2pe/keybundle"
 )
 
 // FarmSummary is the farm mode's last output line.
@@ -100,7 +101,7 @@ func runFarm(ctx context.Context, args []string, out io.Writer) error {
 	}
 	var cfgs []jets.Config
 	for _, b := range bundles {
-		k, err := device.LoadKeys(b)
+		k, err := keybundle.Load(b)
 		if err != nil {
 			return err
 		}

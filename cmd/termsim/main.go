@@ -46,6 +46,7 @@ import (
 	"github.com/posgate/posgate/cmd/internal/cli"
 	"github.com/posgate/posgate/firmware-sim/deck"
 	"github.com/posgate/posgate/firmware-sim/device"
+	"github.com/posgate/posgate/p2pe/keybundle"
 )
 
 func main() {
@@ -149,7 +150,7 @@ func runDirect(ctx context.Context, args []string, out io.Writer) error {
 		}
 	}()
 	for _, b := range bundles {
-		k, err := device.LoadKeys(b)
+		k, err := keybundle.Load(b)
 		if err != nil {
 			return err
 		}

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/posgate/posgate/firmware-sim/device"
 	"github.com/posgate/posgate/firmware-sim/fwimage"
+	"github.com/posgate/posgate/p2pe/keybundle"
 	"github.com/posgate/posgate/protocol/iso93"
 	"github.com/posgate/posgate/terminal/tlink"
 	"github.com/posgate/posgate/terminal/transport"
@@ -85,9 +85,9 @@ func bundles(t *testing.T, n int) string {
 	t.Helper()
 	dir := t.TempDir()
 	for i := range n {
-		k := device.Keys{TerminalID: fmt.Sprintf("T%07d", i+1), IKID: [8]byte{9, 9, 9, 9, 0, 0, 0, byte(i)},
+		k := keybundle.Keys{TerminalID: fmt.Sprintf("T%07d", i+1), IKID: [8]byte{9, 9, 9, 9, 0, 0, 0, byte(i)},
 			InitialKey: bytes.Repeat([]byte{byte(i + 1)}, 16), FingerprintKey: bytes.Repeat([]byte{0xEE}, 32)}
-		if err := device.SaveKeys(filepath.Join(dir, k.TerminalID+".json"), k); err != nil {
+		if err := keybundle.Save(filepath.Join(dir, k.TerminalID+".json"), k); err != nil {
 			t.Fatal(err)
 		}
 	}

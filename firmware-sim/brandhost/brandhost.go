@@ -9,8 +9,9 @@
 // ModeSilentAll answers nothing. Every message received is kept (with the
 // PAN masked) and can be waited for with WaitFor.
 //
-// Its message specification is the center's brand-host link: iso93.Spec
-// plus DE 14 (n4 YYMM), as documented in docs/switching.md.
+// Its message specification is the center's brand-host link,
+// protocol/brandspec (iso93.Spec plus DE 14), as documented in
+// docs/switching.md.
 package brandhost
 
 import (
@@ -20,32 +21,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"net"
 	"strconv"
 	"sync"
 
 	"github.com/moov-io/iso8583"
-	"github.com/moov-io/iso8583/encoding"
-	"github.com/moov-io/iso8583/field"
-	"github.com/moov-io/iso8583/prefix"
 
+	"github.com/posgate/posgate/protocol/brandspec"
 	"github.com/posgate/posgate/protocol/frame"
 	"github.com/posgate/posgate/protocol/iso93"
 )
-
-// FieldExpiry is DE 14 (n4 YYMM).
-const FieldExpiry = 14
-
-// Spec is the brand-host link's message specification: iso93.Spec plus
-// DE 14. It must not be modified.
-var Spec = func() *iso8583.MessageSpec {
-	fields := maps.Clone(iso93.Spec.Fields)
-	fields[FieldExpiry] = field.NewString(&field.Spec{
-		Length: 4, Description: "Date, Expiration", Enc: encoding.ASCII, Pref: prefix.ASCII.Fixed,
-	})
-	return &iso8583.MessageSpec{Name: "brand-host simulator ISO 8583:1993", Fields: fields}
-}()
 
 // Mode selects what the simulator answers.
 type Mode int
@@ -219,7 +204,7 @@ func (s *Server) defaultRule(r Request) iso93.ActionCode {
 
 // handle answers one message; a nil answer means none is sent.
 func (s *Server) handle(raw []byte) ([]byte, error) {
-	msg := iso8583.NewMessage(Spec)
+	msg := iso8583.NewMessage(brandspec.Spec)
 	if err := msg.Unpack(raw); err != nil {
 		return nil, fmt.Errorf("unpack: %w", err)
 	}
@@ -227,7 +212,7 @@ func (s *Server) handle(raw []byte) ([]byte, error) {
 	rec := Record{MTI: mti}
 	rec.STAN, _ = msg.GetString(iso93.FieldSTAN)
 	rec.TerminalID, _ = msg.GetString(iso93.FieldTerminalID)
-	rec.Expiry, _ = msg.GetString(FieldExpiry)
+	rec.Expiry, _ = msg.GetString(brandspec.FieldExpiry)
 	rec.FunctionCode, _ = msg.GetString(iso93.FieldFunctionCode)
 	rec.ReasonCode, _ = msg.GetString(iso93.FieldReasonCode)
 	rec.OriginalData, _ = msg.GetString(iso93.FieldOriginalData)

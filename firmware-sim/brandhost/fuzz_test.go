@@ -5,6 +5,7 @@ import (
 
 	"github.com/moov-io/iso8583"
 
+	"github.com/posgate/posgate/protocol/brandspec"
 	"github.com/posgate/posgate/protocol/iso93"
 )
 
@@ -12,7 +13,7 @@ import (
 // is a well-formed response of the request's class carrying the request's
 // STAN, and every message that unpacks is recorded.
 func FuzzHandle(f *testing.F) {
-	m := iso8583.NewMessage(Spec)
+	m := iso8583.NewMessage(brandspec.Spec)
 	m.MTI("1200")
 	for id, v := range map[int]string{2: "4500000000000007", 3: "000000", 4: "100", 7: "1124101500", 11: "000001", 12: "261124101500",
 		14: "3012", 22: "000000000000", 24: "200", 32: "99999", 41: "TERM0001", 42: "M0000001       ", 49: "392"} {
@@ -38,7 +39,7 @@ func FuzzHandle(f *testing.F) {
 		if out == nil {
 			return
 		}
-		resp := iso8583.NewMessage(Spec)
+		resp := iso8583.NewMessage(brandspec.Spec)
 		if err := resp.Unpack(out); err != nil {
 			t.Fatalf("answer does not unpack: %v", err)
 		}
@@ -46,7 +47,7 @@ func FuzzHandle(f *testing.F) {
 		if !iso93.IsResponse(mti) || mti[:2] != string(in[:2]) {
 			t.Fatalf("answer MTI %s to %q", mti, in[:4])
 		}
-		want := iso8583.NewMessage(Spec)
+		want := iso8583.NewMessage(brandspec.Spec)
 		_ = want.Unpack(in)
 		ws, _ := want.GetString(11)
 		gs, _ := resp.GetString(11)

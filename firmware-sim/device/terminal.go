@@ -1,3 +1,8 @@
+// Package device simulates a JET-S-class payment terminal's firmware: its
+// secure side holds the injected DUKPT initial key and the PAN fingerprint
+// key (a p2pe/keybundle bundle), reads cards from the test deck, encrypts
+// them at the "read head" into the card-data block and sends ISO 8583:1993
+// requests to the gateway.
 package device
 
 import (
@@ -19,6 +24,7 @@ import (
 	"github.com/posgate/posgate/p2pe/cardblock"
 	"github.com/posgate/posgate/p2pe/dukpt"
 	"github.com/posgate/posgate/p2pe/fingerprint"
+	"github.com/posgate/posgate/p2pe/keybundle"
 	"github.com/posgate/posgate/p2pe/pinblock"
 	"github.com/posgate/posgate/protocol/frame"
 	"github.com/posgate/posgate/protocol/iso93"
@@ -28,7 +34,7 @@ import (
 // length-framed ISO 8583:1993 messages. It is safe for concurrent use; its
 // sales are sent one at a time, as a real terminal's are.
 type Terminal struct {
-	keys       Keys
+	keys       keybundle.Keys
 	merchantID string
 	acquirerID string
 	currency   string
@@ -73,7 +79,7 @@ type state struct {
 // New returns a terminal holding keys, restoring its counters (and the
 // last-transaction record, see SaveLast) from opts.StatePath when that file
 // exists.
-func New(keys Keys, opts Options) (*Terminal, error) {
+func New(keys keybundle.Keys, opts Options) (*Terminal, error) {
 	if err := keys.Validate(); err != nil {
 		return nil, err
 	}
@@ -176,12 +182,12 @@ func (t *Terminal) next() (dukpt.AESKSN, string, error) {
 	if err != nil {
 		return dukpt.AESKSN{}, "", fmt.Errorf("terminal %s: %w", t.ID(), err)
 	}
-	stan := t.stan%iso93.MaxSTAN + 1
+	stan := iso93.NextSTAN(t.stan)
 	if err := t.persist(state{Counter: c, STAN: stan, Last: t.last}); err != nil {
 		return dukpt.AESKSN{}, "", err
 	}
 	t.counter, t.stan = c, stan
-	return dukpt.NewAESKSN(t.keys.IKID, c), fmt.Sprintf("%06d", stan), nil
+	return dukpt.NewAESKSN(t.keys.IKID, c), iso93.FormatSTAN(stan), nil
 }
 
 // persist writes s to the state file atomically (write, fsync, rename).
@@ -254,7 +260,7 @@ func (t *Terminal) Counter() (uint32, dukpt.AESKSN) {
 
 // Keys returns the terminal's key bundle. The caller must not print or log
 // its secret fields.
-func (t *Terminal) Keys() Keys { return t.keys }
+func (t *Terminal) Keys() keybundle.Keys { return t.keys }
 
 // Sale reads c at the simulated read head, encrypts it, sends a 1200
 // financial request for amount (minor units) and waits for the answer.
@@ -437,15 +443,10 @@ func (t *Terminal) BuildFinancial(f Financial) ([]byte, Result, error) {
 	return t.buildRequest(f, nil)
 }
 
-// ReasonCompletion is the DE 25 message reason code of a completion
-// advice (BuildCompletion): ISO 8583:1993's completion of a previously
-// authorized transaction. The center does not branch on it.
-const ReasonCompletion = "1376"
-
 // BuildCompletion reads f.Read like BuildFinancial and returns a packed
 // 1220 completion advice of f.Amount for orig, a pre-authorization (1100)
 // that was approved: DE 56 names orig (MTI, STAN, local time), DE 38 is
-// orig's approval code, DE 24 201, DE 25 ReasonCompletion. Its idempotency
+// orig's approval code, DE 24 201, DE 25 iso93.ReasonCompletion. Its idempotency
 // key is derived from orig, so a capture sent again (also after a restart)
 // is answered with the center's first answer and never captures twice.
 // f.MTI is ignored. Safe for concurrent use.
@@ -531,9 +532,9 @@ func (t *Terminal) buildRequest(f Financial, orig *Result) ([]byte, Result, erro
 	var nonce [4]byte
 	rand.Read(nonce[:])
 	tr := iso93.Trace{
-		TransmissionTime: now.UTC().Format("0102150405"),
+		TransmissionTime: iso93.TransmissionTime(now),
 		STAN:             stan,
-		LocalTime:        now.Format("060102150405"),
+		LocalTime:        iso93.LocalTime(now),
 		FunctionCode:     iso93.FunctionOriginalFinancial,
 		AcquirerID:       t.acquirerID,
 		TerminalID:       t.ID(),
@@ -579,7 +580,7 @@ func (t *Terminal) packCompletion(tr iso93.Trace, pay iso93.Payment, c iso93.Car
 		return nil, fmt.Errorf("original of completion: %w", err)
 	}
 	tr.FunctionCode = iso93.FunctionPreviousApproval
-	tr.ReasonCode = ReasonCompletion
+	tr.ReasonCode = iso93.ReasonCompletion
 	tr.IdempotencyKey = t.ID() + "-cap-" + orig.STAN + "-" + orig.LocalTime
 	msg := iso93.NewMessage(iso93.MTIAdvice)
 	if err := msg.Marshal(&iso93.Advice{Trace: tr, Payment: pay, Card: c, ApprovalCode: orig.ApprovalCode}); err != nil {
@@ -596,12 +597,12 @@ func (t *Terminal) packCompletion(tr iso93.Trace, pay iso93.Payment, c iso93.Car
 func (t *Terminal) nextSTAN() (string, error) {
 	t.smu.Lock()
 	defer t.smu.Unlock()
-	stan := t.stan%iso93.MaxSTAN + 1
+	stan := iso93.NextSTAN(t.stan)
 	if err := t.persist(state{Counter: t.counter, STAN: stan, Last: t.last}); err != nil {
 		return "", err
 	}
 	t.stan = stan
-	return fmt.Sprintf("%06d", stan), nil
+	return iso93.FormatSTAN(stan), nil
 }
 
 // BuildReversal returns a packed 1420 reversal advice of the request orig
@@ -626,9 +627,9 @@ func (t *Terminal) BuildReversal(orig Result, reason string) ([]byte, error) {
 	now := t.now()
 	rev := iso93.Reversal{
 		Trace: iso93.Trace{
-			TransmissionTime: now.UTC().Format("0102150405"),
+			TransmissionTime: iso93.TransmissionTime(now),
 			STAN:             stan,
-			LocalTime:        now.Format("060102150405"),
+			LocalTime:        iso93.LocalTime(now),
 			FunctionCode:     iso93.FunctionFullReversal,
 			ReasonCode:       reason,
 			AcquirerID:       t.acquirerID,

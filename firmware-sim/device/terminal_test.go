@@ -9,12 +9,13 @@ import (
 	"github.com/posgate/posgate/firmware-sim/deck"
 	"github.com/posgate/posgate/firmware-sim/device"
 	"github.com/posgate/posgate/p2pe/dukpt"
+	"github.com/posgate/posgate/p2pe/keybundle"
 	"github.com/posgate/posgate/p2pe/pinblock"
 	"github.com/posgate/posgate/protocol/iso93"
 )
 
-func testKeys() device.Keys {
-	return device.Keys{TerminalID: "T0000007", IKID: [8]byte{1, 1, 2, 3, 5, 8, 13, 21},
+func testKeys() keybundle.Keys {
+	return keybundle.Keys{TerminalID: "T0000007", IKID: [8]byte{1, 1, 2, 3, 5, 8, 13, 21},
 		InitialKey: bytes.Repeat([]byte{0x42}, 16), FingerprintKey: bytes.Repeat([]byte{0x24}, 32)}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/posgate/posgate/firmware-sim/device"
 	"github.com/posgate/posgate/firmware-sim/farm"
 	"github.com/posgate/posgate/firmware-sim/jets"
+	"github.com/posgate/posgate/p2pe/keybundle"
 	"github.com/posgate/posgate/protocol/iso93"
 	"github.com/posgate/posgate/terminal/tlink"
 	"github.com/posgate/posgate/terminal/transport"
@@ -25,7 +26,7 @@ func terminals(t *testing.T, n int) []jets.Config {
 	dir := t.TempDir()
 	var out []jets.Config
 	for i := range n {
-		k := device.Keys{TerminalID: fmt.Sprintf("T%07d", i+1), IKID: [8]byte{1, 2, 3, 4, 5, 6, 7, byte(i)},
+		k := keybundle.Keys{TerminalID: fmt.Sprintf("T%07d", i+1), IKID: [8]byte{1, 2, 3, 4, 5, 6, 7, byte(i)},
 			InitialKey: bytes.Repeat([]byte{byte(0x30 + i)}, 16), FingerprintKey: bytes.Repeat([]byte{0x77}, 32)}
 		term, err := device.New(k, device.Options{StatePath: filepath.Join(dir, k.TerminalID+".state")})
 		if err != nil {

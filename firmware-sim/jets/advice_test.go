@@ -18,6 +18,7 @@ import (
 	"github.com/posgate/posgate/firmware-sim/device"
 	"github.com/posgate/posgate/firmware-sim/jets"
 	"github.com/posgate/posgate/internal/poll"
+	"github.com/posgate/posgate/p2pe/keybundle"
 	"github.com/posgate/posgate/protocol/iso93"
 	"github.com/posgate/posgate/terminal/tlink"
 )
@@ -27,7 +28,7 @@ import (
 func chipTerminalAt(t *testing.T, dir string) *device.Terminal {
 	t.Helper()
 	k := testKeys(t)
-	k.Issuer = &device.IssuerTestKeys{IMKAC: bytes.Repeat([]byte{0x4B}, 16)}
+	k.Issuer = &keybundle.IssuerTestKeys{IMKAC: bytes.Repeat([]byte{0x4B}, 16)}
 	term, err := device.New(k, device.Options{StatePath: filepath.Join(dir, "T0000042.state")})
 	if err != nil {
 		t.Fatal(err)

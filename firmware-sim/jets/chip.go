@@ -23,13 +23,14 @@ import (
 	"github.com/posgate/posgate/emv/tlv"
 	"github.com/posgate/posgate/firmware-sim/deck"
 	"github.com/posgate/posgate/firmware-sim/device"
+	"github.com/posgate/posgate/p2pe/keybundle"
 	"github.com/posgate/posgate/protocol/iso93"
 	"github.com/posgate/posgate/terminal/tlink"
 )
 
 // The terminal's EMV kernel (docs/termsim.md, "Chip cards"). For a chip or
 // contactless read of a deck card with that interface, when the terminal's
-// key bundle carries issuer test keys (device.IssuerTestKeys: the
+// key bundle carries issuer test keys (keybundle.IssuerTestKeys: the
 // simulator also plays the card bureau that personalised the card; the
 // kernel itself never uses them), the terminal runs the card (emv/card):
 // application selection by the deck card's AID, GET PROCESSING OPTIONS
@@ -67,7 +68,7 @@ import (
 // approval: the terminal answers approved (approval code "Y1" and four
 // STAN digits, EMV's offline-approved response code as the marker),
 // journals it and sends a 1220 advice (function 201, reason
-// ReasonICCProcessed, DE 55 with the TC) through its advice queue
+// iso93.ReasonICCProcessed, DE 55 with the TC) through its advice queue
 // (advice.go). Any ODA failure, an amount above the floor limit, or a full
 // advice queue (Config.MaxPendingAdvices) goes online with an ARQC as
 // before, the TVR telling the issuer why (nothing in it for a full queue).
@@ -77,12 +78,6 @@ import (
 // card does only when an issuer script blocked its application. The
 // terminal answers declined, action 100, and sends nothing.
 var ErrCardDeclined = errors.New("jets: the card declined offline (AAC)")
-
-// ReasonICCProcessed is the DE 25 message reason code of the 1220 advice
-// of an offline chip approval: ISO 8583:1993's "ICC processed" (the card
-// approved the transaction offline with a TC). The center does not branch
-// on it.
-const ReasonICCProcessed = "1005"
 
 // Terminal data the kernel puts in DE 55.
 var (
@@ -213,7 +208,7 @@ type chipSession struct {
 // With a Bureau the card is also personalised for offline data
 // authentication and may approve offline; the bureau's key generation
 // runs before f.mu is taken.
-func (f *Firmware) chipCard(c deck.Card, keys *device.IssuerTestKeys, rid [5]byte) (*card.Card, error) {
+func (f *Firmware) chipCard(c deck.Card, keys *keybundle.IssuerTestKeys, rid [5]byte) (*card.Card, error) {
 	f.mu.Lock()
 	k, ok := f.chips[c.Name]
 	f.mu.Unlock()
@@ -548,7 +543,7 @@ func (t *run) offline(s *chipSession, raw []byte, res device.Result) {
 
 // offlineAdvice turns the packed 1200 raw that BuildFinancial made for an
 // offline chip approval into the 1220 advice of that approval: function
-// code 201, reason ReasonICCProcessed, DE 38 the terminal's offline
+// code 201, reason iso93.ReasonICCProcessed, DE 38 the terminal's offline
 // approval code, the rest (card-data block, KSN, DE 55 with the TC,
 // idempotency key) unchanged. It returns the advice, the approval code,
 // and res updated to expect the 1230.
@@ -558,7 +553,7 @@ func offlineAdvice(raw []byte, res *device.Result) ([]byte, string, error) {
 		return nil, "", fmt.Errorf("offline approval advice: unpack the request: %w", err)
 	}
 	code := "Y1" + fr.STAN[len(fr.STAN)-4:]
-	fr.FunctionCode, fr.ReasonCode = iso93.FunctionPreviousApproval, ReasonICCProcessed
+	fr.FunctionCode, fr.ReasonCode = iso93.FunctionPreviousApproval, iso93.ReasonICCProcessed
 	adv, err := iso93.Pack(&iso93.Advice{Trace: fr.Trace, Payment: fr.Payment, Card: fr.Card, ApprovalCode: code}, iso93.MTIAdvice)
 	if err != nil {
 		return nil, "", fmt.Errorf("offline approval advice: pack 1220: %w", err)

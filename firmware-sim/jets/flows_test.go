@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/posgate/posgate/firmware-sim/device"
 	"github.com/posgate/posgate/firmware-sim/jets"
 	"github.com/posgate/posgate/internal/poll"
 	"github.com/posgate/posgate/protocol/iso93"
@@ -170,7 +169,7 @@ func TestCapture(t *testing.T) {
 			a := advs[0]
 			wantOriginal(t, a.original, iso93.MTIAuthorizationRequest, pa.STAN)
 			if a.Amount != int64(tt.capture.Amount) || a.ApprovalCode != "PA0001" || a.FunctionCode != iso93.FunctionPreviousApproval ||
-				a.ReasonCode != device.ReasonCompletion || len(a.CardData) == 0 || a.STAN != c.STAN || len(a.PINBlock) != 0 {
+				a.ReasonCode != iso93.ReasonCompletion || len(a.CardData) == 0 || a.STAN != c.STAN || len(a.PINBlock) != 0 {
 				t.Fatalf("1220 amount %d approval %q function %s reason %s STAN %s (result %s) PIN block %d bytes",
 					a.Amount, a.ApprovalCode, a.FunctionCode, a.ReasonCode, a.STAN, c.STAN, len(a.PINBlock))
 			}

@@ -834,7 +834,7 @@ func (f *Firmware) startTxn(ctx context.Context, ep *tlink.Endpoint, adv *advice
 		return
 	}
 	refuse := func(action iso93.ActionCode, why error) {
-		res := tlink.TxnResult{Ref: cmd.Ref, Amount: cmd.Amount, Currency: cmd.Currency, Outcome: tlink.OutcomeFailed, ActionCode: string(action), Time: start.Format("20060102150405")}
+		res := tlink.TxnResult{Ref: cmd.Ref, Amount: cmd.Amount, Currency: cmd.Currency, Outcome: tlink.OutcomeFailed, ActionCode: string(action), Time: start.Format(tlink.TimeLayout)}
 		f.report(Report{Kind: m.Kind, Result: res, Latency: f.cfg.Now().Sub(start), Err: why})
 		f.send(ctx, ep, tlink.KindTxnResult, &res)
 	}
@@ -893,7 +893,7 @@ func (f *Firmware) report(r Report) {
 func (f *Firmware) runTxn(ctx, tctx context.Context, ep *tlink.Endpoint, adv *adviceSender, kind tlink.Kind, cmd tlink.TxnCommand, start time.Time, end func()) {
 	t := &run{f: f, ctx: ctx, tctx: tctx, ep: ep, adv: adv, kind: kind, cmd: cmd, start: start, end: end,
 		rec: &lastRecord{Command: uint8(kind), Ref: cmd.Ref, Amount: cmd.Amount, Currency: cmd.Currency,
-			Outcome: uint8(tlink.OutcomePending), Time: start.Format("20060102150405")},
+			Outcome: uint8(tlink.OutcomePending), Time: start.Format(tlink.TimeLayout)},
 		rep: Report{Kind: kind}}
 	if err := f.save(update{last: t.rec}); err != nil {
 		f.log.Error("record last transaction", "err", err)

@@ -21,6 +21,7 @@ import (
 	"github.com/posgate/posgate/firmware-sim/jets"
 	"github.com/posgate/posgate/internal/poll"
 	"github.com/posgate/posgate/p2pe/dukpt"
+	"github.com/posgate/posgate/p2pe/keybundle"
 	"github.com/posgate/posgate/p2pe/pinblock"
 	"github.com/posgate/posgate/protocol/iso93"
 	"github.com/posgate/posgate/terminal/ptytest"
@@ -34,13 +35,13 @@ var (
 	testIKID   = [8]byte{0x12, 0x34, 0x56, 0x78, 0x90, 0x12, 0x34, 0x56}
 )
 
-func testKeys(t testing.TB) device.Keys {
+func testKeys(t testing.TB) keybundle.Keys {
 	t.Helper()
 	ik, err := dukpt.AESInitialKey(testBDK, testIKID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return device.Keys{TerminalID: "T0000042", IKID: testIKID, InitialKey: ik, FingerprintKey: bytes.Repeat([]byte{0x5A}, 32)}
+	return keybundle.Keys{TerminalID: "T0000042", IKID: testIKID, InitialKey: ik, FingerprintKey: bytes.Repeat([]byte{0x5A}, 32)}
 }
 
 var vendor = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, ed25519.SeedSize))

@@ -13,6 +13,7 @@ import (
 	"github.com/posgate/posgate/firmware-sim/device"
 	"github.com/posgate/posgate/firmware-sim/jets"
 	"github.com/posgate/posgate/internal/poll"
+	"github.com/posgate/posgate/p2pe/keybundle"
 	"github.com/posgate/posgate/protocol/iso93"
 	"github.com/posgate/posgate/terminal/ptytest"
 	"github.com/posgate/posgate/terminal/tlink"
@@ -28,7 +29,7 @@ var bureau = sync.OnceValues(func() (*jets.Bureau, error) { return jets.NewBurea
 func chipTerminal(t testing.TB) *device.Terminal {
 	t.Helper()
 	k := testKeys(t)
-	k.Issuer = &device.IssuerTestKeys{IMKAC: bytes.Repeat([]byte{0x4B}, 16)}
+	k.Issuer = &keybundle.IssuerTestKeys{IMKAC: bytes.Repeat([]byte{0x4B}, 16)}
 	term, err := device.New(k, device.Options{StatePath: filepath.Join(t.TempDir(), "T0000042.state")})
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +97,7 @@ func TestOfflineChipApproval(t *testing.T) {
 				t.Fatalf("%d 1200s and %d 1220s, want one 1220 advice", len(reqs), len(advs))
 			}
 			a := advs[0]
-			if a.FunctionCode != iso93.FunctionPreviousApproval || a.ReasonCode != jets.ReasonICCProcessed || a.original != "" ||
+			if a.FunctionCode != iso93.FunctionPreviousApproval || a.ReasonCode != iso93.ReasonICCProcessed || a.original != "" ||
 				a.ApprovalCode != res.ApprovalCode || a.ApprovalCode[:2] != "Y1" || a.STAN != res.STAN ||
 				a.Amount != int64(tt.amount) || len(a.CardData) == 0 || len(a.PINBlock) != 0 {
 				t.Fatalf("1220 function %s reason %s DE 56 %q approval %q (result %q) STAN %s (result %s) amount %d PIN block %d bytes",
@@ -182,7 +183,7 @@ func BenchmarkOfflineChipSaleOverPTY(b *testing.B) {
 		b.Fatal(err)
 	}
 	k := testKeys(b)
-	k.Issuer = &device.IssuerTestKeys{IMKAC: bytes.Repeat([]byte{0x4B}, 16)}
+	k.Issuer = &keybundle.IssuerTestKeys{IMKAC: bytes.Repeat([]byte{0x4B}, 16)}
 	term, err := device.New(k, device.Options{})
 	if err != nil {
 		b.Fatal(err)

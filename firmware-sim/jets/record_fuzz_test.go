@@ -13,7 +13,7 @@ import (
 func testAdvice(id string) ([]byte, error) {
 	return iso93.Pack(&iso93.Advice{
 		Trace: iso93.Trace{TransmissionTime: "0101120000", STAN: "000007", LocalTime: "250101120000", FunctionCode: iso93.FunctionPreviousApproval,
-			ReasonCode: ReasonICCProcessed, AcquirerID: "99000001", TerminalID: id, MerchantID: "MERCHANT0000001", IdempotencyKey: id + "-key-1"},
+			ReasonCode: iso93.ReasonICCProcessed, AcquirerID: "99000001", TerminalID: id, MerchantID: "MERCHANT0000001", IdempotencyKey: id + "-key-1"},
 		Payment:      iso93.Payment{ProcessingCode: iso93.ProcessingPurchase, Amount: 1000, POSDataCode: "510101551001", Currency: "392"},
 		Card:         iso93.Card{CardData: bytes.Repeat([]byte{0xA5}, 32), KSN: make([]byte, 12), Fingerprint: "00112233445566778899aabbccddeeff", MaskedPAN: "476173******0119"},
 		ApprovalCode: "Y10007",

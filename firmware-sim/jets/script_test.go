@@ -18,6 +18,7 @@ import (
 	"github.com/posgate/posgate/firmware-sim/deck"
 	"github.com/posgate/posgate/firmware-sim/device"
 	"github.com/posgate/posgate/firmware-sim/jets"
+	"github.com/posgate/posgate/p2pe/keybundle"
 	"github.com/posgate/posgate/protocol/iso93"
 	"github.com/posgate/posgate/terminal/tlink"
 )
@@ -54,7 +55,7 @@ func (l *lockedBuffer) String() string {
 func smTerminal(t *testing.T, sm bool) *device.Terminal {
 	t.Helper()
 	k := testKeys(t)
-	k.Issuer = &device.IssuerTestKeys{IMKAC: scriptIMKAC}
+	k.Issuer = &keybundle.IssuerTestKeys{IMKAC: scriptIMKAC}
 	if sm {
 		k.Issuer.IMKSMI, k.Issuer.IMKSMC = scriptIMKSMI, scriptIMKSMC
 	}

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/posgate/posgate/firmware-sim/jets"
-	"github.com/posgate/posgate/firmware-sim/signpad"
 	"github.com/posgate/posgate/protocol/iso93"
+	"github.com/posgate/posgate/protocol/sigcap"
 	"github.com/posgate/posgate/terminal/ptytest"
 	"github.com/posgate/posgate/terminal/tlink"
 	"github.com/posgate/posgate/terminal/transport"
@@ -167,7 +167,7 @@ func TestSignatureAfterSignatureSale(t *testing.T) {
 			if got.ref != "S2@mc-ok:magstripe" || got.stan != r.STAN {
 				t.Fatalf("signature for ref %q STAN %s, want the magstripe sale's (STAN %s)", got.ref, got.stan, r.STAN)
 			}
-			var sig signpad.Signature
+			var sig sigcap.Signature
 			if err := sig.UnmarshalBinary(got.data); err != nil {
 				t.Fatalf("reassembled signature does not decode: %v", err)
 			}

@@ -19,9 +19,9 @@ import (
 	"github.com/posgate/posgate/gateway/device/devicetest"
 	"github.com/posgate/posgate/gateway/ecr"
 	"github.com/posgate/posgate/offline"
-	"github.com/posgate/posgate/offline/negfile"
 	"github.com/posgate/posgate/offline/standin"
 	"github.com/posgate/posgate/protocol/link"
+	"github.com/posgate/posgate/protocol/negfile"
 	"github.com/posgate/posgate/terminal/transport"
 )
 

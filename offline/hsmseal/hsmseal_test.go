@@ -11,7 +11,7 @@ import (
 	"github.com/posgate/posgate/hsm/hsmtest"
 	"github.com/posgate/posgate/offline"
 	"github.com/posgate/posgate/offline/hsmseal"
-	"github.com/posgate/posgate/offline/negfile"
+	"github.com/posgate/posgate/protocol/negfile"
 )
 
 func TestMain(m *testing.M) { hsmtest.Main(m) }

@@ -78,3 +78,33 @@ func Write(w io.Writer, body []byte) error {
 	_, err = w.Write(buf)
 	return err
 }
+
+// ReadLength reads one 2-byte header from r and returns the body length it
+// announces: the header alone, in the form github.com/moov-io/iso8583-connection
+// takes as its MessageLengthReader. A header announcing zero bytes is ErrEmpty.
+func ReadLength(r io.Reader) (int, error) {
+	var hdr [2]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, err
+	}
+	n := int(binary.BigEndian.Uint16(hdr[:]))
+	if n == 0 {
+		return 0, ErrEmpty
+	}
+	return n, nil
+}
+
+// WriteLength writes the 2-byte header announcing a body of n bytes to w,
+// in the form iso8583-connection takes as its MessageLengthWriter. n must
+// be 1..MaxLen.
+func WriteLength(w io.Writer, n int) (int, error) {
+	if n <= 0 {
+		return 0, ErrEmpty
+	}
+	if n > MaxLen {
+		return 0, fmt.Errorf("frame of %d bytes: %w", n, ErrTooLong)
+	}
+	var hdr [2]byte
+	binary.BigEndian.PutUint16(hdr[:], uint16(n))
+	return w.Write(hdr[:])
+}

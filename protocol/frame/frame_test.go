@@ -62,6 +62,37 @@ func TestWriteErrors(t *testing.T) {
 	}
 }
 
+func TestLengthHeader(t *testing.T) {
+	var buf bytes.Buffer
+	if _, err := frame.WriteLength(&buf, 300); err != nil {
+		t.Fatal(err)
+	}
+	if want := []byte{0x01, 0x2C}; !bytes.Equal(buf.Bytes(), want) {
+		t.Fatalf("header %x, want %x", buf.Bytes(), want)
+	}
+	if n, err := frame.ReadLength(&buf); err != nil || n != 300 {
+		t.Fatalf("ReadLength = %d, %v; want 300", n, err)
+	}
+	tests := []struct {
+		name string
+		n    int
+		want error
+	}{
+		{"zero", 0, frame.ErrEmpty},
+		{"too_long", frame.MaxLen + 1, frame.ErrTooLong},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := frame.WriteLength(io.Discard, tt.n); !errors.Is(err, tt.want) {
+				t.Fatalf("WriteLength(%d) = %v, want %v", tt.n, err, tt.want)
+			}
+		})
+	}
+	if _, err := frame.ReadLength(bytes.NewReader([]byte{0, 0})); !errors.Is(err, frame.ErrEmpty) {
+		t.Fatalf("zero header: %v, want ErrEmpty", err)
+	}
+}
+
 // FuzzRead checks that any byte stream either yields frames that re-encode to
 // exactly the bytes consumed, or a specific error.
 func FuzzRead(f *testing.F) {

@@ -49,6 +49,15 @@ const (
 	ReasonStandIn         = "1003" // approved by the gateway in stand-in
 	ReasonTimeoutReversal = "4021" // reversal because the response timed out
 	ReasonCustomerCancel  = "4000" // reversal requested by the customer or POS
+	// ReasonICCProcessed is the reason of a terminal's 1220 advice of an
+	// offline chip approval: ISO 8583:1993's "ICC processed" (the card
+	// approved the transaction offline with a TC). The center does not
+	// branch on it.
+	ReasonICCProcessed = "1005"
+	// ReasonCompletion is the reason of a completion advice: ISO
+	// 8583:1993's completion of a previously authorized transaction. The
+	// center does not branch on it.
+	ReasonCompletion = "1376"
 )
 
 // ActionCode is the DE 39 action code of a response: three decimal digits.

@@ -24,9 +24,6 @@ func (c NetworkCodec) now() time.Time {
 	return time.Now().UTC()
 }
 
-// MaxSTAN is the largest trace number DE 11 can carry.
-const MaxSTAN = 999999
-
 // SignOn returns a packed 1804 sign-on (DE 24 = 801) with DE 7 from Now,
 // DE 11 = stan and DE 126 = gatewayID. stan must be at most MaxSTAN and
 // gatewayID 1 to 32 printable ASCII characters; anything else is refused
@@ -58,8 +55,8 @@ func (c NetworkCodec) request(function, gatewayID string, stan uint32) ([]byte, 
 		}
 	}
 	req := NetworkManagement{Trace: Trace{
-		TransmissionTime: c.now().Format("0102150405"),
-		STAN:             fmt.Sprintf("%06d", stan),
+		TransmissionTime: TransmissionTime(c.now()),
+		STAN:             FormatSTAN(stan),
 		FunctionCode:     function,
 		GatewayID:        gatewayID,
 	}}
@@ -162,7 +159,7 @@ func (c NetworkCodec) formatErrorReply(req []byte, reqErr error) ([]byte, error)
 		}
 	}
 	if resp.GetField(FieldTransmissionTime) == nil {
-		_ = resp.Field(FieldTransmissionTime, c.now().Format("0102150405"))
+		_ = resp.Field(FieldTransmissionTime, TransmissionTime(c.now()))
 	}
 	_ = resp.Field(FieldActionCode, string(ActionFormatError))
 	raw, err := PackMessage(resp)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/posgate/posgate/protocol/frame"
+	"github.com/posgate/posgate/protocol/iso93"
 	"github.com/quic-go/quic-go"
 )
 
@@ -442,7 +443,7 @@ func (c *Client) exchange(s *quic.Stream, req []byte, deadline time.Time) ([]byt
 func (c *Client) nextSTAN() uint32 {
 	for {
 		old := c.stan.Load()
-		next := old%STANMax + 1
+		next := iso93.NextSTAN(old)
 		if c.stan.CompareAndSwap(old, next) {
 			return next
 		}

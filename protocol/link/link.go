@@ -25,10 +25,6 @@ import (
 // a peer that does not offer it fails the handshake.
 const ALPN = "posgate-link/1"
 
-// STANMax is the largest system trace audit number the client uses on the
-// control stream; numbers run 1..STANMax and wrap (DE 11 is n6).
-const STANMax = 999999
-
 // Control builds and checks the control-stream messages (sign-on and echo).
 // protocol/iso93's NetworkCodec implements it with 1804/1814 messages.
 // Implementations must be safe for concurrent use.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/posgate/posgate/internal/poll"
 	"github.com/posgate/posgate/protocol/frame"
+	"github.com/posgate/posgate/protocol/iso93"
 	"github.com/posgate/posgate/protocol/link"
 	"github.com/posgate/posgate/protocol/pki"
 )
@@ -478,7 +479,7 @@ func TestFailover(t *testing.T) {
 
 func TestClientSTANsIncrease(t *testing.T) {
 	// Drive many echoes through a control codec that records STANs; they
-	// must stay in 1..STANMax and increase.
+	// must stay in 1..iso93.MaxSTAN and increase.
 	// The echoes run on a synctest bubble's clock (memnet_test.go).
 	synctest.Test(t, func(t *testing.T) {
 		mn := newMemNet()
@@ -495,7 +496,7 @@ func TestClientSTANsIncrease(t *testing.T) {
 		poll.Until(t, waitLimit, "five STANs", func() bool { return len(rec.list()) >= 5 })
 		got := rec.list()
 		for i, s := range got {
-			if s < 1 || s > link.STANMax {
+			if s < 1 || s > iso93.MaxSTAN {
 				t.Fatalf("STAN %d out of range", s)
 			}
 			if i > 0 && s <= got[i-1] {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posgate/posgate/protocol/iso93"
 	"github.com/quic-go/quic-go"
 )
 
@@ -112,8 +113,8 @@ func FuzzServeStream(f *testing.F) {
 
 func TestNextSTANWraps(t *testing.T) {
 	c := &Client{}
-	c.stan.Store(STANMax - 1)
-	for _, want := range []uint32{STANMax, 1, 2} {
+	c.stan.Store(iso93.MaxSTAN - 1)
+	for _, want := range []uint32{iso93.MaxSTAN, 1, 2} {
 		if got := c.nextSTAN(); got != want {
 			t.Fatalf("got %d, want %d", got, want)
 		}

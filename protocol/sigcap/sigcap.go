@@ -1,4 +1,6 @@
-// Package sigcap is the DE 72 record format of signature capture file
+// Package sigcap is signature capture's wire formats: the stroke encoding
+// of a signature (Signature, what a sign pad produces and the center
+// archives) and the DE 72 record format of signature capture file
 // actions: the ISO 8583:1993 1304 messages (DE 101 "SIGCAP") a gateway
 // sends to carry a cardholder's signature to the center, one chunk per
 // message (docs/signatures.md). Both ends use it: the gateway to split a

@@ -12,6 +12,10 @@ const (
 	MaxChunk       = 4096  // bytes of image data in a FirmwareChunk
 )
 
+// TimeLayout is the layout (for time.Format) of TxnResult.Time, tag 0x15:
+// YYYYMMDDhhmmss in the terminal's local time.
+const TimeLayout = "20060102150405"
+
 // ProtocolVersion is the terminal link protocol version this package speaks,
 // reported in Status.Protocol.
 const ProtocolVersion = 1
@@ -105,6 +109,31 @@ func (c *TxnCommand) validate() error {
 	return errors.Join(checkToken(tagRef, c.Ref), checkToken(tagOrigRef, c.OrigRef), checkMoney(c.Amount, c.Currency))
 }
 
+// fields is c's field table, in tag order.
+func (c *TxnCommand) fields() []field {
+	return []field{
+		{tag: tagRef, val: str{&c.Ref}},
+		{tag: tagAmount, val: u64{&c.Amount}},
+		{tag: tagCurrency, val: str{&c.Currency}},
+		{tag: tagOrigRef, val: str{&c.OrigRef}},
+	}
+}
+
+// MarshalBinary returns the canonical TLV encoding of c, or an error naming
+// the first broken rule.
+func (c *TxnCommand) MarshalBinary() ([]byte, error) { return marshalFields("transaction command", c) }
+
+// UnmarshalBinary decodes a canonical TLV encoding into c; c is unchanged
+// on error.
+func (c *TxnCommand) UnmarshalBinary(b []byte) error {
+	var out TxnCommand
+	if err := unmarshalFields("transaction command", b, &out); err != nil {
+		return err
+	}
+	*c = out
+	return nil
+}
+
 // Validate checks c as the payload of kind k: sale and pre-auth need an
 // amount and no OrigRef; refund needs an amount and may name OrigRef; void
 // needs OrigRef and may give an amount; capture needs both.
@@ -143,53 +172,6 @@ func (c *TxnCommand) Validate(k Kind) error {
 	return nil
 }
 
-// MarshalBinary returns the canonical TLV encoding of c, or an error naming
-// the first broken rule.
-func (c *TxnCommand) MarshalBinary() ([]byte, error) {
-	if err := c.validate(); err != nil {
-		return nil, fmt.Errorf("encode transaction command: %w", err)
-	}
-	b := putStr(nil, tagRef, c.Ref)
-	b = putU64(b, tagAmount, c.Amount)
-	b = putStr(b, tagCurrency, c.Currency)
-	return putStr(b, tagOrigRef, c.OrigRef), nil
-}
-
-// UnmarshalBinary decodes a canonical TLV encoding into c; c is unchanged
-// on error.
-func (c *TxnCommand) UnmarshalBinary(b []byte) error {
-	var out TxnCommand
-	it := tlvIter{b: b}
-	for {
-		tag, v, ok, err := it.next()
-		if err == nil && ok {
-			switch tag {
-			case tagRef:
-				out.Ref = string(v)
-			case tagAmount:
-				out.Amount, err = getU64(tag, v)
-			case tagCurrency:
-				out.Currency = string(v)
-			case tagOrigRef:
-				out.OrigRef = string(v)
-			default:
-				err = unknownTag(tag)
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("decode transaction command: %w", err)
-		}
-		if !ok {
-			break
-		}
-	}
-	if err := out.validate(); err != nil {
-		return fmt.Errorf("decode transaction command: %w", err)
-	}
-	*c = out
-	return nil
-}
-
 // TxnResult is the payload of KindTxnResult and the nested last transaction
 // of a LastTxn. It carries no card data: no PAN, masked or not.
 type TxnResult struct {
@@ -201,7 +183,7 @@ type TxnResult struct {
 	ApprovalCode string  // tag 0x12, 1..6 characters
 	STAN         string  // tag 0x13, 6 digits
 	RRN          string  // tag 0x14, 12 characters
-	Time         string  // tag 0x15, YYYYMMDDhhmmss terminal local time
+	Time         string  // tag 0x15, YYYYMMDDhhmmss terminal local time (TimeLayout)
 }
 
 func (r *TxnResult) validate() error {
@@ -222,68 +204,30 @@ func (r *TxnResult) validate() error {
 		checkDigits(tagTime, r.Time, 14))
 }
 
-func (r *TxnResult) appendTLV(b []byte) []byte {
-	b = putStr(b, tagRef, r.Ref)
-	b = putU64(b, tagAmount, r.Amount)
-	b = putStr(b, tagCurrency, r.Currency)
-	b = putU8(b, tagOutcome, uint8(r.Outcome))
-	b = putStr(b, tagActionCode, r.ActionCode)
-	b = putStr(b, tagApproval, r.ApprovalCode)
-	b = putStr(b, tagSTAN, r.STAN)
-	b = putStr(b, tagRRN, r.RRN)
-	return putStr(b, tagTime, r.Time)
+// fields is r's field table, in tag order.
+func (r *TxnResult) fields() []field {
+	return []field{
+		{tag: tagRef, val: str{&r.Ref}},
+		{tag: tagAmount, val: u64{&r.Amount}},
+		{tag: tagCurrency, val: str{&r.Currency}},
+		{tag: tagOutcome, val: u8[Outcome]{&r.Outcome}},
+		{tag: tagActionCode, val: str{&r.ActionCode}},
+		{tag: tagApproval, val: str{&r.ApprovalCode}},
+		{tag: tagSTAN, val: str{&r.STAN}},
+		{tag: tagRRN, val: str{&r.RRN}},
+		{tag: tagTime, val: str{&r.Time}},
+	}
 }
 
 // MarshalBinary returns the canonical TLV encoding of r.
-func (r *TxnResult) MarshalBinary() ([]byte, error) {
-	if err := r.validate(); err != nil {
-		return nil, fmt.Errorf("encode transaction result: %w", err)
-	}
-	return r.appendTLV(nil), nil
-}
+func (r *TxnResult) MarshalBinary() ([]byte, error) { return marshalFields("transaction result", r) }
 
 // UnmarshalBinary decodes a canonical TLV encoding into r; r is unchanged
 // on error.
 func (r *TxnResult) UnmarshalBinary(b []byte) error {
 	var out TxnResult
-	it := tlvIter{b: b}
-	for {
-		tag, v, ok, err := it.next()
-		if err == nil && ok {
-			switch tag {
-			case tagRef:
-				out.Ref = string(v)
-			case tagAmount:
-				out.Amount, err = getU64(tag, v)
-			case tagCurrency:
-				out.Currency = string(v)
-			case tagOutcome:
-				var o uint8
-				o, err = getU8(tag, v)
-				out.Outcome = Outcome(o)
-			case tagActionCode:
-				out.ActionCode = string(v)
-			case tagApproval:
-				out.ApprovalCode = string(v)
-			case tagSTAN:
-				out.STAN = string(v)
-			case tagRRN:
-				out.RRN = string(v)
-			case tagTime:
-				out.Time = string(v)
-			default:
-				err = unknownTag(tag)
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("decode transaction result: %w", err)
-		}
-		if !ok {
-			break
-		}
-	}
-	if err := out.validate(); err != nil {
-		return fmt.Errorf("decode transaction result: %w", err)
+	if err := unmarshalFields("transaction result", b, &out); err != nil {
+		return err
 	}
 	*r = out
 	return nil
@@ -298,35 +242,22 @@ type RefOnly struct {
 	Ref string // tag 0x01, optional
 }
 
-// MarshalBinary returns the canonical TLV encoding of r.
-func (r *RefOnly) MarshalBinary() ([]byte, error) {
-	if err := checkToken(tagRef, r.Ref); err != nil {
-		return nil, fmt.Errorf("encode reference: %w", err)
-	}
-	return putStr([]byte{}, tagRef, r.Ref), nil
+func (r *RefOnly) validate() error { return checkToken(tagRef, r.Ref) }
+
+// fields is r's field table, in tag order.
+func (r *RefOnly) fields() []field {
+	return []field{{tag: tagRef, val: str{&r.Ref}}}
 }
+
+// MarshalBinary returns the canonical TLV encoding of r.
+func (r *RefOnly) MarshalBinary() ([]byte, error) { return marshalFields("reference", r) }
 
 // UnmarshalBinary decodes a canonical TLV encoding into r; r is unchanged
 // on error.
 func (r *RefOnly) UnmarshalBinary(b []byte) error {
 	var out RefOnly
-	it := tlvIter{b: b}
-	for {
-		tag, v, ok, err := it.next()
-		if err == nil && ok {
-			if tag == tagRef {
-				out.Ref = string(v)
-				err = checkToken(tagRef, out.Ref)
-			} else {
-				err = unknownTag(tag)
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("decode reference: %w", err)
-		}
-		if !ok {
-			break
-		}
+	if err := unmarshalFields("reference", b, &out); err != nil {
+		return err
 	}
 	*r = out
 	return nil
@@ -345,40 +276,23 @@ func (d *Display) validate() error {
 	return checkText(tagText, d.Text, MaxDisplayText)
 }
 
-// MarshalBinary returns the canonical TLV encoding of d.
-func (d *Display) MarshalBinary() ([]byte, error) {
-	if err := d.validate(); err != nil {
-		return nil, fmt.Errorf("encode display: %w", err)
+// fields is d's field table, in tag order.
+func (d *Display) fields() []field {
+	return []field{
+		{tag: tagText, val: str{&d.Text}},
+		{tag: tagSeconds, val: u16{&d.Seconds}},
 	}
-	return putU16(putStr(nil, tagText, d.Text), tagSeconds, d.Seconds), nil
 }
+
+// MarshalBinary returns the canonical TLV encoding of d.
+func (d *Display) MarshalBinary() ([]byte, error) { return marshalFields("display", d) }
 
 // UnmarshalBinary decodes a canonical TLV encoding into d; d is unchanged
 // on error.
 func (d *Display) UnmarshalBinary(b []byte) error {
 	var out Display
-	it := tlvIter{b: b}
-	for {
-		tag, v, ok, err := it.next()
-		if err == nil && ok {
-			switch tag {
-			case tagText:
-				out.Text = string(v)
-			case tagSeconds:
-				out.Seconds, err = getU16(tag, v)
-			default:
-				err = unknownTag(tag)
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("decode display: %w", err)
-		}
-		if !ok {
-			break
-		}
-	}
-	if err := out.validate(); err != nil {
-		return fmt.Errorf("decode display: %w", err)
+	if err := unmarshalFields("display", b, &out); err != nil {
+		return err
 	}
 	*d = out
 	return nil
@@ -397,40 +311,23 @@ func (p *Print) validate() error {
 	return errors.Join(checkToken(tagRef, p.Ref), checkText(tagText, p.Text, MaxReceiptText))
 }
 
-// MarshalBinary returns the canonical TLV encoding of p.
-func (p *Print) MarshalBinary() ([]byte, error) {
-	if err := p.validate(); err != nil {
-		return nil, fmt.Errorf("encode print: %w", err)
+// fields is p's field table, in tag order.
+func (p *Print) fields() []field {
+	return []field{
+		{tag: tagRef, val: str{&p.Ref}},
+		{tag: tagText, val: str{&p.Text}},
 	}
-	return putStr(putStr(nil, tagRef, p.Ref), tagText, p.Text), nil
 }
+
+// MarshalBinary returns the canonical TLV encoding of p.
+func (p *Print) MarshalBinary() ([]byte, error) { return marshalFields("print", p) }
 
 // UnmarshalBinary decodes a canonical TLV encoding into p; p is unchanged
 // on error.
 func (p *Print) UnmarshalBinary(b []byte) error {
 	var out Print
-	it := tlvIter{b: b}
-	for {
-		tag, v, ok, err := it.next()
-		if err == nil && ok {
-			switch tag {
-			case tagRef:
-				out.Ref = string(v)
-			case tagText:
-				out.Text = string(v)
-			default:
-				err = unknownTag(tag)
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("decode print: %w", err)
-		}
-		if !ok {
-			break
-		}
-	}
-	if err := out.validate(); err != nil {
-		return fmt.Errorf("decode print: %w", err)
+	if err := unmarshalFields("print", b, &out); err != nil {
+		return err
 	}
 	*p = out
 	return nil
@@ -449,42 +346,23 @@ func (p *PrintResult) validate() error {
 	return errors.Join(checkToken(tagRef, p.Ref), checkEnum(tagPrintStatus, uint8(p.Status), uint8(PrintError)))
 }
 
-// MarshalBinary returns the canonical TLV encoding of p.
-func (p *PrintResult) MarshalBinary() ([]byte, error) {
-	if err := p.validate(); err != nil {
-		return nil, fmt.Errorf("encode print result: %w", err)
+// fields is p's field table, in tag order.
+func (p *PrintResult) fields() []field {
+	return []field{
+		{tag: tagRef, val: str{&p.Ref}},
+		{tag: tagPrintStatus, val: u8[PrintStatus]{&p.Status}},
 	}
-	return putU8(putStr(nil, tagRef, p.Ref), tagPrintStatus, uint8(p.Status)), nil
 }
+
+// MarshalBinary returns the canonical TLV encoding of p.
+func (p *PrintResult) MarshalBinary() ([]byte, error) { return marshalFields("print result", p) }
 
 // UnmarshalBinary decodes a canonical TLV encoding into p; p is unchanged
 // on error.
 func (p *PrintResult) UnmarshalBinary(b []byte) error {
 	var out PrintResult
-	it := tlvIter{b: b}
-	for {
-		tag, v, ok, err := it.next()
-		if err == nil && ok {
-			switch tag {
-			case tagRef:
-				out.Ref = string(v)
-			case tagPrintStatus:
-				var s uint8
-				s, err = getU8(tag, v)
-				out.Status = PrintStatus(s)
-			default:
-				err = unknownTag(tag)
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("decode print result: %w", err)
-		}
-		if !ok {
-			break
-		}
-	}
-	if err := out.validate(); err != nil {
-		return fmt.Errorf("decode print result: %w", err)
+	if err := unmarshalFields("print result", b, &out); err != nil {
+		return err
 	}
 	*p = out
 	return nil
@@ -515,58 +393,28 @@ func (s *Status) validate() error {
 		checkToken(tagSerial, s.Serial), checkToken(tagFirmware, s.Firmware))
 }
 
-// MarshalBinary returns the canonical TLV encoding of s.
-func (s *Status) MarshalBinary() ([]byte, error) {
-	if err := s.validate(); err != nil {
-		return nil, fmt.Errorf("encode status: %w", err)
+// fields is s's field table, in tag order.
+func (s *Status) fields() []field {
+	return []field{
+		{tag: tagRef, val: str{&s.Ref}},
+		{tag: tagDeviceKind, val: u8[uint8]{&s.DeviceKind}},
+		{tag: tagState, val: u8[DeviceState]{&s.State}},
+		{tag: tagModel, val: str{&s.Model}},
+		{tag: tagSerial, val: str{&s.Serial}},
+		{tag: tagFirmware, val: str{&s.Firmware}},
+		{tag: tagProtocol, val: u8[uint8]{&s.Protocol}},
 	}
-	b := putStr(nil, tagRef, s.Ref)
-	b = putU8(b, tagDeviceKind, s.DeviceKind)
-	b = putU8(b, tagState, uint8(s.State))
-	b = putStr(b, tagModel, s.Model)
-	b = putStr(b, tagSerial, s.Serial)
-	b = putStr(b, tagFirmware, s.Firmware)
-	return putU8(b, tagProtocol, s.Protocol), nil
 }
+
+// MarshalBinary returns the canonical TLV encoding of s.
+func (s *Status) MarshalBinary() ([]byte, error) { return marshalFields("status", s) }
 
 // UnmarshalBinary decodes a canonical TLV encoding into s; s is unchanged
 // on error.
 func (s *Status) UnmarshalBinary(b []byte) error {
 	var out Status
-	it := tlvIter{b: b}
-	for {
-		tag, v, ok, err := it.next()
-		if err == nil && ok {
-			var x uint8
-			switch tag {
-			case tagRef:
-				out.Ref = string(v)
-			case tagDeviceKind:
-				out.DeviceKind, err = getU8(tag, v)
-			case tagState:
-				x, err = getU8(tag, v)
-				out.State = DeviceState(x)
-			case tagModel:
-				out.Model = string(v)
-			case tagSerial:
-				out.Serial = string(v)
-			case tagFirmware:
-				out.Firmware = string(v)
-			case tagProtocol:
-				out.Protocol, err = getU8(tag, v)
-			default:
-				err = unknownTag(tag)
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("decode status: %w", err)
-		}
-		if !ok {
-			break
-		}
-	}
-	if err := out.validate(); err != nil {
-		return fmt.Errorf("decode status: %w", err)
+	if err := unmarshalFields("status", b, &out); err != nil {
+		return err
 	}
 	*s = out
 	return nil
@@ -597,50 +445,24 @@ func (l *LastTxn) validate() error {
 	return l.Txn.validate()
 }
 
-// MarshalBinary returns the canonical TLV encoding of l.
-func (l *LastTxn) MarshalBinary() ([]byte, error) {
-	if err := l.validate(); err != nil {
-		return nil, fmt.Errorf("encode last transaction: %w", err)
+// fields is l's field table, in tag order.
+func (l *LastTxn) fields() []field {
+	return []field{
+		{tag: tagRef, val: str{&l.Ref}},
+		{tag: tagCommand, val: u8[Kind]{&l.Command}},
+		{tag: tagLastTxn, val: nested[TxnResult, *TxnResult]{&l.Txn, (*TxnResult).UnmarshalBinary}},
 	}
-	b := putStr([]byte{}, tagRef, l.Ref)
-	if l.Txn != nil {
-		b = putU8(b, tagCommand, uint8(l.Command))
-		b = putBytes(b, tagLastTxn, l.Txn.appendTLV(nil))
-	}
-	return b, nil
 }
+
+// MarshalBinary returns the canonical TLV encoding of l.
+func (l *LastTxn) MarshalBinary() ([]byte, error) { return marshalFields("last transaction", l) }
 
 // UnmarshalBinary decodes a canonical TLV encoding into l; l is unchanged
 // on error.
 func (l *LastTxn) UnmarshalBinary(b []byte) error {
 	var out LastTxn
-	it := tlvIter{b: b}
-	for {
-		tag, v, ok, err := it.next()
-		if err == nil && ok {
-			switch tag {
-			case tagRef:
-				out.Ref = string(v)
-			case tagCommand:
-				var k uint8
-				k, err = getU8(tag, v)
-				out.Command = Kind(k)
-			case tagLastTxn:
-				out.Txn = new(TxnResult)
-				err = out.Txn.UnmarshalBinary(v)
-			default:
-				err = unknownTag(tag)
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("decode last transaction: %w", err)
-		}
-		if !ok {
-			break
-		}
-	}
-	if err := out.validate(); err != nil {
-		return fmt.Errorf("decode last transaction: %w", err)
+	if err := unmarshalFields("last transaction", b, &out); err != nil {
+		return err
 	}
 	*l = out
 	return nil
@@ -674,107 +496,53 @@ func (k *KeyInfo) validate() error {
 	return errors.Join(checkToken(tagKeySlot, k.Slot), checkEnum(tagKeyType, uint8(k.Type), uint8(KeyFirmware)), ksn)
 }
 
+// fields is k's field table, in tag order.
+func (k *KeyInfo) fields() []field {
+	return []field{
+		{tag: tagKeySlot, val: str{&k.Slot}},
+		{tag: tagKeyType, val: u8[KeyType]{&k.Type}},
+		{tag: tagKCV, val: kcv{&k.KCV}, always: true},
+		{tag: tagKSN, val: octets{&k.KSN}},
+	}
+}
+
 // KeyStatus is the payload of KindKeyStatusResponse.
 type KeyStatus struct {
 	Ref  string    // tag 0x01: the request's Ref
 	Keys []KeyInfo // tag 0x30, repeated, nested: one per key, in the terminal's order
 }
 
-// MarshalBinary returns the canonical TLV encoding of s.
-func (s *KeyStatus) MarshalBinary() ([]byte, error) {
+func (s *KeyStatus) validate() error {
 	if err := checkToken(tagRef, s.Ref); err != nil {
-		return nil, fmt.Errorf("encode key status: %w", err)
+		return err
 	}
-	b := putStr([]byte{}, tagRef, s.Ref)
 	for i := range s.Keys {
-		k := &s.Keys[i]
-		if err := k.validate(); err != nil {
-			return nil, fmt.Errorf("encode key status: key %d: %w", i, err)
+		if err := s.Keys[i].validate(); err != nil {
+			return fmt.Errorf("key %d: %w", i, err)
 		}
-		e := putStr(nil, tagKeySlot, k.Slot)
-		e = putU8(e, tagKeyType, uint8(k.Type))
-		e = putBytes(e, tagKCV, k.KCV[:])
-		if len(k.KSN) > 0 {
-			e = putBytes(e, tagKSN, k.KSN)
-		}
-		b = putBytes(b, tagKey, e)
 	}
-	return b, nil
+	return nil
 }
+
+// fields is s's field table, in tag order.
+func (s *KeyStatus) fields() []field {
+	return []field{
+		{tag: tagRef, val: str{&s.Ref}},
+		{tag: tagKey, val: list[KeyInfo, *KeyInfo]{&s.Keys}},
+	}
+}
+
+// MarshalBinary returns the canonical TLV encoding of s.
+func (s *KeyStatus) MarshalBinary() ([]byte, error) { return marshalFields("key status", s) }
 
 // UnmarshalBinary decodes a canonical TLV encoding into s; s is unchanged
 // on error.
 func (s *KeyStatus) UnmarshalBinary(b []byte) error {
 	var out KeyStatus
-	it := tlvIter{b: b, rep: tagKey}
-	for {
-		tag, v, ok, err := it.next()
-		if err == nil && ok {
-			switch tag {
-			case tagRef:
-				out.Ref = string(v)
-				err = checkToken(tagRef, out.Ref)
-			case tagKey:
-				var k KeyInfo
-				if err = k.unmarshal(v); err == nil {
-					out.Keys = append(out.Keys, k)
-				}
-			default:
-				err = unknownTag(tag)
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("decode key status: %w", err)
-		}
-		if !ok {
-			break
-		}
-	}
-	*s = out
-	return nil
-}
-
-// unmarshal decodes one nested key entry.
-func (k *KeyInfo) unmarshal(b []byte) error {
-	var out KeyInfo
-	var haveKCV bool
-	it := tlvIter{b: b}
-	for {
-		tag, v, ok, err := it.next()
-		if err == nil && ok {
-			switch tag {
-			case tagKeySlot:
-				out.Slot = string(v)
-			case tagKeyType:
-				var t uint8
-				t, err = getU8(tag, v)
-				out.Type = KeyType(t)
-			case tagKCV:
-				if len(v) != 3 {
-					err = fieldError(tag, "must be 3 bytes")
-				}
-				copy(out.KCV[:], v)
-				haveKCV = true
-			case tagKSN:
-				out.KSN = append([]byte(nil), v...)
-			default:
-				err = unknownTag(tag)
-			}
-		}
-		if err != nil {
-			return err
-		}
-		if !ok {
-			break
-		}
-	}
-	if !haveKCV {
-		return missing(tagKCV)
-	}
-	if err := out.validate(); err != nil {
+	if err := unmarshalFields("key status", b, &out); err != nil {
 		return err
 	}
-	*k = out
+	*s = out
 	return nil
 }
 
@@ -804,55 +572,26 @@ func (c *FirmwareChunk) validate() error {
 	return errors.Join(checkToken(tagRef, c.Ref), checkToken(tagImage, c.Image))
 }
 
-// MarshalBinary returns the canonical TLV encoding of c.
-func (c *FirmwareChunk) MarshalBinary() ([]byte, error) {
-	if err := c.validate(); err != nil {
-		return nil, fmt.Errorf("encode firmware chunk: %w", err)
+// fields is c's field table, in tag order.
+func (c *FirmwareChunk) fields() []field {
+	return []field{
+		{tag: tagRef, val: str{&c.Ref}},
+		{tag: tagImage, val: str{&c.Image}},
+		{tag: tagOffset, val: u32{&c.Offset}, always: true},
+		{tag: tagTotal, val: u32{&c.Total}},
+		{tag: tagData, val: octets{&c.Data}},
 	}
-	b := putStr(nil, tagRef, c.Ref)
-	b = putStr(b, tagImage, c.Image)
-	b = putU32(b, tagOffset, c.Offset)
-	b = putU32(b, tagTotal, c.Total)
-	return putBytes(b, tagData, c.Data), nil
 }
+
+// MarshalBinary returns the canonical TLV encoding of c.
+func (c *FirmwareChunk) MarshalBinary() ([]byte, error) { return marshalFields("firmware chunk", c) }
 
 // UnmarshalBinary decodes a canonical TLV encoding into c; c is unchanged
 // on error. c.Data is a copy.
 func (c *FirmwareChunk) UnmarshalBinary(b []byte) error {
 	var out FirmwareChunk
-	var haveOffset bool
-	it := tlvIter{b: b}
-	for {
-		tag, v, ok, err := it.next()
-		if err == nil && ok {
-			switch tag {
-			case tagRef:
-				out.Ref = string(v)
-			case tagImage:
-				out.Image = string(v)
-			case tagOffset:
-				out.Offset, err = getU32(tag, v)
-				haveOffset = true
-			case tagTotal:
-				out.Total, err = getU32(tag, v)
-			case tagData:
-				out.Data = append([]byte(nil), v...)
-			default:
-				err = unknownTag(tag)
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("decode firmware chunk: %w", err)
-		}
-		if !ok {
-			break
-		}
-	}
-	if !haveOffset {
-		return fmt.Errorf("decode firmware chunk: %w", missing(tagOffset))
-	}
-	if err := out.validate(); err != nil {
-		return fmt.Errorf("decode firmware chunk: %w", err)
+	if err := unmarshalFields("firmware chunk", b, &out); err != nil {
+		return err
 	}
 	*c = out
 	return nil
@@ -877,54 +616,25 @@ func (a *FirmwareAck) validate() error {
 		checkEnum(tagFwStatus, uint8(a.Status), uint8(FirmwareInstalled)))
 }
 
-// MarshalBinary returns the canonical TLV encoding of a.
-func (a *FirmwareAck) MarshalBinary() ([]byte, error) {
-	if err := a.validate(); err != nil {
-		return nil, fmt.Errorf("encode firmware ack: %w", err)
+// fields is a's field table, in tag order.
+func (a *FirmwareAck) fields() []field {
+	return []field{
+		{tag: tagRef, val: str{&a.Ref}},
+		{tag: tagImage, val: str{&a.Image}},
+		{tag: tagFwStatus, val: u8[FirmwareStatus]{&a.Status}},
+		{tag: tagNextOffset, val: u32{&a.NextOffset}, always: true},
 	}
-	b := putStr(nil, tagRef, a.Ref)
-	b = putStr(b, tagImage, a.Image)
-	b = putU8(b, tagFwStatus, uint8(a.Status))
-	return putU32(b, tagNextOffset, a.NextOffset), nil
 }
+
+// MarshalBinary returns the canonical TLV encoding of a.
+func (a *FirmwareAck) MarshalBinary() ([]byte, error) { return marshalFields("firmware ack", a) }
 
 // UnmarshalBinary decodes a canonical TLV encoding into a; a is unchanged
 // on error.
 func (a *FirmwareAck) UnmarshalBinary(b []byte) error {
 	var out FirmwareAck
-	var haveNext bool
-	it := tlvIter{b: b}
-	for {
-		tag, v, ok, err := it.next()
-		if err == nil && ok {
-			switch tag {
-			case tagRef:
-				out.Ref = string(v)
-			case tagImage:
-				out.Image = string(v)
-			case tagFwStatus:
-				var s uint8
-				s, err = getU8(tag, v)
-				out.Status = FirmwareStatus(s)
-			case tagNextOffset:
-				out.NextOffset, err = getU32(tag, v)
-				haveNext = true
-			default:
-				err = unknownTag(tag)
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("decode firmware ack: %w", err)
-		}
-		if !ok {
-			break
-		}
-	}
-	if !haveNext {
-		return fmt.Errorf("decode firmware ack: %w", missing(tagNextOffset))
-	}
-	if err := out.validate(); err != nil {
-		return fmt.Errorf("decode firmware ack: %w", err)
+	if err := unmarshalFields("firmware ack", b, &out); err != nil {
+		return err
 	}
 	*a = out
 	return nil

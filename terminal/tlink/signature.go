@@ -3,12 +3,14 @@ package tlink
 import (
 	"errors"
 	"fmt"
+
+	"github.com/posgate/posgate/protocol/sigcap"
 )
 
 // MaxSignature is the largest encoded signature (Signature.Total) the link
-// carries: 64 KiB, about 20,000 points in the sign pad's version 1
-// encoding.
-const MaxSignature = 64 << 10
+// carries: sigcap.MaxTotal, 64 KiB, about 20,000 points in the sign pad's
+// version 1 encoding.
+const MaxSignature = sigcap.MaxTotal
 
 // SignatureFormat says how a signature's bytes are encoded.
 type SignatureFormat uint8
@@ -16,8 +18,8 @@ type SignatureFormat uint8
 // Signature formats.
 const (
 	// SignatureSignpadV1 is the sign pad's stroke encoding, version 1
-	// ("SG" 0x01 …, docs/termsim.md and firmware-sim/signpad).
-	SignatureSignpadV1 SignatureFormat = 1
+	// (sigcap.Signature, "SG" 0x01 …, docs/signatures.md).
+	SignatureSignpadV1 SignatureFormat = sigcap.FormatSignpadV1
 )
 
 // SignatureStatus is the gateway's answer to a signature chunk.
@@ -75,60 +77,27 @@ func (s *Signature) validate() error {
 		checkEnum(tagSigFormat, uint8(s.Format), uint8(SignatureSignpadV1)))
 }
 
-// MarshalBinary returns the canonical TLV encoding of s.
-func (s *Signature) MarshalBinary() ([]byte, error) {
-	if err := s.validate(); err != nil {
-		return nil, fmt.Errorf("encode signature: %w", err)
+// fields is s's field table, in tag order.
+func (s *Signature) fields() []field {
+	return []field{
+		{tag: tagRef, val: str{&s.Ref}},
+		{tag: tagSTAN, val: str{&s.STAN}},
+		{tag: tagSigFormat, val: u8[SignatureFormat]{&s.Format}},
+		{tag: tagSigOffset, val: u32{&s.Offset}, always: true},
+		{tag: tagSigTotal, val: u32{&s.Total}},
+		{tag: tagSigData, val: octets{&s.Data}},
 	}
-	b := putStr(nil, tagRef, s.Ref)
-	b = putStr(b, tagSTAN, s.STAN)
-	b = putU8(b, tagSigFormat, uint8(s.Format))
-	b = putU32(b, tagSigOffset, s.Offset)
-	b = putU32(b, tagSigTotal, s.Total)
-	return putBytes(b, tagSigData, s.Data), nil
 }
+
+// MarshalBinary returns the canonical TLV encoding of s.
+func (s *Signature) MarshalBinary() ([]byte, error) { return marshalFields("signature", s) }
 
 // UnmarshalBinary decodes a canonical TLV encoding into s; s is unchanged
 // on error. s.Data is a copy.
 func (s *Signature) UnmarshalBinary(b []byte) error {
 	var out Signature
-	var haveOffset bool
-	it := tlvIter{b: b}
-	for {
-		tag, v, ok, err := it.next()
-		if err == nil && ok {
-			switch tag {
-			case tagRef:
-				out.Ref = string(v)
-			case tagSTAN:
-				out.STAN = string(v)
-			case tagSigFormat:
-				var f uint8
-				f, err = getU8(tag, v)
-				out.Format = SignatureFormat(f)
-			case tagSigOffset:
-				out.Offset, err = getU32(tag, v)
-				haveOffset = true
-			case tagSigTotal:
-				out.Total, err = getU32(tag, v)
-			case tagSigData:
-				out.Data = append([]byte(nil), v...)
-			default:
-				err = unknownTag(tag)
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("decode signature: %w", err)
-		}
-		if !ok {
-			break
-		}
-	}
-	if !haveOffset {
-		return fmt.Errorf("decode signature: %w", missing(tagSigOffset))
-	}
-	if err := out.validate(); err != nil {
-		return fmt.Errorf("decode signature: %w", err)
+	if err := unmarshalFields("signature", b, &out); err != nil {
+		return err
 	}
 	*s = out
 	return nil
@@ -151,51 +120,24 @@ func (a *SignatureAck) validate() error {
 	return errors.Join(checkToken(tagRef, a.Ref), checkEnum(tagSigStatus, uint8(a.Status), uint8(SignatureComplete)))
 }
 
-// MarshalBinary returns the canonical TLV encoding of a.
-func (a *SignatureAck) MarshalBinary() ([]byte, error) {
-	if err := a.validate(); err != nil {
-		return nil, fmt.Errorf("encode signature ack: %w", err)
+// fields is a's field table, in tag order.
+func (a *SignatureAck) fields() []field {
+	return []field{
+		{tag: tagRef, val: str{&a.Ref}},
+		{tag: tagSigStatus, val: u8[SignatureStatus]{&a.Status}},
+		{tag: tagSigNext, val: u32{&a.NextOffset}, always: true},
 	}
-	b := putStr(nil, tagRef, a.Ref)
-	b = putU8(b, tagSigStatus, uint8(a.Status))
-	return putU32(b, tagSigNext, a.NextOffset), nil
 }
+
+// MarshalBinary returns the canonical TLV encoding of a.
+func (a *SignatureAck) MarshalBinary() ([]byte, error) { return marshalFields("signature ack", a) }
 
 // UnmarshalBinary decodes a canonical TLV encoding into a; a is unchanged
 // on error.
 func (a *SignatureAck) UnmarshalBinary(b []byte) error {
 	var out SignatureAck
-	var haveNext bool
-	it := tlvIter{b: b}
-	for {
-		tag, v, ok, err := it.next()
-		if err == nil && ok {
-			switch tag {
-			case tagRef:
-				out.Ref = string(v)
-			case tagSigStatus:
-				var s uint8
-				s, err = getU8(tag, v)
-				out.Status = SignatureStatus(s)
-			case tagSigNext:
-				out.NextOffset, err = getU32(tag, v)
-				haveNext = true
-			default:
-				err = unknownTag(tag)
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("decode signature ack: %w", err)
-		}
-		if !ok {
-			break
-		}
-	}
-	if !haveNext {
-		return fmt.Errorf("decode signature ack: %w", missing(tagSigNext))
-	}
-	if err := out.validate(); err != nil {
-		return fmt.Errorf("decode signature ack: %w", err)
+	if err := unmarshalFields("signature ack", b, &out); err != nil {
+		return err
 	}
 	*a = out
 	return nil

@@ -92,11 +92,3 @@ func TestSignatureKinds(t *testing.T) {
 		t.Fatalf("names %q %q", tlink.KindSignature, tlink.KindSignatureAck)
 	}
 }
-
-func FuzzPayloadSignature(f *testing.F) {
-	fuzzPayload(f, &sampleSig, &tlink.Signature{Ref: "S9", STAN: "000001", Format: tlink.SignatureSignpadV1, Offset: 7, Total: 9, Data: []byte{1, 2}})
-}
-
-func FuzzPayloadSignatureAck(f *testing.F) {
-	fuzzPayload(f, &tlink.SignatureAck{Ref: "S1", Status: tlink.SignatureComplete, NextOffset: 5})
-}

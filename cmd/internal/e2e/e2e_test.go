@@ -25,6 +25,7 @@ import (
 	"github.com/posgate/posgate/hsm"
 	"github.com/posgate/posgate/hsm/hsmtest"
 	"github.com/posgate/posgate/internal/poll"
+	"github.com/posgate/posgate/p2pe/keybundle"
 	"github.com/posgate/posgate/p2pe/redact"
 	"github.com/posgate/posgate/protocol/iso93"
 )
@@ -80,7 +81,7 @@ func (s *syncBuffer) String() string {
 type system struct {
 	centerCfg  center.Config
 	gatewayCfg gateway.Config
-	keys       device.Keys
+	keys       keybundle.Keys
 	logs       *syncBuffer
 	stop       func()
 }
@@ -148,7 +149,7 @@ func startSystem(t *testing.T) *system {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := device.Keys{TerminalID: demo.TerminalID(1), IKID: ikid, InitialKey: ik, FingerprintKey: fpKey}
+	keys := keybundle.Keys{TerminalID: demo.TerminalID(1), IKID: ikid, InitialKey: ik, FingerprintKey: fpKey}
 	if err := parts.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +375,7 @@ func TestUnregisteredGatewayRefused(t *testing.T) {
 	if recs[0].Actor != "GW000099" {
 		t.Fatalf("audit names %q", recs[0].Actor)
 	}
-	term, err := device.New(device.Keys{TerminalID: "T0000001", IKID: sys.keys.IKID, InitialKey: sys.keys.InitialKey, FingerprintKey: sys.keys.FingerprintKey}, device.Options{})
+	term, err := device.New(keybundle.Keys{TerminalID: "T0000001", IKID: sys.keys.IKID, InitialKey: sys.keys.InitialKey, FingerprintKey: sys.keys.FingerprintKey}, device.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/posgate/posgate/firmware-sim/device"
 	"github.com/posgate/posgate/internal/poll"
 	"github.com/posgate/posgate/offline"
+	"github.com/posgate/posgate/p2pe/keybundle"
 	"github.com/posgate/posgate/protocol/iso93"
 )
 
@@ -168,7 +169,7 @@ func TestOfflineStandInAfterCut(t *testing.T) {
 	kill(t, s.center)
 	waitMetric(t, s.gwHTTP, "posgate_link_up 0")
 
-	keys, err := device.LoadKeys(filepath.Join(s.dir, "termsim", "T0000001.json"))
+	keys, err := keybundle.Load(filepath.Join(s.dir, "termsim", "T0000001.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

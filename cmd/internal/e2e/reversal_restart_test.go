@@ -17,6 +17,7 @@ import (
 	"github.com/posgate/posgate/firmware-sim/deck"
 	"github.com/posgate/posgate/firmware-sim/device"
 	"github.com/posgate/posgate/internal/poll"
+	"github.com/posgate/posgate/p2pe/keybundle"
 	"github.com/posgate/posgate/protocol/iso93"
 )
 
@@ -147,7 +148,7 @@ func TestTimeoutReversalSurvivesGatewayKill(t *testing.T) {
 		return found, ok
 	}
 
-	keys, err := device.LoadKeys(filepath.Join(s.dir, "termsim", "T0000001.json"))
+	keys, err := keybundle.Load(filepath.Join(s.dir, "termsim", "T0000001.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,8 +26,8 @@ import (
 
 	"github.com/posgate/posgate/offline"
 	"github.com/posgate/posgate/offline/internal/softseal"
-	"github.com/posgate/posgate/offline/negfile"
 	"github.com/posgate/posgate/offline/standin"
+	"github.com/posgate/posgate/protocol/negfile"
 )
 
 func main() {

@@ -9,7 +9,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/posgate/posgate/offline/negfile"
+	"github.com/posgate/posgate/protocol/negfile"
 )
 
 // fp returns a deterministic test fingerprint (not derived from any PAN).

@@ -26,6 +26,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"strconv"
+
+	"github.com/posgate/posgate/protocol/iso93"
 )
 
 // FileName is the DE 101 file name of the negative file in 1304/1314.
@@ -33,9 +35,9 @@ const FileName = "NEGFILE"
 
 // ISO 8583 function codes (DE 24) of a 1304 carrying a chunk.
 const (
-	FunctionAdd     = "301" // delta chunk adding fingerprints
-	FunctionDelete  = "303" // delta chunk removing fingerprints
-	FunctionReplace = "304" // snapshot chunk: part of a full replacement
+	FunctionAdd     = iso93.FunctionAddRecord    // delta chunk adding fingerprints
+	FunctionDelete  = iso93.FunctionDeleteRecord // delta chunk removing fingerprints
+	FunctionReplace = iso93.FunctionReplaceFile  // snapshot chunk: part of a full replacement
 )
 
 // Size limits.

@@ -1,8 +1,21 @@
-// Package device simulates a JET-S-class payment terminal's firmware: its
-// secure side holds the injected DUKPT initial key and the PAN fingerprint
-// key, reads cards from the test deck, encrypts them at the "read head" into
-// the card-data block and sends ISO 8583:1993 requests to the gateway.
-package device
+// Package keybundle is the key bundle the key-injection step hands to a
+// terminal: the terminal id, the DUKPT initial key and its IKID, the PAN
+// fingerprint key and, for the simulator's card bureau only, issuer test
+// keys. `hsmctl inject` writes it (Save), the terminal firmware loads it
+// (Load). It also reads the key components files a demo center's bootstrap
+// writes (LoadIssuerKeyComponents). docs/keys.md describes both.
+//
+// The wire form is a JSON object, keys as hex:
+//
+//	{"terminal_id": "T0000001", "ikid": "<16 hex>", "initial_key": "<32 or 64 hex>",
+//	 "fingerprint_key": "<64 hex>", "issuer_test_keys": {"imk_ac": "<32 hex>",
+//	 "imk_smi": "<32 hex>", "imk_smc": "<32 hex>"}}
+//
+// issuer_test_keys and its imk_smi/imk_smc are omitted when absent. Marshal
+// writes lower-case hex, indented by two spaces, with a final newline;
+// Parse accepts either case. Errors never carry key bytes. The package's
+// functions are safe for concurrent use.
+package keybundle
 
 import (
 	"crypto/des"
@@ -66,7 +79,7 @@ type issuerKeysFile struct {
 }
 
 // ErrBadKeys is returned for a key bundle that cannot be used.
-var ErrBadKeys = errors.New("device: bad key bundle")
+var ErrBadKeys = errors.New("keybundle: bad key bundle")
 
 // String shows only non-secret parts.
 func (k Keys) String() string { return fmt.Sprintf("keys{terminal %s, IKID %X}", k.TerminalID, k.IKID) }
@@ -98,10 +111,11 @@ func (k Keys) Validate() error {
 	return nil
 }
 
-// SaveKeys writes the bundle to path with mode 0600.
-func SaveKeys(path string, k Keys) error {
+// Marshal returns the wire form of k. It refuses, with ErrBadKeys, a
+// bundle that is not valid.
+func Marshal(k Keys) ([]byte, error) {
 	if err := k.Validate(); err != nil {
-		return err
+		return nil, err
 	}
 	kf := keysFile{
 		TerminalID:     k.TerminalID,
@@ -120,41 +134,35 @@ func SaveKeys(path string, k Keys) error {
 	}
 	b, err := json.MarshalIndent(kf, "", "  ")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("save key bundle: %w", err)
-	}
-	return os.WriteFile(path, append(b, '\n'), 0o600)
+	return append(b, '\n'), nil
 }
 
-// LoadKeys reads a bundle written by SaveKeys.
-func LoadKeys(path string) (Keys, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return Keys{}, fmt.Errorf("load key bundle: %w", err)
-	}
+// Parse decodes a bundle and validates it: Parse(Marshal(k)) is k for
+// every valid k. Errors wrap ErrBadKeys and never carry key bytes.
+func Parse(raw []byte) (Keys, error) {
 	var f keysFile
 	if err := json.Unmarshal(raw, &f); err != nil {
-		return Keys{}, fmt.Errorf("key bundle %s: %w", path, ErrBadKeys)
+		return Keys{}, fmt.Errorf("not a JSON key bundle: %w", ErrBadKeys)
 	}
 	var k Keys
 	k.TerminalID = f.TerminalID
 	id, err := hex.DecodeString(f.IKID)
 	if err != nil || len(id) != 8 {
-		return Keys{}, fmt.Errorf("key bundle %s: ikid must be 16 hex digits: %w", path, ErrBadKeys)
+		return Keys{}, fmt.Errorf("ikid must be 16 hex digits: %w", ErrBadKeys)
 	}
 	copy(k.IKID[:], id)
 	if k.InitialKey, err = hex.DecodeString(f.InitialKey); err != nil {
-		return Keys{}, fmt.Errorf("key bundle %s: initial_key is not hex: %w", path, ErrBadKeys)
+		return Keys{}, fmt.Errorf("initial_key is not hex: %w", ErrBadKeys)
 	}
 	if k.FingerprintKey, err = hex.DecodeString(f.FingerprintKey); err != nil {
-		return Keys{}, fmt.Errorf("key bundle %s: fingerprint_key is not hex: %w", path, ErrBadKeys)
+		return Keys{}, fmt.Errorf("fingerprint_key is not hex: %w", ErrBadKeys)
 	}
 	if f.Issuer != nil {
 		imk, err := hex.DecodeString(f.Issuer.IMKAC)
 		if err != nil {
-			return Keys{}, fmt.Errorf("key bundle %s: issuer_test_keys.imk_ac is not hex: %w", path, ErrBadKeys)
+			return Keys{}, fmt.Errorf("issuer_test_keys.imk_ac is not hex: %w", ErrBadKeys)
 		}
 		k.Issuer = &IssuerTestKeys{IMKAC: imk}
 		for _, sm := range []struct {
@@ -165,23 +173,40 @@ func LoadKeys(path string) (Keys, error) {
 				continue
 			}
 			if *sm.key, err = hex.DecodeString(sm.hex); err != nil {
-				return Keys{}, fmt.Errorf("key bundle %s: issuer_test_keys.%s is not hex: %w", path, sm.name, ErrBadKeys)
+				return Keys{}, fmt.Errorf("issuer_test_keys.%s is not hex: %w", sm.name, ErrBadKeys)
 			}
 		}
 	}
 	if err := k.Validate(); err != nil {
-		return Keys{}, fmt.Errorf("key bundle %s: %w", path, err)
+		return Keys{}, err
 	}
 	return k, nil
 }
 
-// imkComponentsFile is the layout of the issuer master key components
-// files a demo center's bootstrap writes (cloud/center
-// FingerprintComponents).
-type imkComponentsFile struct {
-	Label      string   `json:"label"`
-	Components []string `json:"components"`
-	KCV        string   `json:"kcv"`
+// Save writes the bundle to path with mode 0600, creating its directory
+// (mode 0700) when missing.
+func Save(path string, k Keys) error {
+	b, err := Marshal(k)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("save key bundle: %w", err)
+	}
+	return os.WriteFile(path, b, 0o600)
+}
+
+// Load reads a bundle written by Save.
+func Load(path string) (Keys, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return Keys{}, fmt.Errorf("load key bundle: %w", err)
+	}
+	k, err := Parse(raw)
+	if err != nil {
+		return Keys{}, fmt.Errorf("key bundle %s: %w", path, err)
+	}
+	return k, nil
 }
 
 // LoadIMKComponents reads the IMK-AC components file a demo or test
@@ -208,9 +233,9 @@ func LoadIssuerKeyComponents(what, path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s components: %w", what, err)
 	}
-	var f imkComponentsFile
-	if err := json.Unmarshal(raw, &f); err != nil {
-		return nil, fmt.Errorf("%s components %s: %w", what, path, ErrBadKeys)
+	f, err := ParseComponents(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s components %s: %w (%w)", what, path, err, ErrBadKeys)
 	}
 	if len(f.Components) < 2 {
 		return nil, fmt.Errorf("%s components %s: %d components, want at least 2: %w", what, path, len(f.Components), ErrBadKeys)
