@@ -88,8 +88,15 @@ type CardJSON struct {
 	Controls   ControlsJSON `json:"controls"`
 }
 
+// cardReader is what readCard reads; *store.Tx implements it.
+type cardReader interface {
+	Card(ctx context.Context, id int64) (store.Card, error)
+	CardInfo(ctx context.Context, cardID int64) (store.CardInfo, error)
+	CardControls(ctx context.Context, cardID int64) (store.Controls, error)
+}
+
 // readCard loads a card with its info and controls.
-func readCard(ctx context.Context, tx *store.Tx, id int64) (CardJSON, error) {
+func readCard(ctx context.Context, tx cardReader, id int64) (CardJSON, error) {
 	c, err := tx.Card(ctx, id)
 	if err != nil {
 		return CardJSON{}, err
@@ -411,7 +418,14 @@ type AccountJSON struct {
 	Holds      []HoldJSON `json:"holds"`
 }
 
-func readAccount(ctx context.Context, tx *store.Tx, id int64) (AccountJSON, error) {
+// accountReader is what readAccount reads; *store.Tx implements it.
+type accountReader interface {
+	Account(ctx context.Context, id int64) (store.Account, error)
+	OpenHolds(ctx context.Context, accountID int64) ([]store.Hold, error)
+}
+
+// readAccount loads an account with its open holds.
+func readAccount(ctx context.Context, tx accountReader, id int64) (AccountJSON, error) {
 	a, err := tx.Account(ctx, id)
 	if err != nil {
 		return AccountJSON{}, err
@@ -508,7 +522,14 @@ func terminalJSON(t store.Terminal) TerminalJSON {
 	return TerminalJSON{ID: t.ID, MerchantID: t.MerchantID, GatewayID: t.GatewayID, MCC: t.MCC, Currency: t.Currency, CreatedAt: t.CreatedAt}
 }
 
-func readMerchant(ctx context.Context, tx *store.Tx, m store.Merchant) (MerchantJSON, error) {
+// merchantReader is what readMerchant reads; *store.Tx implements it.
+type merchantReader interface {
+	MerchantCountry(ctx context.Context, merchantID string) (string, error)
+	Terminals(ctx context.Context, merchantID string) ([]store.Terminal, error)
+}
+
+// readMerchant loads m's country and terminals.
+func readMerchant(ctx context.Context, tx merchantReader, m store.Merchant) (MerchantJSON, error) {
 	country, err := tx.MerchantCountry(ctx, m.ID)
 	if err != nil {
 		return MerchantJSON{}, err
@@ -839,10 +860,15 @@ func validReason(s string) bool {
 	return true
 }
 
+// negativeReader is what entryInForce reads; *store.Tx implements it.
+type negativeReader interface {
+	NegativeEntries(ctx context.Context, since int64, limit int) ([]store.NegativeEntry, error)
+}
+
 // entryInForce returns the latest negative-file entry of fingerprint (its
 // state in force), or ok false when it has none. It reads the file in
 // pages inside tx.
-func entryInForce(ctx context.Context, tx *store.Tx, fingerprint string) (store.NegativeEntry, bool, error) {
+func entryInForce(ctx context.Context, tx negativeReader, fingerprint string) (store.NegativeEntry, bool, error) {
 	var (
 		last  store.NegativeEntry
 		found bool
@@ -970,3 +996,11 @@ func removeNegativeEntry(s *server, w http.ResponseWriter, r *http.Request, p pr
 	writeJSON(w, http.StatusOK, negativeJSON(e))
 	return nil
 }
+
+// The store's transaction serves every read the handlers make.
+var (
+	_ cardReader     = (*store.Tx)(nil)
+	_ accountReader  = (*store.Tx)(nil)
+	_ merchantReader = (*store.Tx)(nil)
+	_ negativeReader = (*store.Tx)(nil)
+)

@@ -64,6 +64,19 @@ const (
 	ReasonDailyLimit  = "amount would exceed the card's daily limit"
 )
 
+// Reader is what Check reads in the caller's transaction: the card's
+// controls, the merchant's country, the day's approved total and the
+// transaction's clock. *store.Tx implements it.
+type Reader interface {
+	// Now is the transaction's time; it picks the day of the daily limit.
+	Now() time.Time
+	CardControls(ctx context.Context, cardID int64) (store.Controls, error)
+	MerchantCountry(ctx context.Context, merchantID string) (string, error)
+	ApprovedTotal(ctx context.Context, cardID int64, from, to time.Time) (int64, error)
+}
+
+var _ Reader = (*store.Tx)(nil)
+
 // Check applies the controls of card c to t and returns "" when they allow
 // it, else the action code and a reason for the audit record (never card
 // data):
@@ -76,12 +89,12 @@ const (
 //	121 amount above the per-transaction limit
 //	123 approved amount today plus t.Amount above the daily limit
 //
-// in that order. The daily total is read with tx (store.Tx.ApprovedTotal)
+// in that order. The daily total is read with tx (Reader.ApprovedTotal)
 // over the current day (DayStart of tx.Now() in t.Currency's zone); it
 // counts authorizations already recorded, not t itself.
 //
-// Locking contract: the caller must have locked the card's account row
-// (tx.LockAccount(ctx, c.AccountID)) in tx before calling Check, and must
+// Locking contract: tx is the caller's store transaction, which must have
+// locked the card's account row (store.Tx.LockAccount) before Check, and must
 // record its answer (the authorization row, status held or captured when
 // approved) in the same tx. Then two concurrent authorizations on one card
 // cannot both pass the daily limit: on PostgreSQL the second waits for the
@@ -90,7 +103,7 @@ const (
 //
 // The error is non-nil only for a store fault or a t out of range
 // (ErrInvalid); the caller then records nothing.
-func Check(ctx context.Context, tx *store.Tx, c store.Card, t Txn) (iso93.ActionCode, string, error) {
+func Check(ctx context.Context, tx Reader, c store.Card, t Txn) (iso93.ActionCode, string, error) {
 	if t.Amount <= 0 || t.Amount > ledger.MaxAmount {
 		return "", "", fmt.Errorf("check controls of card %d: amount %d: %w", c.ID, t.Amount, ErrInvalid)
 	}

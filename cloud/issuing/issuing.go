@@ -245,9 +245,35 @@ func (i *Issuer) prepare(pan card.PAN, expiry card.Expiry) (newCard, error) {
 	return newCard{pan: pan, fingerprint: fp, sealed: sealed, expiry: expiry}, nil
 }
 
+// statusTx is what a card status change (changeStatus) needs of the
+// caller's store transaction.
+type statusTx interface {
+	// Now dates the negative-file entry's expiry.
+	Now() time.Time
+	Card(ctx context.Context, id int64) (store.Card, error)
+	CardInfo(ctx context.Context, cardID int64) (store.CardInfo, error)
+	SetCardStatus(ctx context.Context, id int64, s store.CardStatus) error
+	InsertAudit(ctx context.Context, r store.AuditRecord) (int64, error)
+	AddNegativeEntry(ctx context.Context, e store.NegativeEntry) (int64, error)
+}
+
+// issueTx is what issuing a card (insertCard and the reissue that may
+// close the old card) needs of the caller's store transaction.
+type issueTx interface {
+	statusTx
+	Product(ctx context.Context, id int64) (store.Product, error)
+	Account(ctx context.Context, id int64) (store.Account, error)
+	CardControls(ctx context.Context, cardID int64) (store.Controls, error)
+	InsertCard(ctx context.Context, c store.Card) (int64, error)
+	SetCardInfo(ctx context.Context, cardID int64, ci store.CardInfo) error
+	PutCardControls(ctx context.Context, c store.Controls) error
+}
+
+var _ issueTx = (*store.Tx)(nil)
+
 // insertCard checks nc against its product and account and inserts it with
 // its info and controls.
-func insertCard(ctx context.Context, tx *store.Tx, nc newCard) (int64, error) {
+func insertCard(ctx context.Context, tx issueTx, nc newCard) (int64, error) {
 	p, err := tx.Product(ctx, nc.productID)
 	if err != nil {
 		return 0, err
@@ -319,7 +345,7 @@ func (i *Issuer) SetStatus(ctx context.Context, cardID int64, to store.CardStatu
 
 // changeStatus moves c to status to inside tx with its negative-file entry,
 // audit record and, on activation, the closing of the card it replaces.
-func changeStatus(ctx context.Context, tx *store.Tx, c store.Card, to store.CardStatus, actor string) error {
+func changeStatus(ctx context.Context, tx statusTx, c store.Card, to store.CardStatus, actor string) error {
 	if c.Status == to {
 		return nil
 	}
@@ -360,7 +386,7 @@ func changeStatus(ctx context.Context, tx *store.Tx, c store.Card, to store.Card
 
 // negativeEntry records the negative-file change of a status change from
 // -> to, if it has one.
-func negativeEntry(ctx context.Context, tx *store.Tx, c store.Card, from, to store.CardStatus) error {
+func negativeEntry(ctx context.Context, tx statusTx, c store.Card, from, to store.CardStatus) error {
 	e := store.NegativeEntry{Fingerprint: c.Fingerprint, CardID: c.ID, ExpiresAt: entryExpiry(c.Expiry, tx.Now())}
 	switch {
 	case to == store.CardSuspended || to == store.CardLost || to == store.CardStolen || to == store.CardClosed:

@@ -39,7 +39,7 @@ func (i *Issuer) Issue(ctx context.Context, productID, accountID int64, expiry c
 	if o.Inactive {
 		status = store.CardInactive
 	}
-	iss, err := i.issueNew(ctx, productID, func(ctx context.Context, tx *store.Tx, nc newCard) (int64, error) {
+	iss, err := i.issueNew(ctx, productID, func(ctx context.Context, tx issueTx, nc newCard) (int64, error) {
 		nc.productID, nc.accountID, nc.status = productID, accountID, status
 		nc.info, nc.controls = store.CardInfo{Virtual: o.Virtual}, o.Controls
 		return insertCard(ctx, tx, nc)
@@ -52,7 +52,7 @@ func (i *Issuer) Issue(ctx context.Context, productID, accountID int64, expiry c
 
 // issueNew draws PANs in the product's range until insert (run in one
 // transaction per draw) does not fail with store.ErrDuplicate.
-func (i *Issuer) issueNew(ctx context.Context, productID int64, insert func(context.Context, *store.Tx, newCard) (int64, error), expiry card.Expiry) (Issued, error) {
+func (i *Issuer) issueNew(ctx context.Context, productID int64, insert func(context.Context, issueTx, newCard) (int64, error), expiry card.Expiry) (Issued, error) {
 	var p store.Product
 	if err := i.Store.View(ctx, func(tx *store.Tx) error {
 		var err error
@@ -139,7 +139,7 @@ func (i *Issuer) Reissue(ctx context.Context, cardID int64, o ReissueOptions, ac
 	if !o.NewPAN {
 		return i.renew(ctx, cardID, o.Expiry, actor)
 	}
-	iss, err := i.issueNew(ctx, old.ProductID, func(ctx context.Context, tx *store.Tx, nc newCard) (int64, error) {
+	iss, err := i.issueNew(ctx, old.ProductID, func(ctx context.Context, tx issueTx, nc newCard) (int64, error) {
 		old, err := tx.Card(ctx, cardID) // re-read inside the transaction
 		if err != nil {
 			return 0, err

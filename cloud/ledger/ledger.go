@@ -3,9 +3,9 @@
 // which proves the book from its postings.
 //
 // Every function that changes money works inside a store transaction (a
-// *store.Tx from store.Update) so that the caller's other writes (an
+// Tx: the *store.Tx of store.Update) so that the caller's other writes (an
 // authorization row, an audit record) commit or roll back with it. Accounts
-// are locked in ascending id order (store.Tx.LockAccount) before they are
+// are locked in ascending id order (Tx.LockAccount) before they are
 // read, so concurrent transfers on one account serialise and never overspend
 // it. Amounts are integer minor units of an ISO 4217 currency.
 //
@@ -74,7 +74,7 @@ func Available(a store.Account) int64 {
 // in its account's currency and non-zero, and no cardholder account that
 // loses money may end with a negative available amount
 // (ErrInsufficientFunds). Nothing is written when Post fails.
-func Post(ctx context.Context, tx *store.Tx, kind string, postings ...store.Posting) (int64, error) {
+func Post(ctx context.Context, tx Tx, kind string, postings ...store.Posting) (int64, error) {
 	if err := balanced(postings); err != nil {
 		return 0, fmt.Errorf("post %s transfer: %w", kind, err)
 	}
@@ -114,7 +114,7 @@ type holdDelta struct {
 // apply locks every account the postings and hold changes touch (ascending
 // id), checks currencies and limits, then writes the transfer (if there are
 // postings) and the new account amounts. It returns the transfer id or 0.
-func apply(ctx context.Context, tx *store.Tx, kind string, postings []store.Posting, holds []holdDelta) (int64, error) {
+func apply(ctx context.Context, tx Tx, kind string, postings []store.Posting, holds []holdDelta) (int64, error) {
 	type change struct {
 		balance, held int64
 	}
@@ -189,7 +189,7 @@ func apply(ctx context.Context, tx *store.Tx, kind string, postings []store.Post
 // Hold reserves amount of a cardholder account until expiresAt and returns
 // the hold id; ErrInsufficientFunds when the account's available amount does
 // not cover it.
-func Hold(ctx context.Context, tx *store.Tx, accountID, amount int64, currency string, expiresAt time.Time) (int64, error) {
+func Hold(ctx context.Context, tx Tx, accountID, amount int64, currency string, expiresAt time.Time) (int64, error) {
 	if amount <= 0 || amount > MaxAmount {
 		return 0, fmt.Errorf("hold %d on account %d: %w", amount, accountID, ErrAmount)
 	}
@@ -206,7 +206,7 @@ func Hold(ctx context.Context, tx *store.Tx, accountID, amount int64, currency s
 
 // lockOpenHold locks the hold's account and the other given accounts in
 // ascending id order and returns the hold, which must be open.
-func lockOpenHold(ctx context.Context, tx *store.Tx, holdID int64, others ...int64) (store.Hold, error) {
+func lockOpenHold(ctx context.Context, tx Tx, holdID int64, others ...int64) (store.Hold, error) {
 	h, err := tx.Hold(ctx, holdID)
 	if err != nil {
 		return store.Hold{}, err
@@ -231,7 +231,7 @@ func lockOpenHold(ctx context.Context, tx *store.Tx, holdID int64, others ...int
 
 // Release releases an open hold, giving its amount back to the account's
 // available funds.
-func Release(ctx context.Context, tx *store.Tx, holdID int64) error {
+func Release(ctx context.Context, tx Tx, holdID int64) error {
 	h, err := lockOpenHold(ctx, tx, holdID)
 	if err != nil {
 		return fmt.Errorf("release hold %d: %w", holdID, err)
@@ -250,7 +250,7 @@ func Release(ctx context.Context, tx *store.Tx, holdID int64) error {
 // of the given kind, returning its id. When amount exceeds the hold the
 // difference must be available (ErrInsufficientFunds); nothing changes on
 // failure.
-func Capture(ctx context.Context, tx *store.Tx, holdID, amount, counterAccountID int64, kind string) (int64, error) {
+func Capture(ctx context.Context, tx Tx, holdID, amount, counterAccountID int64, kind string) (int64, error) {
 	if amount <= 0 || amount > MaxAmount {
 		return 0, fmt.Errorf("capture hold %d: amount %d: %w", holdID, amount, ErrAmount)
 	}
@@ -274,7 +274,7 @@ func Capture(ctx context.Context, tx *store.Tx, holdID, amount, counterAccountID
 
 // Reverse posts a transfer of kind KindReversal that undoes transfer id
 // (every posting negated) and returns its id.
-func Reverse(ctx context.Context, tx *store.Tx, transferID int64) (int64, error) {
+func Reverse(ctx context.Context, tx Tx, transferID int64) (int64, error) {
 	t, err := tx.Transfer(ctx, transferID)
 	if err != nil {
 		return 0, fmt.Errorf("reverse transfer %d: %w", transferID, err)
@@ -292,7 +292,7 @@ func Reverse(ctx context.Context, tx *store.Tx, transferID int64) (int64, error)
 
 // IssuerFunding returns the id of the issuer's funding account in currency
 // (the source of prepaid top-ups), creating it on first use.
-func IssuerFunding(ctx context.Context, tx *store.Tx, currency string) (int64, error) {
+func IssuerFunding(ctx context.Context, tx Tx, currency string) (int64, error) {
 	return tx.EnsureAccountByRef(ctx, store.Account{Kind: store.AccountIssuerFunding, Currency: currency,
 		Ref: "issuer_funding:" + currency})
 }
@@ -334,7 +334,7 @@ func clearingRefs(merchantID, currency string) []string {
 // LOCKED), so concurrent sales at one merchant do not wait for each other;
 // only when every shard is locked does it return one the caller's posting
 // will wait for. Reversals post to the shards of the transfer they undo.
-func MerchantClearing(ctx context.Context, tx *store.Tx, merchantID, currency string) (int64, error) {
+func MerchantClearing(ctx context.Context, tx Tx, merchantID, currency string) (int64, error) {
 	if tx.Dialect() != store.Postgres {
 		return tx.EnsureAccountByRef(ctx, clearingAccount(merchantID, currency, clearingRefs(merchantID, currency)[0]))
 	}
@@ -376,7 +376,7 @@ func clearingAccount(merchantID, currency, ref string) store.Account {
 // clearing account in currency, ordered by id (none before the first sale).
 // Settlement and reports read the merchant's position through it or
 // MerchantClearingBalance, never through one shard.
-func MerchantClearingAccounts(ctx context.Context, tx *store.Tx, merchantID, currency string) ([]store.Account, error) {
+func MerchantClearingAccounts(ctx context.Context, tx AccountReader, merchantID, currency string) ([]store.Account, error) {
 	as, err := tx.AccountsByRef(ctx, clearingRefs(merchantID, currency))
 	if err != nil {
 		return nil, fmt.Errorf("merchant %s clearing accounts: %w", merchantID, err)
@@ -387,7 +387,7 @@ func MerchantClearingAccounts(ctx context.Context, tx *store.Tx, merchantID, cur
 // MerchantClearingBalance returns what the center owes the merchant in
 // currency until settlement: the sum of the balances of all its clearing
 // shards (zero before the first sale).
-func MerchantClearingBalance(ctx context.Context, tx *store.Tx, merchantID, currency string) (int64, error) {
+func MerchantClearingBalance(ctx context.Context, tx AccountReader, merchantID, currency string) (int64, error) {
 	as, err := MerchantClearingAccounts(ctx, tx, merchantID, currency)
 	if err != nil {
 		return 0, err

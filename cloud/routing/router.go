@@ -105,9 +105,19 @@ func Prefix(pan card.PAN) string {
 	return digits[:min(maxBIN, len(digits))]
 }
 
+// Routes is what RouteIn reads in the caller's transaction: whether a
+// card product of the center covers a BIN, and the most specific BIN route.
+// *store.Tx implements it.
+type Routes interface {
+	ProductCoversBIN(ctx context.Context, prefix string, panLength int) (bool, error)
+	RouteFor(ctx context.Context, prefix string, panLength int) (store.BINRoute, error)
+}
+
+var _ Routes = (*store.Tx)(nil)
+
 // RouteIn is Route with the lookups in tx (whose Prefetch may have read
 // the on-us test already: store.AuthReads.BINPrefix).
-func RouteIn(ctx context.Context, tx *store.Tx, pan card.PAN) (Decision, error) {
+func RouteIn(ctx context.Context, tx Routes, pan card.PAN) (Decision, error) {
 	prefix, n := Prefix(pan), len(pan.Digits())
 	var d Decision
 	onUs, err := tx.ProductCoversBIN(ctx, prefix, n)

@@ -101,6 +101,10 @@ func gatewayExists(t *testing.T, st *store.Store, id string) bool {
 	return err == nil
 }
 
+// TestGroupCommit proves the group writer's contract (docs/storage.md,
+// "SQLite: one writer, group commit"). It is long because each subtest is
+// one rule of that contract, written out step by step against its own
+// gated store; they stay together so the contract reads in one place.
 func TestGroupCommit(t *testing.T) {
 	ctx := context.Background()
 	t.Run("failing_member_does_not_affect_others", func(t *testing.T) {

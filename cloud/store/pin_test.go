@@ -10,6 +10,9 @@ import (
 	"github.com/posgate/posgate/cloud/store/storetest"
 )
 
+// TestCardPIN covers the PIN columns of a card and product on both engines.
+// It is long because its subtests share one world (card and product) and
+// run in order on it.
 func TestCardPIN(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, st *store.Store) {
 		ctx := context.Background()

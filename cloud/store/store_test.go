@@ -140,6 +140,10 @@ func migrationCount(t *testing.T, dialect string) int {
 	return n
 }
 
+// TestStore checks the store's basic contract on both engines: a round
+// trip, ErrNotFound, ErrDuplicate, ErrReference, rollback on error, the
+// device counter, EnsureAccountByRef and the audit log. It is long because
+// its subtests share one seeded store per engine.
 func TestStore(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, st *store.Store) {
 		ctx := context.Background()

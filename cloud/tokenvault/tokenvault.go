@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/posgate/posgate/cloud/authz"
 	"github.com/posgate/posgate/hsm"
 	"github.com/posgate/posgate/p2pe/card"
 	"github.com/posgate/posgate/p2pe/cardblock"
@@ -31,8 +30,10 @@ const (
 var sealAAD = []byte("posgate/tokenvault/pan/v1")
 
 // Vault performs the center's card-data operations in a token. It
-// implements issuing.Vault, authz.Fingerprinter and authz.CardDecrypter and
-// is safe for concurrent use (the token pools its sessions).
+// implements issuing.Vault and authz.Fingerprinter, and opens card-data
+// blocks for authz.CardDecrypter (a block it cannot open wraps
+// cardblock.ErrMalformed). It is safe for concurrent use (the token pools
+// its sessions).
 type Vault struct {
 	Token *hsm.Token
 	// VaultLabel names the AES key sealing PANs; "" means DefaultVaultLabel.
@@ -114,24 +115,24 @@ func (v *Vault) Fingerprint(pan card.PAN) (string, error) {
 // Key ID in upper hex for AES; the KSN with its counter cleared for TDES) and
 // the transaction counter. A block that does not parse, a ciphertext the
 // token rejects, a TDES block when no TDES BDK exists, or a plaintext that is
-// not card data wraps authz.ErrMalformedBlock; other errors (token
+// not card data wraps cardblock.ErrMalformed; other errors (token
 // unavailable, AES BDK missing) are faults.
 func (v *Vault) OpenCardBlock(_ context.Context, block []byte) (cardblock.ClearData, string, uint64, error) {
 	b, err := cardblock.Parse(block)
 	if err != nil {
-		return cardblock.ClearData{}, "", 0, fmt.Errorf("open card block: %w: %w", authz.ErrMalformedBlock, err)
+		return cardblock.ClearData{}, "", 0, fmt.Errorf("open card block: %w: %w", cardblock.ErrMalformed, err)
 	}
 	if b.Algorithm == cardblock.AlgTDES {
 		return v.openTDES(b)
 	}
 	ksn, err := b.AESKSN()
 	if err != nil {
-		return cardblock.ClearData{}, "", 0, fmt.Errorf("open card block: %w: %w", authz.ErrMalformedBlock, err)
+		return cardblock.ClearData{}, "", 0, fmt.Errorf("open card block: %w: %w", cardblock.ErrMalformed, err)
 	}
 	pt, err := v.Token.DecryptDUKPT(or(v.BDKLabel, DefaultBDKLabel), ksn, dukpt.UsageDataEncrypt, dukpt.AlgAES128,
 		make([]byte, 16), b.Ciphertext)
 	if errors.Is(err, hsm.ErrDecrypt) || errors.Is(err, hsm.ErrInput) {
-		return cardblock.ClearData{}, "", 0, fmt.Errorf("open card block: %w: %w", authz.ErrMalformedBlock, err)
+		return cardblock.ClearData{}, "", 0, fmt.Errorf("open card block: %w: %w", cardblock.ErrMalformed, err)
 	}
 	if err != nil {
 		return cardblock.ClearData{}, "", 0, fmt.Errorf("open card block: %w", err)
@@ -139,7 +140,7 @@ func (v *Vault) OpenCardBlock(_ context.Context, block []byte) (cardblock.ClearD
 	defer clear(pt)
 	cd, err := cardblock.ParsePlaintext(pt)
 	if err != nil {
-		return cardblock.ClearData{}, "", 0, fmt.Errorf("open card block: %w: %w", authz.ErrMalformedBlock, err)
+		return cardblock.ClearData{}, "", 0, fmt.Errorf("open card block: %w: %w", cardblock.ErrMalformed, err)
 	}
 	ikid := ksn.InitialKeyID()
 	return cd, fmt.Sprintf("%X", ikid[:]), uint64(ksn.Counter()), nil
@@ -149,21 +150,21 @@ func (v *Vault) OpenCardBlock(_ context.Context, block []byte) (cardblock.ClearD
 func (v *Vault) openTDES(b cardblock.Block) (cardblock.ClearData, string, uint64, error) {
 	ksn, err := b.TDESKSN()
 	if err != nil {
-		return cardblock.ClearData{}, "", 0, fmt.Errorf("open TDES card block: %w: %w", authz.ErrMalformedBlock, err)
+		return cardblock.ClearData{}, "", 0, fmt.Errorf("open TDES card block: %w: %w", cardblock.ErrMalformed, err)
 	}
 	pt, err := v.Token.DecryptTDESDUKPT(or(v.TDESBDKLabel, DefaultTDESBDKLabel), ksn, dukpt.UsageDataEncrypt, make([]byte, 8), b.Ciphertext)
 	switch {
 	case errors.Is(err, hsm.ErrKeyNotFound):
-		return cardblock.ClearData{}, "", 0, fmt.Errorf("open TDES card block: no TDES BDK in the token: %w", authz.ErrMalformedBlock)
+		return cardblock.ClearData{}, "", 0, fmt.Errorf("open TDES card block: no TDES BDK in the token: %w", cardblock.ErrMalformed)
 	case errors.Is(err, hsm.ErrDecrypt) || errors.Is(err, hsm.ErrInput):
-		return cardblock.ClearData{}, "", 0, fmt.Errorf("open TDES card block: %w: %w", authz.ErrMalformedBlock, err)
+		return cardblock.ClearData{}, "", 0, fmt.Errorf("open TDES card block: %w: %w", cardblock.ErrMalformed, err)
 	case err != nil:
 		return cardblock.ClearData{}, "", 0, fmt.Errorf("open TDES card block: %w", err)
 	}
 	defer clear(pt)
 	cd, err := cardblock.ParsePlaintext(pt)
 	if err != nil {
-		return cardblock.ClearData{}, "", 0, fmt.Errorf("open TDES card block: %w: %w", authz.ErrMalformedBlock, err)
+		return cardblock.ClearData{}, "", 0, fmt.Errorf("open TDES card block: %w: %w", cardblock.ErrMalformed, err)
 	}
 	return cd, ksn.Initial().String(), uint64(ksn.Counter()), nil
 }

@@ -132,7 +132,7 @@ func TestOpenCardBlock(t *testing.T) {
 	for _, m := range malformed {
 		t.Run("malformed_"+m.name, func(t *testing.T) {
 			_, _, _, err := v.OpenCardBlock(ctx, m.block)
-			if !errors.Is(err, authz.ErrMalformedBlock) {
+			if !errors.Is(err, cardblock.ErrMalformed) {
 				t.Fatalf("err = %v, want ErrMalformedBlock", err)
 			}
 		})
@@ -141,7 +141,7 @@ func TestOpenCardBlock(t *testing.T) {
 		w := *v
 		w.BDKLabel = hsmtest.Label(t, "absent")
 		_, _, _, err := w.OpenCardBlock(ctx, unhex(t, vectorBlock))
-		if err == nil || errors.Is(err, authz.ErrMalformedBlock) {
+		if err == nil || errors.Is(err, cardblock.ErrMalformed) {
 			t.Fatalf("err = %v, want a fault that is not ErrMalformedBlock", err)
 		}
 	})
@@ -173,7 +173,7 @@ func TestOpenTDESCardBlock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, _, err := v.OpenCardBlock(ctx, raw); !errors.Is(err, authz.ErrMalformedBlock) {
+	if _, _, _, err := v.OpenCardBlock(ctx, raw); !errors.Is(err, cardblock.ErrMalformed) {
 		t.Fatalf("without a TDES BDK: err = %v, want ErrMalformedBlock", err)
 	}
 	if err := v.Token.ImportTDESBDK(v.TDESBDKLabel, bdk); err != nil {
@@ -187,7 +187,7 @@ func TestOpenTDESCardBlock(t *testing.T) {
 		t.Fatalf("opened %v device %s counter %d", cd, device, ctr)
 	}
 	raw[len(raw)-3] ^= 0x40
-	if _, _, _, err := v.OpenCardBlock(ctx, raw); !errors.Is(err, authz.ErrMalformedBlock) {
+	if _, _, _, err := v.OpenCardBlock(ctx, raw); !errors.Is(err, cardblock.ErrMalformed) {
 		t.Fatalf("tampered block: err = %v, want ErrMalformedBlock", err)
 	}
 }

@@ -110,6 +110,11 @@ var (
 	// ErrCiphertextLength is returned for a ciphertext that is empty,
 	// longer than MaxCiphertextLen, or not a multiple of the cipher block.
 	ErrCiphertextLength = errors.New("cardblock: bad ciphertext length")
+	// ErrMalformed is what a decrypter of blocks (the center's token vault)
+	// wraps when a block does not open into card data: it does not parse,
+	// its ciphertext is rejected, the key it names is not held, or its
+	// plaintext is not card data. Other decrypter errors are faults.
+	ErrMalformed = errors.New("cardblock: malformed card-data block")
 )
 
 // Block is a parsed encrypted card-data block. Parse returns a Block whose
