@@ -45,7 +45,7 @@ func roundTrips(t *testing.T, w *cloudtest.World, st *store.Store, want int64) {
 			r := w.Request(mti, c, 100)
 			before := st.RoundTrips()
 			resp, err := w.Switch.Authorize(context.Background(), r)
-			if err != nil || resp.ActionCode != string(iso93.ActionApproved) {
+			if err != nil || resp.ActionCode != iso93.ActionApproved {
 				t.Fatalf("MTI %s: authorize: %+v, %v", mti, resp, err)
 			}
 			if got := st.RoundTrips() - before; i > 0 && got != want {

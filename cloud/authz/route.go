@@ -33,6 +33,27 @@ func brandSettlement(ctx context.Context, tx *store.Tx, host, currency string) (
 		Ref: "brand_settlement:" + host + ":" + currency})
 }
 
+// routeCheck reads the route of the card's BIN in the transaction's first
+// batch (with a Router; readBINRoute): an on-us card goes on through the
+// pipeline; any other card ends the transaction before anything is
+// written (divert), and Switch.authorize sends it to its brand host
+// (forward) or declines it 111 (no_route). It runs first in the
+// transaction: the checks after it are the issuer's, and an off-us card's
+// block counter is advanced by the transaction that records its answer.
+var routeCheck = check{name: "route", phase: inTx, reads: readBINRoute,
+	codes: []iso93.ActionCode{iso93.ActionInvalidCardNumber},
+	run: func(ctx context.Context, st *auth) (decision, error) {
+		if !st.routed {
+			return pass, nil
+		}
+		d, err := routing.RouteIn(ctx, st.tx, st.o.card.PAN)
+		if err != nil || d.OnUs() {
+			return pass, err
+		}
+		st.offUs = d
+		return decision{divert: true}, nil
+	}}
+
 // hostOutcome is how a forwarded request ended.
 type hostOutcome int
 
@@ -67,9 +88,9 @@ func (s *Switch) forward(ctx context.Context, r Request, term store.Terminal, o 
 			return err
 		}
 		if !o.card.Expiry.IsZero() && o.card.Expiry.Expired(txnTime(r, tx.Now())) {
-			return decline(ctx, tx, r, a, string(iso93.ActionExpiredCard), "declined", "card expired (not forwarded to "+host+")")
+			return decline(ctx, tx, r, a, iso93.ActionExpiredCard, "declined", "card expired (not forwarded to "+host+")")
 		}
-		a.ActionCode, a.Status = string(iso93.ActionRequestInProgress), AuthRouting
+		a.ActionCode, a.Status = iso93.ActionRequestInProgress, AuthRouting
 		return nil
 	}, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
 		if a.Status != AuthRouting {
@@ -138,7 +159,7 @@ func (s *Switch) forward(ctx context.Context, r Request, term store.Terminal, o 
 				}
 				a.ApprovalCode = approval
 			} else {
-				if err := decline(ctx, tx, r, &a, action, "host_declined", "brand host "+host+" declined"); err != nil {
+				if err := decline(ctx, tx, r, &a, iso93.ActionCode(action), "host_declined", "brand host "+host+" declined"); err != nil {
 					return err
 				}
 			}
@@ -180,7 +201,7 @@ func (s *Switch) forward(ctx context.Context, r Request, term store.Terminal, o 
 // purchase from the host's settlement account to the merchant; a 1100 is
 // recorded as held without a local hold (the issuer holds the funds).
 func approveRouted(ctx context.Context, tx *store.Tx, a *store.Authorization, host string, term store.Terminal) error {
-	a.ActionCode = string(iso93.ActionApproved)
+	a.ActionCode = iso93.ActionApproved
 	if a.MTI == iso93.MTIAuthorizationRequest {
 		a.Status = store.AuthHeld
 		return nil
@@ -216,7 +237,7 @@ func (s *Switch) standIn(ctx context.Context, tx *store.Tx, r Request, a *store.
 	}
 	rt := d.Route
 	no := func(reason string) (bool, error) {
-		return false, decline(ctx, tx, r, a, string(code), "standin_declined",
+		return false, decline(ctx, tx, r, a, code, "standin_declined",
 			"brand host "+d.Destination+" did not answer; "+reason)
 	}
 	switch {
