@@ -6,7 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	
+
 	"github.com/posgate/posgate/cloud/store"
 	"github.com/posgate/posgate/emv"
 	"github.com/posgate/posgate/emv/cryptogram"
