@@ -198,7 +198,7 @@ func (s *Switch) Authorize(ctx context.Context, r Request) (Response, error) {
 	var prev store.Authorization
 	var looked *terminalLookup
 	err := s.Store.Read(ctx, func(tx *store.Tx) error {
-		if err := tx.Prefetch(ctx, s.newAuth(r).authReads(tx, firstLook)); err != nil {
+		if err := tx.Prefetch(ctx, s.newAuth(r).authReads(tx.Now(), firstLook)); err != nil {
 			return err
 		}
 		var err error

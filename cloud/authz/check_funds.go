@@ -43,7 +43,7 @@ var postFundsCheck = check{name: "funds", phase: inTx, reads: readClearing | res
 // adviceFundsCheck posts an offline approval's amount as postFundsCheck
 // does; an advice is never dropped, so its 116 is recorded and audited
 // advice_declined for the merchant to follow up.
-var adviceFundsCheck = check{name: "funds", phase: inTx,
+var adviceFundsCheck = check{name: "funds", phase: inTx, reads: readClearing | reserveTransfer,
 	codes: []iso93.ActionCode{iso93.ActionInsufficientFunds},
 	run: func(ctx context.Context, st *auth) (decision, error) {
 		return st.post(ctx, "advice_declined", "offline approval exceeds available funds on card "+itoa(st.card.ID))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/posgate/posgate/cloud/controls"
 	"github.com/posgate/posgate/cloud/ledger"
@@ -242,8 +243,8 @@ func (p *pipeline) inTxReads() reads {
 }
 
 // authReads turns a set of reads into what store.Tx.Prefetch fetches for
-// st. tx gives the clock of the day's total.
-func (st *auth) authReads(tx *store.Tx, rd reads) store.AuthReads {
+// st; now is the transaction's clock (the day of the controls' total).
+func (st *auth) authReads(now time.Time, rd reads) store.AuthReads {
 	var ar store.AuthReads
 	if rd&readKey != 0 {
 		ar.Key = st.r.IdempotencyKey
@@ -261,7 +262,7 @@ func (st *auth) authReads(tx *store.Tx, rd reads) store.AuthReads {
 		ar.Fingerprint = st.o.fp
 	}
 	if rd&readControls != 0 {
-		day := controls.DayStart(st.r.Currency, tx.Now())
+		day := controls.DayStart(st.r.Currency, now)
 		ar.DayFrom, ar.DayTo = day, day.AddDate(0, 0, 1)
 	}
 	if rd&readMerchant != 0 {
@@ -302,7 +303,7 @@ func (s *Switch) run(ctx context.Context, p *pipeline, st *auth) (Response, erro
 	var prefetch func(tx *store.Tx) store.AuthReads
 	if p.batched {
 		rd := p.inTxReads()
-		prefetch = func(tx *store.Tx) store.AuthReads { return st.authReads(tx, rd) }
+		prefetch = func(tx *store.Tx) store.AuthReads { return st.authReads(tx.Now(), rd) }
 	}
 	return s.recordWith(ctx, st.r, prefetch, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
 		st.begin(tx, a)

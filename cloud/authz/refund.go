@@ -105,7 +105,7 @@ var refundableCheck = check{name: "refundable", phase: inTx,
 
 // refundPostCheck moves the amount from the merchant's clearing account
 // back to the card's account; it never declines.
-var refundPostCheck = check{name: "refund", phase: inTx,
+var refundPostCheck = check{name: "refund", phase: inTx, reads: readClearing | reserveTransfer,
 	run: func(ctx context.Context, st *auth) (decision, error) {
 		tx, r := st.tx, st.r
 		clearing, err := ledger.MerchantClearing(ctx, tx, st.term.MerchantID, r.Currency)
