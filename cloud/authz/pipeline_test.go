@@ -87,7 +87,9 @@ func TestPipelineOrder(t *testing.T) {
 			"validate", iso93.ActionInvalidAmount, "request_invalid"},
 		{"terminal", "plain", store.KindCredit, 0, func(t *testing.T, w *cloudtest.World, c cloudtest.Card, r *authz.Request) { r.TerminalID = "NOPE0001" },
 			"terminal", iso93.ActionNotPermittedToTerminal, "terminal_refused"},
-		{"card_block", "plain", store.KindCredit, 0, func(t *testing.T, w *cloudtest.World, c cloudtest.Card, r *authz.Request) { r.CardBlock = []byte("garbage") },
+		{"card_block", "plain", store.KindCredit, 0, func(t *testing.T, w *cloudtest.World, c cloudtest.Card, r *authz.Request) {
+			r.CardBlock = []byte("garbage")
+		},
 			"card block", iso93.ActionFormatError, "card_block_invalid"},
 		{"route", "plain", store.KindCredit, 0, func(t *testing.T, w *cloudtest.World, c cloudtest.Card, r *authz.Request) {
 			other := externalCard(t, "4540")
@@ -109,9 +111,13 @@ func TestPipelineOrder(t *testing.T) {
 			r.CardBlock = cloudtest.Block(pan, c.Expiry, "dev-unknown", 1)
 			r.Fingerprint, _ = w.Vault.Fingerprint(pan)
 		}, "card", iso93.ActionInvalidCardNumber, "declined"},
-		{"card_status", "plain", store.KindCredit, 0, func(t *testing.T, w *cloudtest.World, c cloudtest.Card, r *authz.Request) { setStatus(w, c, store.CardLost) },
+		{"card_status", "plain", store.KindCredit, 0, func(t *testing.T, w *cloudtest.World, c cloudtest.Card, r *authz.Request) {
+			setStatus(w, c, store.CardLost)
+		},
 			"card status", iso93.ActionLostCard, "declined"},
-		{"expiry", "plain", store.KindCredit, 0, func(t *testing.T, w *cloudtest.World, c cloudtest.Card, r *authz.Request) { r.LocalTime = "310101120000" },
+		{"expiry", "plain", store.KindCredit, 0, func(t *testing.T, w *cloudtest.World, c cloudtest.Card, r *authz.Request) {
+			r.LocalTime = "310101120000"
+		},
 			"expiry", iso93.ActionExpiredCard, "declined"},
 		{"currency", "plain", store.KindCredit, 0, func(t *testing.T, w *cloudtest.World, c cloudtest.Card, r *authz.Request) { r.Currency = "840" },
 			"currency", iso93.ActionNotPermittedToCardholder, "declined"},
