@@ -12,9 +12,11 @@ type Check struct {
 }
 
 // PipelineOf returns the checks of the pipeline r goes through, in order.
-func PipelineOf(r Request) []Check {
+func PipelineOf(r Request) []Check { return checksOf(pipelineFor(r)) }
+
+func checksOf(p *pipeline) []Check {
 	var cs []Check
-	for _, c := range pipelineFor(r).checks {
+	for _, c := range p.checks {
 		var codes []string
 		for _, a := range c.codes {
 			codes = append(codes, string(a))
@@ -28,11 +30,7 @@ func PipelineOf(r Request) []Check {
 func Pipelines() map[string][]Check {
 	m := map[string][]Check{}
 	for _, p := range []*pipeline{&authorizationPipeline, &financialPipeline, &refundPipeline, &advicePipeline} {
-		var cs []Check
-		for _, c := range p.checks {
-			cs = append(cs, Check{Name: c.name, Phase: c.phase.String()})
-		}
-		m[p.name] = cs
+		m[p.name] = checksOf(p)
 	}
 	return m
 }

@@ -168,10 +168,15 @@ func TestPipelineOrder(t *testing.T) {
 			}
 			w.tr.take()
 			wantCode(t, authorize(t, w.World, r), tt.want)
-			got, all := w.tr.take(), names(authz.PipelineOf(r))
+			checks := authz.PipelineOf(r)
+			got, all := w.tr.take(), names(checks)
 			want := all
 			if tt.check != "" {
-				want = all[:slices.Index(all, tt.check)+1]
+				i := slices.Index(all, tt.check)
+				want = all[:i+1]
+				if !slices.Contains(checks[i].Codes, string(tt.want)) {
+					t.Errorf("check %q declined %s, not among its documented codes %q", tt.check, tt.want, checks[i].Codes)
+				}
 			}
 			if !slices.Equal(got, want) {
 				t.Fatalf("checks run %q\nwant %q", got, want)
@@ -212,32 +217,43 @@ func TestPipelineApprovals(t *testing.T) {
 }
 
 // TestPipelineDocumented checks that docs/authorization.md lists every
-// pipeline's checks in the order they run: each pipeline's table (under a
-// "### " heading naming the pipeline in backquotes) has one row per check,
-// its name in backquotes in the second column.
+// pipeline's checks in the order they run, with their phase and the
+// action codes they decide: each pipeline's table (under a "### " heading
+// naming the pipeline in backquotes) has one row per check: order, name
+// in backquotes, "before" or "in", what it reads, the codes ("—" for
+// none).
 func TestPipelineDocumented(t *testing.T) {
 	doc, err := os.ReadFile("../../docs/authorization.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	row := regexp.MustCompile("^\\| *\\d+ *\\| *`([^`]+)` *\\|")
+	row := regexp.MustCompile("^\\| *\\d+ *\\| *`([^`]+)` *\\| *(before|in) *\\|[^|]*\\| *([^|]*?) *\\|$")
 	for name, checks := range authz.Pipelines() {
 		heading := regexp.MustCompile("(?m)^### .*`" + name + "`.*$").FindIndex(doc)
 		if heading == nil {
 			t.Errorf("docs/authorization.md has no section on the %s pipeline", name)
 			continue
 		}
-		var listed []string
+		var listed, want []string
 		for _, line := range strings.Split(string(doc[heading[1]:]), "\n") {
 			if strings.HasPrefix(line, "### ") || strings.HasPrefix(line, "## ") {
 				break
 			}
 			if m := row.FindStringSubmatch(line); m != nil {
-				listed = append(listed, m[1])
+				listed = append(listed, m[1]+" "+m[2]+" "+m[3])
+			} else if strings.HasPrefix(line, "| ") && !strings.HasPrefix(line, "| #") {
+				t.Errorf("docs/authorization.md, %s pipeline: row %q not in the form the test reads", name, line)
 			}
 		}
-		if want := names(checks); !slices.Equal(listed, want) {
-			t.Errorf("docs/authorization.md lists the %s pipeline as %q\nthe code runs %q", name, listed, want)
+		for _, c := range checks {
+			codes := strings.Join(c.Codes, ", ")
+			if codes == "" {
+				codes = "—"
+			}
+			want = append(want, c.Name+" "+strings.Fields(c.Phase)[0]+" "+codes)
+		}
+		if !slices.Equal(listed, want) {
+			t.Errorf("docs/authorization.md lists the %s pipeline as\n %q\nthe code runs\n %q", name, listed, want)
 		}
 	}
 }
