@@ -525,10 +525,10 @@ func (s *Switch) authorize(ctx context.Context, r Request) (Response, error) {
 			return s.forward(ctx, r, st.term, st.o, st.offUs)
 		}
 		return s.record(ctx, r, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
-			if declined, err := advanceCounter(ctx, tx, r, a, st.o); err != nil || declined {
+			if declined, err := advanceCounter(ctx, tx, st.r, a, st.o); err != nil || declined {
 				return err
 			}
-			return decline(ctx, tx, r, a, iso93.ActionInvalidCardNumber, "no_route",
+			return decline(ctx, tx, st.r, a, iso93.ActionInvalidCardNumber, "no_route",
 				"BIN "+st.o.card.PAN.BIN()+" is neither on-us nor routed")
 		})
 	}
