@@ -141,8 +141,9 @@ type pipeline struct {
 // The pipelines. Their order is the order the checks run in; docs/
 // authorization.md explains it and TestPipelineOrder proves it.
 var (
-	// purchasePipeline decides an 1100 (funds: a hold) or a 1200 purchase
-	// (funds: a posting); see pipelineFor.
+	// authorizationPipeline decides an 1100 (funds: a hold) and
+	// financialPipeline a 1200 purchase (funds: a posting); they differ
+	// only in their last check.
 	authorizationPipeline = pipeline{name: "authorization", batched: true, checks: []check{
 		validateCheck, terminalCheck, cardBlockCheck, de55ParseCheck, cardSecurityCheck, pinVerifyCheck,
 		routeCheck, replayCheck, fingerprintCheck, de55Check,
