@@ -16,7 +16,7 @@ import (
 
 // The authorization as a pipeline of named checks (docs/authorization.md).
 //
-// A request that takes money (an 1100 or 1200 purchase, a 1200 refund, an
+// A request that moves money (an 1100 or 1200 purchase, a 1200 refund, an
 // offline approval advice) goes through one pipeline: an ordered list of
 // checks, each of which passes or returns a decision (action code, audit
 // kind, reason). The first decision ends the request: it is recorded with
@@ -35,7 +35,9 @@ import (
 // cannot drift from them.
 //
 // Adding a check is one new file holding its check value and its run
-// function, its place in the lists below, and its test.
+// function, its place in the lists below (and its row in
+// docs/authorization.md, which TestPipelineDocumented compares), and its
+// test.
 
 // phase is when a check runs.
 type phase int
