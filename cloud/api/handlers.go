@@ -755,7 +755,7 @@ func listTransactions(s *server, w http.ResponseWriter, r *http.Request, p princ
 		for _, a := range as {
 			out.Transactions = append(out.Transactions, TransactionJSON{ID: a.ID, RRN: a.RRN, MTI: a.MTI, GatewayID: a.GatewayID,
 				TerminalID: a.TerminalID, STAN: a.STAN, LocalTime: a.LocalTime, ProcessingCode: a.ProcessingCode, Amount: a.Amount,
-				Currency: a.Currency, ActionCode: a.ActionCode, ApprovalCode: a.ApprovalCode, Status: string(a.Status),
+				Currency: a.Currency, ActionCode: string(a.ActionCode), ApprovalCode: a.ApprovalCode, Status: string(a.Status),
 				CardID: a.CardID, OriginalID: a.OriginalID, CreatedAt: a.CreatedAt})
 		}
 		if len(as) == f.Limit {

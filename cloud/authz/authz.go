@@ -3,11 +3,13 @@
 // advices (1220/1221) and reversals (1420/1421), and records every answer so
 // that a repeated request gets the first answer unchanged.
 //
-// Each decision and all its effects (device counter, hold or posting,
-// authorization row, audit record) commit in one store transaction; the
-// card-data block is decrypted before that transaction starts, so no row
-// lock is held across a token call. Action codes are documented on
-// Authorize and in docs/ledger.md.
+// A money request goes through a pipeline of named checks (pipeline.go,
+// docs/authorization.md): the checks before the store transaction decrypt
+// the card-data block and call the token, so no row lock is held across a
+// token call; the checks inside it decide, and the decision and all its
+// effects (device counter, hold or posting, authorization row, audit
+// record) commit in that one transaction. Action codes are documented on
+// Authorize, per check in docs/authorization.md, and in docs/ledger.md.
 package authz
 
 import (
@@ -16,14 +18,11 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"strconv"
 	"time"
 
-	"github.com/posgate/posgate/cloud/controls"
 	"github.com/posgate/posgate/cloud/ledger"
 	"github.com/posgate/posgate/cloud/routing"
 	"github.com/posgate/posgate/cloud/store"
-	"github.com/posgate/posgate/emv/de55"
 	"github.com/posgate/posgate/p2pe/card"
 	"github.com/posgate/posgate/p2pe/cardblock"
 	"github.com/posgate/posgate/p2pe/fingerprint"
@@ -124,7 +123,7 @@ type terminalLookup struct {
 // Response is the center's answer. ApprovalCode is set on approvals only;
 // RRN on every recorded answer.
 type Response struct {
-	ActionCode   string
+	ActionCode   iso93.ActionCode
 	ApprovalCode string
 	RRN          string
 	// ICCData is the response DE 55 of a chip request whose card was
@@ -154,6 +153,10 @@ type Switch struct {
 	Chip ChipConfig
 	// PIN configures issuer PIN verification (DE 125); see PINConfig.
 	PIN PINConfig
+
+	// trace, when set (by tests), is told the name of each check of a
+	// pipeline as it is about to run.
+	trace func(check string)
 }
 
 // Authorize decides r and returns the answer. Its error is non-nil only for
@@ -195,7 +198,7 @@ func (s *Switch) Authorize(ctx context.Context, r Request) (Response, error) {
 	var prev store.Authorization
 	var looked *terminalLookup
 	err := s.Store.Read(ctx, func(tx *store.Tx) error {
-		if err := tx.Prefetch(ctx, store.AuthReads{Key: r.IdempotencyKey, TerminalID: r.TerminalID}); err != nil {
+		if err := tx.Prefetch(ctx, s.newAuth(r).authReads(tx.Now(), firstLook)); err != nil {
 			return err
 		}
 		var err error
@@ -222,11 +225,11 @@ func (s *Switch) Authorize(ctx context.Context, r Request) (Response, error) {
 		}
 		return s.authorize(ctx, r)
 	case iso93.MTIAdvice, iso93.MTIAdviceRepeat:
-		return s.advice(ctx, r)
+		return s.advice(ctx, r) // reverse.go
 	case iso93.MTIReversal, iso93.MTIReversalRepeat:
 		return s.reverse(ctx, r)
 	}
-	return s.declineWith(ctx, r, nil, string(iso93.ActionInvalidTransaction), "request_invalid", "MTI not served by the switch")
+	return s.declineWith(ctx, r, nil, iso93.ActionInvalidTransaction, "request_invalid", "MTI not served by the switch")
 }
 
 // repeat answers a request whose idempotency key is recorded.
@@ -249,7 +252,7 @@ func (s *Switch) refuse(ctx context.Context, r Request, kind, reason string) (Re
 	if err != nil {
 		return Response{}, fmt.Errorf("authorize %s: %w", r.MTI, err)
 	}
-	return Response{ActionCode: string(iso93.ActionFormatError)}, nil
+	return Response{ActionCode: iso93.ActionFormatError}, nil
 }
 
 func responseOf(a store.Authorization) Response {
@@ -261,8 +264,8 @@ func audit(ctx context.Context, tx *store.Tx, r Request, kind, reason string) er
 		Detail: fmt.Sprintf("mti %s terminal %q stan %q: %s", r.MTI, r.TerminalID, r.STAN, reason)})
 }
 
-// decision is what a decide function sets on the authorization row it is
-// given; record writes it.
+// decideFunc sets the decision on the authorization row it is given;
+// record writes it.
 type decideFunc func(ctx context.Context, tx *store.Tx, a *store.Authorization) error
 
 // record runs decide in one transaction and writes the authorization row it
@@ -308,7 +311,7 @@ func (s *Switch) recordWith(ctx context.Context, r Request, reads func(tx *store
 		if err := decide(ctx, tx, &a); err != nil {
 			return err
 		}
-		if a.ActionCode == string(iso93.ActionApproved) {
+		if a.ActionCode == iso93.ActionApproved {
 			code, err := approvalCode()
 			if err != nil {
 				return err
@@ -348,7 +351,7 @@ func (s *Switch) recordWith(ctx context.Context, r Request, reads func(tx *store
 
 // declineWith records a decline with an audit record, running pre first (if
 // not nil) inside the same transaction.
-func (s *Switch) declineWith(ctx context.Context, r Request, pre decideFunc, code, kind, reason string) (Response, error) {
+func (s *Switch) declineWith(ctx context.Context, r Request, pre decideFunc, code iso93.ActionCode, kind, reason string) (Response, error) {
 	return s.record(ctx, r, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
 		if pre != nil {
 			if err := pre(ctx, tx, a); err != nil {
@@ -360,9 +363,9 @@ func (s *Switch) declineWith(ctx context.Context, r Request, pre decideFunc, cod
 }
 
 // decline marks a as declined with code and writes the audit record.
-func decline(ctx context.Context, tx *store.Tx, r Request, a *store.Authorization, code, kind, reason string) error {
+func decline(ctx context.Context, tx *store.Tx, r Request, a *store.Authorization, code iso93.ActionCode, kind, reason string) error {
 	a.ActionCode, a.Status = code, store.AuthDeclined
-	return audit(ctx, tx, r, kind, reason+" ("+code+")")
+	return audit(ctx, tx, r, kind, reason+" ("+string(code)+")")
 }
 
 func approvalCode() (string, error) {
@@ -375,22 +378,22 @@ func approvalCode() (string, error) {
 
 // validate checks the fields every money request needs and returns the
 // action code and reason of the first problem, or "".
-func validate(r Request) (code, reason string) {
+func validate(r Request) (code iso93.ActionCode, reason string) {
 	switch {
 	case len(r.TerminalID) != 8:
-		return string(iso93.ActionFormatError), "terminal id must be 8 characters"
+		return iso93.ActionFormatError, "terminal id must be 8 characters"
 	case !isDigits(r.STAN, 6):
-		return string(iso93.ActionFormatError), "STAN must be 6 digits"
+		return iso93.ActionFormatError, "STAN must be 6 digits"
 	case r.LocalTime != "" && !validLocalTime(r.LocalTime):
-		return string(iso93.ActionFormatError), "local time must be YYMMDDhhmmss"
+		return iso93.ActionFormatError, "local time must be YYMMDDhhmmss"
 	case !isDigits(r.ProcessingCode, 6):
-		return string(iso93.ActionFormatError), "processing code must be 6 digits"
+		return iso93.ActionFormatError, "processing code must be 6 digits"
 	case !ledger.ValidCurrency(r.Currency):
-		return string(iso93.ActionFormatError), "currency is not an accepted ISO 4217 numeric code"
+		return iso93.ActionFormatError, "currency is not an accepted ISO 4217 numeric code"
 	case r.Amount <= 0 || r.Amount > ledger.MaxAmount:
-		return string(iso93.ActionInvalidAmount), "amount out of range"
+		return iso93.ActionInvalidAmount, "amount out of range"
 	case r.ProcessingCode[:2] != "00" && !isRefund(r):
-		return string(iso93.ActionInvalidTransaction), "only purchases (processing code 00xxxx) and 1200 refunds (20xxxx) are supported"
+		return iso93.ActionInvalidTransaction, "only purchases (processing code 00xxxx) and 1200 refunds (20xxxx) are supported"
 	}
 	return "", ""
 }
@@ -463,7 +466,8 @@ type opened struct {
 	counter uint64
 	fp      string // the PAN's fingerprint
 	// code/reason are set when the block or fingerprint is refused.
-	code, reason, kind string
+	code         iso93.ActionCode
+	reason, kind string
 }
 
 // open decrypts the block and compares fingerprints. Token faults are
@@ -471,7 +475,7 @@ type opened struct {
 func (s *Switch) open(ctx context.Context, r Request) (o opened, err error) {
 	if !r.PAN.IsZero() {
 		if len(r.CardBlock) != 0 {
-			return opened{code: string(iso93.ActionFormatError), kind: "request_invalid", reason: "clear PAN and card-data block are exclusive"}, nil
+			return opened{code: iso93.ActionFormatError, kind: "request_invalid", reason: "clear PAN and card-data block are exclusive"}, nil
 		}
 		fp, err := s.Vault.Fingerprint(r.PAN)
 		if err != nil {
@@ -480,14 +484,14 @@ func (s *Switch) open(ctx context.Context, r Request) (o opened, err error) {
 		return opened{card: cardblock.ClearData{PAN: r.PAN, Expiry: r.Expiry}, fp: fp}, nil
 	}
 	if len(r.CardBlock) == 0 {
-		return opened{code: string(iso93.ActionFormatError), kind: "request_invalid", reason: "card-data block missing"}, nil
+		return opened{code: iso93.ActionFormatError, kind: "request_invalid", reason: "card-data block missing"}, nil
 	}
 	if !fingerprint.Valid(r.Fingerprint) {
-		return opened{code: string(iso93.ActionFormatError), kind: "request_invalid", reason: "fingerprint must be 32 lower-case hex digits"}, nil
+		return opened{code: iso93.ActionFormatError, kind: "request_invalid", reason: "fingerprint must be 32 lower-case hex digits"}, nil
 	}
 	c, device, counter, err := s.Decrypter.OpenCardBlock(ctx, r.CardBlock)
 	if errors.Is(err, ErrMalformedBlock) {
-		return opened{code: string(iso93.ActionFormatError), kind: "card_block_invalid", reason: err.Error()}, nil
+		return opened{code: iso93.ActionFormatError, kind: "card_block_invalid", reason: err.Error()}, nil
 	}
 	if err != nil {
 		return opened{}, fmt.Errorf("decrypt card block: %w", err)
@@ -498,273 +502,55 @@ func (s *Switch) open(ctx context.Context, r Request) (o opened, err error) {
 		return opened{}, fmt.Errorf("fingerprint PAN %s: %w", c.PAN.Masked(), err)
 	}
 	if fp != r.Fingerprint {
-		o.code, o.kind, o.reason = string(iso93.ActionFormatError), "fingerprint_mismatch", "DE 122 fingerprint differs from the decrypted PAN's"
+		o.code, o.kind, o.reason = iso93.ActionFormatError, "fingerprint_mismatch", "DE 122 fingerprint differs from the decrypted PAN's"
 	}
 	return o, nil
 }
 
-// prepare runs the checks every card-present money request shares before
-// its transaction: field validation, the terminal and the card block. It
-// returns a response when the request was already answered (declined).
-func (s *Switch) prepare(ctx context.Context, r Request) (store.Terminal, opened, *Response, error) {
-	if code, reason := validate(r); code != "" {
-		resp, err := s.declineWith(ctx, r, nil, code, "request_invalid", reason)
-		return store.Terminal{}, opened{}, &resp, err
-	}
-	term, ok, err := s.terminal(ctx, r)
-	if err != nil {
-		return store.Terminal{}, opened{}, nil, fmt.Errorf("authorize %s: %w", r.MTI, err)
-	}
-	if !ok {
-		resp, err := s.declineWith(ctx, r, nil, string(iso93.ActionNotPermittedToTerminal), "terminal_refused",
-			"terminal unknown or not registered behind this gateway")
-		return store.Terminal{}, opened{}, &resp, err
-	}
-	o, err := s.open(ctx, r)
-	if err != nil {
-		return store.Terminal{}, opened{}, nil, fmt.Errorf("authorize %s: %w", r.MTI, err)
-	}
-	if o.code != "" && o.device == "" {
-		// Not decrypted at all: nothing to record against a device.
-		resp, err := s.declineWith(ctx, r, nil, o.code, o.kind, o.reason)
-		return store.Terminal{}, opened{}, &resp, err
-	}
-	return term, o, nil, nil
-}
-
-// authorize decides an 1100 (hold) or 1200 (posting).
+// authorize decides an 1100 (hold) or 1200 (posting) through its
+// pipeline (authorizationPipeline, financialPipeline).
 //
 // With a Router, the card's BIN route is read in the transaction's first
-// batch (store.AuthReads.BINPrefix): an on-us purchase then costs the
-// key-and-terminal look and its transaction's two round trips on
-// PostgreSQL (docs/storage.md). A card that is not on-us rolls that
-// transaction back (nothing was written) and goes to its brand host or is
-// declined 111. The token checks before the transaction find no card row
-// for such a card and do nothing.
+// batch (routeCheck): an on-us purchase then costs the key-and-terminal
+// look and its transaction's two round trips on PostgreSQL
+// (docs/storage.md). A card that is not on-us ends that transaction
+// before anything is written and goes to its brand host or is declined
+// 111. The token checks before the transaction find no card row for such
+// a card and do nothing.
 func (s *Switch) authorize(ctx context.Context, r Request) (Response, error) {
-	term, o, resp, err := s.prepare(ctx, r)
-	if resp != nil || err != nil {
-		return deref(resp), err
-	}
-	routed := s.Router != nil && o.code == ""
-	var chip *de55.Request
-	var chipErr error
-	if len(r.ICCData) > 0 && o.code == "" {
-		var req de55.Request
-		if req, chipErr = de55.ParseRequest(r.ICCData); chipErr == nil {
-			chip = &req
-		}
-	}
-	var sec *security
-	if chipErr == nil && o.code == "" && (chip != nil || s.Chip.Keys != nil || !o.card.SecurityCode.IsZero()) {
-		if chip != nil && s.Chip.Keys == nil {
-			chipErr = errors.New("chip requests are not served: no card security keys")
-		} else if sec, err = s.verifyCard(ctx, r, o, chip); err != nil {
-			return Response{}, fmt.Errorf("authorize %s: %w", r.MTI, err)
-		}
-	}
-	pinChk, err := s.verifyPIN(ctx, r, o)
-	if err != nil {
-		return Response{}, fmt.Errorf("authorize %s: %w", r.MTI, err)
-	}
-	reads := func(tx *store.Tx) store.AuthReads {
-		day := controls.DayStart(r.Currency, tx.Now())
-		rd := store.AuthReads{Device: o.device, Counter: o.counter, Fingerprint: o.fp,
-			DayFrom: day, DayTo: day.AddDate(0, 0, 1), MerchantID: term.MerchantID, Reserve: []string{"authorizations", "holds"}}
-		if r.MTI == iso93.MTIFinancialRequest {
-			rd.ClearingRefs = ledger.ClearingRefs(term.MerchantID, r.Currency)
-			rd.Reserve = []string{"authorizations", "transfers"}
-		}
-		if routed {
-			rd.BINPrefix, rd.PANLength = routing.Prefix(o.card.PAN), len(o.card.PAN.Digits())
-		}
-		return rd
-	}
-	resp2, err := s.recordWith(ctx, r, reads, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
-		if routed {
-			d, err := routing.RouteIn(ctx, tx, o.card.PAN)
-			if err != nil {
-				return err
-			}
-			if !d.OnUs() {
-				return &notOnUs{d}
-			}
-		}
-		if declined, err := advanceCounter(ctx, tx, r, a, o); err != nil || declined {
-			return err
-		}
-		if o.code != "" {
-			return decline(ctx, tx, r, a, o.code, o.kind, o.reason)
-		}
-		if chipErr != nil {
-			code := iso93.ActionFormatError
-			if chip != nil {
-				code = iso93.ActionInvalidTransaction
-			}
-			return decline(ctx, tx, r, a, string(code), "de55_invalid", "DE 55: "+chipErr.Error())
-		}
-		c, acct, declined, err := s.checkCard(ctx, tx, r, a, term, o)
-		if err != nil {
-			return err
-		}
-		if declined {
-			return useDeclinedATC(ctx, tx, o, sec, a.CardID)
-		}
-		if declined, err := s.checkSecurity(ctx, tx, r, a, c, o, sec); err != nil || declined {
-			return err
-		}
-		if declined, err := s.checkPIN(ctx, tx, r, a, c, pinChk); err != nil || declined {
-			return err
-		}
-		if r.MTI == iso93.MTIAuthorizationRequest {
-			ttl := s.HoldTTL
-			if ttl == 0 {
-				ttl = DefaultHoldTTL
-			}
-			hold, err := ledger.Hold(ctx, tx, acct.ID, r.Amount, r.Currency, tx.Now().Add(ttl))
-			if errors.Is(err, ledger.ErrInsufficientFunds) {
-				return decline(ctx, tx, r, a, string(iso93.ActionInsufficientFunds), "declined", "insufficient funds on card "+strconv.FormatInt(c.ID, 10))
-			}
-			if err != nil {
-				return err
-			}
-			a.HoldID, a.Status, a.ActionCode = hold, store.AuthHeld, string(iso93.ActionApproved)
-			return nil
-		}
-		t, err := purchase(ctx, tx, acct, term, r.Amount, r.Currency)
-		if errors.Is(err, ledger.ErrInsufficientFunds) {
-			return decline(ctx, tx, r, a, string(iso93.ActionInsufficientFunds), "declined", "insufficient funds on card "+strconv.FormatInt(c.ID, 10))
-		}
-		if err != nil {
-			return err
-		}
-		a.TransferID, a.Status, a.ActionCode = t, store.AuthCaptured, string(iso93.ActionApproved)
-		return nil
-	}, nil)
-	if off := (*notOnUs)(nil); errors.As(err, &off) {
-		if off.d.Routed() {
-			return s.forward(ctx, r, term, o, off.d)
+	st := s.newAuth(r)
+	resp, err := s.run(ctx, pipelineFor(r), st)
+	if errors.Is(err, errDiverted) {
+		if st.offUs.Routed() {
+			return s.forward(ctx, r, st.term, st.o, st.offUs)
 		}
 		return s.record(ctx, r, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
-			if declined, err := advanceCounter(ctx, tx, r, a, o); err != nil || declined {
+			if declined, err := advanceCounter(ctx, tx, st.r, a, st.o); err != nil || declined {
 				return err
 			}
-			return decline(ctx, tx, r, a, string(iso93.ActionInvalidCardNumber), "no_route",
-				"BIN "+o.card.PAN.BIN()+" is neither on-us nor routed")
+			return decline(ctx, tx, st.r, a, iso93.ActionInvalidCardNumber, "no_route",
+				"BIN "+st.o.card.PAN.BIN()+" is neither on-us nor routed")
 		})
 	}
 	if err != nil {
-		return resp2, err
+		return resp, err
 	}
-	if resp2.ICCData, err = s.chipResponse(sec, resp2); err != nil {
+	if resp.ICCData, err = s.chipResponse(st.sec, resp); err != nil {
 		// The decision is recorded; the terminal gets it without the
 		// ARPC (its card then declines offline) rather than a 909.
-		resp2.ICCData = nil
+		resp.ICCData = nil
 	}
-	return resp2, nil
+	return resp, nil
 }
 
-// notOnUs ends an authorization's transaction (rolling it back) when the
-// card's BIN route, read in it, is not on-us.
-type notOnUs struct{ d routing.Decision }
-
-func (e *notOnUs) Error() string { return "card is not on-us" }
-
-// advanceCounter applies the KSN replay rule of a block request (nothing
-// for the clear-PAN path); declined reports a 913.
+// advanceCounter applies the KSN replay rule (replayCheck) in a
+// transaction outside the pipeline (an off-us card's); declined reports
+// a 913 recorded on a.
 func advanceCounter(ctx context.Context, tx *store.Tx, r Request, a *store.Authorization, o opened) (declined bool, err error) {
-	if o.device == "" {
-		return false, nil
-	}
-	fresh, err := tx.AdvanceDeviceCounter(ctx, o.device, o.counter)
-	if err != nil {
+	st := &auth{r: r, o: o, tx: tx, a: a}
+	d, err := replayCheck.run(ctx, st)
+	if err != nil || !d.declined() {
 		return false, err
 	}
-	if !fresh {
-		return true, decline(ctx, tx, r, a, string(iso93.ActionDuplicateTransmission), "ksn_replay",
-			"KSN counter "+strconv.FormatUint(o.counter, 10)+" not above the highest accepted from device "+o.device)
-	}
-	return false, nil
-}
-
-func deref(r *Response) Response {
-	if r == nil {
-		return Response{}
-	}
-	return *r
-}
-
-// purchase posts amount from the cardholder account to the merchant's
-// clearing account.
-func purchase(ctx context.Context, tx *store.Tx, acct store.Account, term store.Terminal, amount int64, currency string) (int64, error) {
-	clearing, err := ledger.MerchantClearing(ctx, tx, term.MerchantID, currency)
-	if err != nil {
-		return 0, err
-	}
-	return ledger.Post(ctx, tx, ledger.KindPurchase,
-		store.Posting{AccountID: acct.ID, Amount: -amount, Currency: currency},
-		store.Posting{AccountID: clearing, Amount: amount, Currency: currency})
-}
-
-// checkCard finds the card by fingerprint and applies the card checks:
-// status, expiry, currency and the house-card merchant list. declined
-// reports that a was declined (and audited).
-func (s *Switch) checkCard(ctx context.Context, tx *store.Tx, r Request, a *store.Authorization, term store.Terminal, o opened) (store.Card, store.Account, bool, error) {
-	c, err := tx.CardByFingerprint(ctx, o.fp)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.Card{}, store.Account{}, true, decline(ctx, tx, r, a, string(iso93.ActionInvalidCardNumber), "declined", "no card with this fingerprint")
-	}
-	if err != nil {
-		return store.Card{}, store.Account{}, false, err
-	}
-	a.CardID, a.AccountID = c.ID, c.AccountID
-	no := func(code iso93.ActionCode, reason string) (store.Card, store.Account, bool, error) {
-		return c, store.Account{}, true, decline(ctx, tx, r, a, string(code), "declined",
-			"card "+strconv.FormatInt(c.ID, 10)+": "+reason)
-	}
-	switch c.Status {
-	case store.CardLost:
-		return no(iso93.ActionLostCard, "lost")
-	case store.CardStolen:
-		return no(iso93.ActionStolenCard, "stolen")
-	case store.CardSuspended:
-		return no(iso93.ActionRestrictedCard, "suspended")
-	case store.CardClosed:
-		return no(iso93.ActionCardNotEffective, "closed")
-	case store.CardInactive:
-		return no(iso93.ActionCardNotEffective, "not activated")
-	}
-	when := txnTime(r, tx.Now())
-	exp, err := card.ParseExpiry(c.Expiry)
-	if err != nil || exp.Expired(when) || (!o.card.Expiry.IsZero() && o.card.Expiry.Expired(when)) {
-		return no(iso93.ActionExpiredCard, "expired")
-	}
-	// Lock the account row before the cardholder controls read today's
-	// total, so concurrent authorizations on one card cannot both pass the
-	// daily limit (controls.Check's locking contract).
-	acct, err := tx.LockAccount(ctx, c.AccountID)
-	if err != nil {
-		return c, store.Account{}, false, err
-	}
-	if acct.Currency != r.Currency {
-		return no(iso93.ActionNotPermittedToCardholder, "transaction currency differs from the account's")
-	}
-	if acct.Kind == store.AccountHouse {
-		ok, err := tx.ProductAllowsMerchant(ctx, c.ProductID, term.MerchantID)
-		if err != nil {
-			return c, store.Account{}, false, err
-		}
-		if !ok {
-			return no(iso93.ActionNotPermittedToCardholder, "house card not accepted at merchant "+term.MerchantID)
-		}
-	}
-	code, reason, err := controls.Check(ctx, tx, c, controls.Txn{Amount: r.Amount, Currency: r.Currency, MCC: term.MCC,
-		MerchantID: term.MerchantID, ECommerce: controls.ECommerce(r.POSDataCode)})
-	if err != nil {
-		return c, store.Account{}, false, err
-	}
-	if code != "" {
-		return no(code, "cardholder control: "+reason)
-	}
-	return c, acct, false, nil
+	return true, decline(ctx, tx, r, a, d.action, d.kind, d.reason)
 }

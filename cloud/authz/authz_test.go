@@ -26,7 +26,7 @@ func authorize(t *testing.T, w *cloudtest.World, r authz.Request) authz.Response
 
 func wantCode(t *testing.T, resp authz.Response, code iso93.ActionCode) {
 	t.Helper()
-	if resp.ActionCode != string(code) {
+	if resp.ActionCode != code {
 		t.Fatalf("action code = %s, want %s", resp.ActionCode, code)
 	}
 	if code == iso93.ActionApproved && len(resp.ApprovalCode) != 6 {
@@ -224,7 +224,7 @@ func TestIdempotentRepeats(t *testing.T) {
 			wantCode(t, authorize(t, w, r), iso93.ActionApproved)
 			r.GatewayID = cloudtest.OtherGateway
 			resp := authorize(t, w, r)
-			if resp.ActionCode != string(iso93.ActionFormatError) || resp.RRN != "" || resp.ApprovalCode != "" {
+			if resp.ActionCode != iso93.ActionFormatError || resp.RRN != "" || resp.ApprovalCode != "" {
 				t.Fatalf("other gateway got %+v", resp)
 			}
 		})
@@ -399,7 +399,7 @@ func TestCompletionAdvice(t *testing.T) {
 				adv := w.Request(iso93.MTIAdvice, cloudtest.Card{}, 3000)
 				adv.CardBlock, adv.Fingerprint = nil, ""
 				adv.Original = &authz.OriginalData{IdempotencyKey: orig.IdempotencyKey}
-				if got := authorize(t, w, adv); got.ActionCode != string(want) {
+				if got := authorize(t, w, adv); got.ActionCode != want {
 					t.Fatalf("completion %d = %s, want %s", i, got.ActionCode, want)
 				}
 			}

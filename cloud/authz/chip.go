@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/posgate/posgate/cloud/store"
 	"github.com/posgate/posgate/emv"
@@ -96,8 +95,8 @@ var (
 // covers: 00 approved, 51 insufficient funds, 54 expired, 41 lost, 43
 // stolen, 59 suspected fraud (bad cryptogram), 57 not permitted, 05 any
 // other decline.
-func arcFor(action string) [2]byte {
-	switch iso93.ActionCode(action) {
+func arcFor(action iso93.ActionCode) [2]byte {
+	switch action {
 	case iso93.ActionApproved:
 		return arcApproved
 	case iso93.ActionInsufficientFunds:
@@ -303,52 +302,133 @@ func isFallback(r Request, o opened) bool {
 	return len(p) == 12 && p[0] == '5' && p[6] == '2' && sc != "" && (sc[0] == '2' || sc[0] == '6')
 }
 
-// checkSecurity applies fallback, chip and CVV2 rules to card c inside
-// the authorization's transaction, after the card checks. declined
-// reports that a was declined (and audited).
-func (s *Switch) checkSecurity(ctx context.Context, tx *store.Tx, r Request, a *store.Authorization, c store.Card, o opened, sec *security) (bool, error) {
-	no := func(code iso93.ActionCode, kind, reason string) (bool, error) {
-		return true, decline(ctx, tx, r, a, string(code), kind, "card "+strconv.FormatInt(c.ID, 10)+": "+reason)
-	}
-	if isFallback(r, o) {
-		p, err := tx.ProductCardSecurity(ctx, c.ProductID)
-		if err != nil {
-			return false, err
+// de55ParseCheck parses the request's DE 55 before the transaction (a
+// request whose block was refused has none to parse). A DE 55 that does
+// not parse, or that comes while no card security keys are configured,
+// is refused by de55Check inside the transaction.
+var de55ParseCheck = check{name: "de55 parse", phase: beforeTx,
+	run: func(_ context.Context, st *auth) (decision, error) {
+		if len(st.r.ICCData) == 0 || st.o.code != "" {
+			return pass, nil
 		}
-		if !p.AllowFallback {
-			return no(iso93.ActionNotPermittedToCardholder, "fallback_refused", "magnetic-stripe fallback not allowed for the product")
+		req, err := de55.ParseRequest(st.r.ICCData)
+		switch {
+		case err != nil:
+			st.chipErr = err
+		case st.s.Chip.Keys == nil:
+			st.chip, st.chipErr = &req, errors.New("chip requests are not served: no card security keys")
+		default:
+			st.chip = &req
 		}
-	}
-	if len(r.ICCData) == 0 && (sec == nil || sec.cvv == cvvNotChecked) {
-		return false, nil
-	}
-	if sec == nil || sec.cardID != c.ID {
-		// The card appeared (or changed) between the checks before the
-		// transaction and this one: a fault; a repeat decides afresh.
-		return false, fmt.Errorf("card %d changed during the authorization", c.ID)
-	}
-	if sec.chip != nil {
+		return pass, nil
+	}}
+
+// cardSecurityCheck runs the token checks of the chip and CVV2 rules
+// before the transaction (verifyCard): it reads the card's security
+// settings, verifies the ARQC (making the approval's ARPC in the same
+// token session) and the CVV2. It decides nothing: chipCheck and cvvCheck
+// apply its verdict inside the transaction.
+var cardSecurityCheck = check{name: "card security", phase: beforeTx,
+	run: func(ctx context.Context, st *auth) (decision, error) {
+		o := st.o
+		if st.chipErr != nil || o.code != "" || (st.chip == nil && st.s.Chip.Keys == nil && o.card.SecurityCode.IsZero()) {
+			return pass, nil
+		}
+		sec, err := st.s.verifyCard(ctx, st.r, o, st.chip)
+		st.sec = sec
+		return pass, err
+	}}
+
+// de55Check refuses a DE 55 de55ParseCheck could not use: 904 when it
+// does not parse, 902 when chip requests are not served (de55_invalid).
+var de55Check = check{name: "de55", phase: inTx,
+	codes: []iso93.ActionCode{iso93.ActionFormatError, iso93.ActionInvalidTransaction},
+	run: func(_ context.Context, st *auth) (decision, error) {
+		if st.chipErr == nil {
+			return pass, nil
+		}
+		code := iso93.ActionFormatError
+		if st.chip != nil {
+			code = iso93.ActionInvalidTransaction
+		}
+		return declineOf(code, "de55_invalid", "DE 55: "+st.chipErr.Error()), nil
+	}}
+
+// fallbackCheck declines 119 (fallback_refused) a magnetic-stripe read of
+// a chip card (isFallback) when the card's product does not allow it.
+var fallbackCheck = check{name: "fallback", phase: inTx,
+	codes: []iso93.ActionCode{iso93.ActionNotPermittedToCardholder},
+	run: func(ctx context.Context, st *auth) (decision, error) {
+		if !isFallback(st.r, st.o) {
+			return pass, nil
+		}
+		p, err := st.tx.ProductCardSecurity(ctx, st.card.ProductID)
+		if err != nil || p.AllowFallback {
+			return pass, err
+		}
+		return st.cardDecline(iso93.ActionNotPermittedToCardholder, "fallback_refused", "magnetic-stripe fallback not allowed for the product"), nil
+	}}
+
+// chipCheck applies the token's verdict on a chip request's cryptogram:
+// 902 application identifier absent or not accepted (aid_refused), 102
+// ARQC does not verify (arqc_invalid), 100 ATC replayed or regressed
+// (atc_replayed, useATC). A verified ARQC's ATC is recorded as used.
+// Declines of the checks before it record the ATC too (useDeclinedATC).
+var chipCheck = check{name: "chip", phase: inTx,
+	codes: []iso93.ActionCode{iso93.ActionInvalidTransaction, iso93.ActionSuspectedFraud, iso93.ActionDoNotHonour},
+	run: func(ctx context.Context, st *auth) (decision, error) {
+		st.atcSettled = true
+		if len(st.r.ICCData) == 0 {
+			return pass, nil
+		}
+		sec, err := st.securityOf()
+		if err != nil || sec.chip == nil {
+			return pass, err
+		}
 		if !sec.aidOK {
-			return no(iso93.ActionInvalidTransaction, "aid_refused", "application identifier (84) absent or not accepted")
+			return st.cardDecline(iso93.ActionInvalidTransaction, "aid_refused", "application identifier (84) absent or not accepted"), nil
 		}
 		if !sec.arqcOK {
-			return no(iso93.ActionSuspectedFraud, "arqc_invalid", "ARQC does not verify")
+			return st.cardDecline(iso93.ActionSuspectedFraud, "arqc_invalid", "ARQC does not verify"), nil
 		}
-		refused, err := useATC(ctx, tx, o.fp, sec.chip, true)
+		refused, err := useATC(ctx, st.tx, st.o.fp, sec.chip, true)
+		if err != nil || refused == "" {
+			return pass, err
+		}
+		return st.cardDecline(iso93.ActionDoNotHonour, "atc_replayed", refused), nil
+	}}
+
+// cvvCheck applies the token's verdict on the CVV2: 100 when it does not
+// verify (cvv2_invalid) or is absent for a product that requires it
+// (cvv2_missing).
+var cvvCheck = check{name: "cvv", phase: inTx,
+	codes: []iso93.ActionCode{iso93.ActionDoNotHonour},
+	run: func(_ context.Context, st *auth) (decision, error) {
+		if st.sec == nil || st.sec.cvv == cvvNotChecked {
+			return pass, nil
+		}
+		sec, err := st.securityOf()
 		if err != nil {
-			return false, err
+			return pass, err
 		}
-		if refused != "" {
-			return no(iso93.ActionDoNotHonour, "atc_replayed", refused)
+		switch sec.cvv {
+		case cvvInvalid:
+			return st.cardDecline(iso93.ActionDoNotHonour, "cvv2_invalid", "CVV2 does not verify"), nil
+		case cvvMissing:
+			return st.cardDecline(iso93.ActionDoNotHonour, "cvv2_missing", "CVV2 required by the product and absent"), nil
 		}
+		return pass, nil
+	}}
+
+// securityOf returns the token's verdict for the card found in the
+// transaction; a verdict missing or for another card means the card
+// appeared (or changed) between the checks before the transaction and
+// this one: a fault, and a repeat decides afresh.
+func (st *auth) securityOf() (*security, error) {
+	if st.sec == nil || st.sec.cardID != st.card.ID {
+		return nil, fmt.Errorf("card %d changed during the authorization", st.card.ID)
 	}
-	switch sec.cvv {
-	case cvvInvalid:
-		return no(iso93.ActionDoNotHonour, "cvv2_invalid", "CVV2 does not verify")
-	case cvvMissing:
-		return no(iso93.ActionDoNotHonour, "cvv2_missing", "CVV2 required by the product and absent")
-	}
-	return false, nil
+	return st.sec, nil
 }
 
 // useDeclinedATC records the ATC of a verified ARQC as used when the
@@ -469,7 +549,7 @@ func (s *Switch) repeatChip(ctx context.Context, r Request, prev store.Authoriza
 // token could not compute the MAC: the decline then goes without it
 // (the card still declines; a later request is answered the same way).
 func (s *Switch) blockScript(sec *security, resp Response) (tlv.TLV, bool) {
-	switch iso93.ActionCode(resp.ActionCode) {
+	switch resp.ActionCode {
 	case iso93.ActionLostCard, iso93.ActionStolenCard:
 	default:
 		return tlv.TLV{}, false
@@ -498,7 +578,8 @@ type adviceChip struct {
 	sec *security
 	// code, kind and reason are set when DE 55 is refused before the
 	// transaction.
-	code, kind, reason string
+	code         iso93.ActionCode
+	kind, reason string
 }
 
 // checkAdviceChip reads an offline approval advice's DE 55 before its
@@ -514,19 +595,19 @@ func (s *Switch) checkAdviceChip(ctx context.Context, r Request, o opened) (advi
 	}
 	req, err := de55.ParseRequest(r.ICCData)
 	if err != nil {
-		return adviceChip{code: string(iso93.ActionFormatError), kind: "de55_invalid", reason: "DE 55: " + err.Error()}, nil
+		return adviceChip{code: iso93.ActionFormatError, kind: "de55_invalid", reason: "DE 55: " + err.Error()}, nil
 	}
 	switch t := req.CID().Type(); t {
 	case emv.TC, emv.ARQC:
 	case emv.AAC:
-		return adviceChip{code: string(iso93.ActionInvalidTransaction), kind: "advice_aac",
+		return adviceChip{code: iso93.ActionInvalidTransaction, kind: "advice_aac",
 			reason: "DE 55 9F27 is an AAC: the card declined the transaction it advises as approved"}, nil
 	default:
-		return adviceChip{code: string(iso93.ActionFormatError), kind: "de55_invalid",
+		return adviceChip{code: iso93.ActionFormatError, kind: "de55_invalid",
 			reason: "DE 55 9F27 names the reserved cryptogram type " + t.String()}, nil
 	}
 	if s.Chip.Keys == nil {
-		return adviceChip{code: string(iso93.ActionInvalidTransaction), kind: "de55_invalid",
+		return adviceChip{code: iso93.ActionInvalidTransaction, kind: "de55_invalid",
 			reason: "DE 55: chip advices are not served: no card security keys"}, nil
 	}
 	ac := adviceChip{chip: &req}
@@ -554,39 +635,58 @@ func (s *Switch) checkAdviceChip(ctx context.Context, r Request, o opened) (advi
 	return ac, nil
 }
 
-// applyAdviceChip applies the chip checks of an offline approval advice
-// to card c inside its transaction, after the card checks: AID not
+// adviceChipVerifyCheck reads an offline approval advice's DE 55 before
+// its transaction and verifies its cryptogram in the token
+// (checkAdviceChip); adviceDE55Check and adviceChipCheck apply the
+// verdict inside the transaction.
+var adviceChipVerifyCheck = check{name: "advice chip verify", phase: beforeTx,
+	run: func(ctx context.Context, st *auth) (decision, error) {
+		ac, err := st.s.checkAdviceChip(ctx, st.r, st.o)
+		st.advice = ac
+		return pass, err
+	}}
+
+// adviceDE55Check refuses an advice's DE 55 that checkAdviceChip refused:
+// 904 malformed or reserved 9F27 (de55_invalid), 902 an AAC (advice_aac)
+// or no card security keys (de55_invalid).
+var adviceDE55Check = check{name: "advice de55", phase: inTx,
+	codes: []iso93.ActionCode{iso93.ActionFormatError, iso93.ActionInvalidTransaction},
+	run: func(_ context.Context, st *auth) (decision, error) {
+		if ac := st.advice; ac.code != "" {
+			return declineOf(ac.code, ac.kind, ac.reason), nil
+		}
+		return pass, nil
+	}}
+
+// adviceChipCheck applies the chip checks of an offline approval advice
+// to the card inside its transaction, after the card checks: AID not
 // accepted 902 (aid_refused), cryptogram not verifying 102 (tc_invalid
-// or arqc_invalid), ATC already used 100 (atc_replayed). declined reports
-// that a was declined (and audited).
-func applyAdviceChip(ctx context.Context, tx *store.Tx, r Request, a *store.Authorization, c store.Card, o opened, ac adviceChip) (bool, error) {
-	if ac.chip == nil {
-		return false, nil
-	}
-	sec := ac.sec
-	if sec == nil || sec.cardID != c.ID {
-		// The card appeared (or changed) between the checks before the
-		// transaction and this one: a fault; a repeat decides afresh.
-		return false, fmt.Errorf("card %d changed during the advice", c.ID)
-	}
-	no := func(code iso93.ActionCode, kind, reason string) (bool, error) {
-		return true, decline(ctx, tx, r, a, string(code), kind, "card "+strconv.FormatInt(c.ID, 10)+": "+reason)
-	}
-	typ := ac.chip.CID().Type()
-	switch {
-	case !sec.aidOK:
-		return no(iso93.ActionInvalidTransaction, "aid_refused", "application identifier (84) absent or not accepted")
-	case !sec.arqcOK && typ == emv.TC:
-		return no(iso93.ActionSuspectedFraud, "tc_invalid", "offline approval's TC does not verify")
-	case !sec.arqcOK:
-		return no(iso93.ActionSuspectedFraud, "arqc_invalid", "stand-in advice's ARQC does not verify")
-	}
-	refused, err := useATC(ctx, tx, o.fp, ac.chip, false)
-	if err != nil {
-		return false, err
-	}
-	if refused != "" {
-		return no(iso93.ActionDoNotHonour, "atc_replayed", refused)
-	}
-	return false, nil
-}
+// or arqc_invalid), ATC already used 100 (atc_replayed).
+var adviceChipCheck = check{name: "advice chip", phase: inTx,
+	codes: []iso93.ActionCode{iso93.ActionInvalidTransaction, iso93.ActionSuspectedFraud, iso93.ActionDoNotHonour},
+	run: func(ctx context.Context, st *auth) (decision, error) {
+		ac, c := st.advice, st.card
+		if ac.chip == nil {
+			return pass, nil
+		}
+		sec := ac.sec
+		if sec == nil || sec.cardID != c.ID {
+			// The card appeared (or changed) between the checks before the
+			// transaction and this one: a fault; a repeat decides afresh.
+			return pass, fmt.Errorf("card %d changed during the advice", c.ID)
+		}
+		typ := ac.chip.CID().Type()
+		switch {
+		case !sec.aidOK:
+			return st.cardDecline(iso93.ActionInvalidTransaction, "aid_refused", "application identifier (84) absent or not accepted"), nil
+		case !sec.arqcOK && typ == emv.TC:
+			return st.cardDecline(iso93.ActionSuspectedFraud, "tc_invalid", "offline approval's TC does not verify"), nil
+		case !sec.arqcOK:
+			return st.cardDecline(iso93.ActionSuspectedFraud, "arqc_invalid", "stand-in advice's ARQC does not verify"), nil
+		}
+		refused, err := useATC(ctx, st.tx, st.o.fp, ac.chip, false)
+		if err != nil || refused == "" {
+			return pass, err
+		}
+		return st.cardDecline(iso93.ActionDoNotHonour, "atc_replayed", refused), nil
+	}}

@@ -293,9 +293,9 @@ func TestChipAdviceConcurrentReplays(t *testing.T) {
 				switch {
 				case err != nil:
 					t.Errorf("authorize: %v", err)
-				case resp.ActionCode == string(iso93.ActionApproved):
+				case resp.ActionCode == iso93.ActionApproved:
 					approved.Add(1)
-				case resp.ActionCode == string(iso93.ActionDoNotHonour):
+				case resp.ActionCode == iso93.ActionDoNotHonour:
 					replayed.Add(1)
 				default:
 					t.Errorf("action code %s", resp.ActionCode)

@@ -170,7 +170,7 @@ func complete(t *testing.T, cc *card.Card, resp authz.Response) (emv.CryptogramT
 	if len(r.IssuerAuthData) != 10 {
 		t.Fatalf("issuer authentication data of %d bytes, want 10 (ARPC || ARC)", len(r.IssuerAuthData))
 	}
-	approved := resp.ActionCode == string(iso93.ActionApproved)
+	approved := resp.ActionCode == iso93.ActionApproved
 	cdol2, _ := card.DefaultCDOL2().Build(dol.Values{tags.AuthorisationResponseCode: r.IssuerAuthData[8:], tags.TVR: unhexT(t, "0000048000"),
 		tags.UnpredictableNumber: unhexT(t, "11223344")})
 	final, err := cc.CompleteOnline(r.IssuerAuthData, approved, cdol2)
@@ -435,7 +435,7 @@ func BenchmarkChipAuthorization(b *testing.B) {
 		r := w.Request(iso93.MTIFinancialRequest, c, 100)
 		r.ICCData = arqc(b, cc, 100, "")
 		resp, err := w.Switch.Authorize(context.Background(), r)
-		if err != nil || resp.ActionCode != string(iso93.ActionApproved) || len(resp.ICCData) == 0 {
+		if err != nil || resp.ActionCode != iso93.ActionApproved || len(resp.ICCData) == 0 {
 			b.Fatalf("authorize: %s %v", resp.ActionCode, err)
 		}
 	}

@@ -36,9 +36,9 @@ func hammer(t *testing.T, w *cloudtest.World, switches []*authz.Switch, c cloudt
 					return
 				}
 				switch resp.ActionCode {
-				case string(iso93.ActionApproved):
+				case iso93.ActionApproved:
 					approved.Add(1)
-				case string(iso93.ActionInsufficientFunds):
+				case iso93.ActionInsufficientFunds:
 				default:
 					t.Errorf("unexpected action code %s", resp.ActionCode)
 				}
@@ -156,7 +156,7 @@ func benchAuthorize(b *testing.B, st *store.Store, mti string) {
 		warm.Go(func() {
 			for range 3 {
 				r := w.RequestOn(fmt.Sprintf("warm-%d", i), mti, cards[i], 1)
-				if resp, err := w.Switch.Authorize(context.Background(), r); err != nil || resp.ActionCode != string(iso93.ActionApproved) {
+				if resp, err := w.Switch.Authorize(context.Background(), r); err != nil || resp.ActionCode != iso93.ActionApproved {
 					b.Errorf("warm-up authorize: %+v, %v", resp, err)
 					return
 				}
@@ -181,7 +181,7 @@ func benchAuthorize(b *testing.B, st *store.Store, mti string) {
 			t0 := time.Now()
 			resp, err := w.Switch.Authorize(context.Background(), r)
 			mine = append(mine, time.Since(t0))
-			if err != nil || resp.ActionCode != string(iso93.ActionApproved) {
+			if err != nil || resp.ActionCode != iso93.ActionApproved {
 				b.Errorf("authorize: %+v, %v", resp, err)
 				return
 			}

@@ -77,15 +77,15 @@ const (
 	pinMalformed // block does not decipher to a PIN field, or not AES DUKPT
 )
 
-// pinCheck is what verifyPIN found for one request's card.
-type pinCheck struct {
+// pinVerdict is what verifyPIN found for one request's card.
+type pinVerdict struct {
 	cardID  int64
 	outcome pinOutcome
 }
 
 // verifyPIN runs the token PIN check of a request before its transaction.
 // It returns nil when there is nothing to check. Errors are faults.
-func (s *Switch) verifyPIN(ctx context.Context, r Request, o opened) (*pinCheck, error) {
+func (s *Switch) verifyPIN(ctx context.Context, r Request, o opened) (*pinVerdict, error) {
 	if len(r.PINBlock) == 0 || o.code != "" {
 		return nil, nil
 	}
@@ -113,7 +113,7 @@ func (s *Switch) verifyPIN(ctx context.Context, r Request, o opened) (*pinCheck,
 	if err != nil {
 		return nil, fmt.Errorf("read PIN data of the card: %w", err)
 	}
-	chk := &pinCheck{cardID: c.ID}
+	chk := &pinVerdict{cardID: c.ID}
 	if pin.Tries >= s.PIN.maxTries() {
 		chk.outcome = pinBlocked
 		return chk, nil
@@ -156,18 +156,36 @@ func pinKSN(o opened) (dukpt.AESKSN, bool) {
 	return dukpt.NewAESKSN([8]byte(id), uint32(o.counter)), true
 }
 
-// checkPIN applies the PIN outcome to card c inside the authorization's
-// transaction: it moves the wrong-PIN count and declines 117, 106 or 904.
-// declined reports that a was declined (and audited).
-func (s *Switch) checkPIN(ctx context.Context, tx *store.Tx, r Request, a *store.Authorization, c store.Card, chk *pinCheck) (bool, error) {
+// pinVerifyCheck verifies the PIN block in the token before the
+// transaction (verifyPIN); pinCheck applies the verdict inside it.
+var pinVerifyCheck = check{name: "pin verify", phase: beforeTx,
+	run: func(ctx context.Context, st *auth) (decision, error) {
+		chk, err := st.s.verifyPIN(ctx, st.r, st.o)
+		st.pin = chk
+		return pass, err
+	}}
+
+// pinCheck applies the PIN outcome to the card inside the authorization's
+// transaction: it moves the wrong-PIN count and declines 117 wrong PIN
+// (pin_incorrect), 106 tries exceeded (pin_tries_exceeded) or 904 PIN
+// block that does not decipher (pin_block_invalid); a right PIN resets
+// the count.
+var pinCheck = check{name: "pin", phase: inTx,
+	codes: []iso93.ActionCode{iso93.ActionFormatError, iso93.ActionPINTriesExceeded, iso93.ActionIncorrectPIN},
+	run: func(ctx context.Context, st *auth) (decision, error) {
+		return st.s.checkPIN(ctx, st.tx, st.card, st.pin)
+	}}
+
+// checkPIN is pinCheck's decision for card c and the outcome chk.
+func (s *Switch) checkPIN(ctx context.Context, tx *store.Tx, c store.Card, chk *pinVerdict) (decision, error) {
 	if chk == nil {
-		return false, nil
+		return pass, nil
 	}
 	if chk.cardID != c.ID {
-		return false, fmt.Errorf("card %d changed during the authorization", c.ID)
+		return pass, fmt.Errorf("card %d changed during the authorization", c.ID)
 	}
-	no := func(code iso93.ActionCode, kind, reason string) (bool, error) {
-		return true, decline(ctx, tx, r, a, string(code), kind, "card "+strconv.FormatInt(c.ID, 10)+": "+reason)
+	no := func(code iso93.ActionCode, kind, reason string) (decision, error) {
+		return declineOf(code, kind, "card "+strconv.FormatInt(c.ID, 10)+": "+reason), nil
 	}
 	maxTries := s.PIN.maxTries()
 	switch chk.outcome {
@@ -178,7 +196,7 @@ func (s *Switch) checkPIN(ctx context.Context, tx *store.Tx, r Request, a *store
 	case pinWrong:
 		tries, err := tx.AddPINTry(ctx, c.ID)
 		if err != nil {
-			return false, err
+			return pass, err
 		}
 		if tries >= maxTries {
 			return no(iso93.ActionPINTriesExceeded, "pin_tries_exceeded", "wrong PIN "+strconv.Itoa(tries)+" of "+strconv.Itoa(maxTries)+": PIN blocked")
@@ -188,12 +206,12 @@ func (s *Switch) checkPIN(ctx context.Context, tx *store.Tx, r Request, a *store
 		// Another request may have used the last try since the check.
 		p, err := tx.CardPIN(ctx, c.ID)
 		if err != nil {
-			return false, err
+			return pass, err
 		}
 		if p.Tries >= maxTries {
 			return no(iso93.ActionPINTriesExceeded, "pin_tries_exceeded", "PIN blocked after "+strconv.Itoa(maxTries)+" wrong PINs")
 		}
-		return false, tx.ResetPINTries(ctx, c.ID)
+		return pass, tx.ResetPINTries(ctx, c.ID)
 	}
-	return false, fmt.Errorf("card %d: unknown PIN outcome %d", c.ID, chk.outcome)
+	return pass, fmt.Errorf("card %d: unknown PIN outcome %d", c.ID, chk.outcome)
 }

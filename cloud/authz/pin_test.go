@@ -164,7 +164,7 @@ func TestPINVerification(t *testing.T) {
 				approved := int64(0)
 				for i, s := range tt.steps {
 					resp := authorize(t, w.World, w.request(t, c, s.pin))
-					if resp.ActionCode != string(s.want) {
+					if resp.ActionCode != s.want {
 						t.Fatalf("step %d: action code %s, want %s", i, resp.ActionCode, s.want)
 					}
 					wantCode(t, resp, s.want)
@@ -254,7 +254,7 @@ func BenchmarkPINAuthorization(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		resp, err := w.Switch.Authorize(context.Background(), w.request(b, c, rightPIN))
-		if err != nil || resp.ActionCode != string(iso93.ActionApproved) {
+		if err != nil || resp.ActionCode != iso93.ActionApproved {
 			b.Fatalf("authorize: %s %v", resp.ActionCode, err)
 		}
 	}

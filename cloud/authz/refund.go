@@ -2,14 +2,11 @@ package authz
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/posgate/posgate/cloud/ledger"
 	"github.com/posgate/posgate/cloud/store"
-	"github.com/posgate/posgate/p2pe/card"
 	"github.com/posgate/posgate/protocol/iso93"
 )
 
@@ -41,100 +38,89 @@ func isRefund(r Request) bool {
 	return r.MTI == iso93.MTIFinancialRequest && len(r.ProcessingCode) == 6 && r.ProcessingCode[:2] == "20"
 }
 
-// refund decides a refund 1200. The checks before the transaction (fields,
-// terminal, card block, routing) are those of a sale; inside it the KSN
-// counter rule applies, the card is checked (status, expiry, currency,
-// house-card merchant list; not the cardholder controls, which limit
-// spending) and the refundable amount is computed with the card's account
-// locked, so two concurrent refunds cannot both use the same purchases.
+// refund decides a refund 1200 through refundPipeline. The checks before
+// the transaction (fields, terminal, card block) are those of a sale, and
+// the card's BIN route is read there; inside it the KSN counter rule
+// applies, the card is checked (status, expiry, currency, house-card
+// merchant list; not the cardholder controls, which limit spending) and
+// the refundable amount is computed with the card's account locked, so two
+// concurrent refunds cannot both use the same purchases.
 func (s *Switch) refund(ctx context.Context, r Request) (Response, error) {
-	term, o, resp, err := s.prepare(ctx, r)
-	if resp != nil || err != nil {
-		return deref(resp), err
-	}
-	if s.Router != nil && o.code == "" {
-		d, err := s.Router.Route(ctx, o.card.PAN)
+	st := s.newAuth(r)
+	st.declineKind, st.what = "refund_declined", "refund"
+	return s.run(ctx, &refundPipeline, st)
+}
+
+// refundRouteLookupCheck reads the route of the card's BIN before the
+// transaction (with a Router): a card that is not on-us is refused by
+// refundRouteCheck, 111 (no_route) when no host serves its BIN, 902
+// (refund_unsupported) when a brand host does: refunds are not forwarded.
+var refundRouteLookupCheck = check{name: "route lookup", phase: beforeTx,
+	run: func(ctx context.Context, st *auth) (decision, error) {
+		if st.s.Router == nil || st.o.code != "" {
+			return pass, nil
+		}
+		d, err := st.s.Router.Route(ctx, st.o.card.PAN)
 		if err != nil {
-			return Response{}, fmt.Errorf("refund: %w", err)
+			return pass, fmt.Errorf("refund: %w", err)
 		}
-		if !d.OnUs() {
-			code, kind, reason := string(iso93.ActionInvalidCardNumber), "no_route", "BIN "+o.card.PAN.BIN()+" is neither on-us nor routed"
-			if d.Routed() {
-				code, kind, reason = string(iso93.ActionInvalidTransaction), "refund_unsupported", "refunds of brand-host cards are not supported"
-			}
-			return s.record(ctx, r, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
-				if declined, err := advanceCounter(ctx, tx, r, a, o); err != nil || declined {
-					return err
-				}
-				return decline(ctx, tx, r, a, code, kind, reason)
-			})
+		switch {
+		case d.Routed():
+			st.refusal = declineOf(iso93.ActionInvalidTransaction, "refund_unsupported", "refunds of brand-host cards are not supported")
+		case !d.OnUs():
+			st.refusal = declineOf(iso93.ActionInvalidCardNumber, "no_route", "BIN "+st.o.card.PAN.BIN()+" is neither on-us nor routed")
 		}
-	}
-	return s.record(ctx, r, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
-		if declined, err := advanceCounter(ctx, tx, r, a, o); err != nil || declined {
-			return err
-		}
-		if o.code != "" {
-			return decline(ctx, tx, r, a, o.code, o.kind, o.reason)
-		}
-		c, err := tx.CardByFingerprint(ctx, o.fp)
-		if errors.Is(err, store.ErrNotFound) {
-			return decline(ctx, tx, r, a, string(iso93.ActionInvalidCardNumber), "refund_declined", "no card with this fingerprint")
-		}
+		return pass, nil
+	}}
+
+// refundRouteCheck declines the refund of a card refundRouteLookupCheck
+// found not on-us, inside the transaction so that the block's counter is
+// used.
+var refundRouteCheck = check{name: "route", phase: inTx,
+	codes: []iso93.ActionCode{iso93.ActionInvalidCardNumber, iso93.ActionInvalidTransaction},
+	run: func(_ context.Context, st *auth) (decision, error) {
+		return st.refusal, nil
+	}}
+
+// refundableCheck declines a refund the card may not get at the merchant:
+// 914 when no purchase of the card there falls within RefundWindow, 121
+// when the amount exceeds what is left of them (refundable).
+var refundableCheck = check{name: "refundable", phase: inTx,
+	codes: []iso93.ActionCode{iso93.ActionOriginalNotFound, iso93.ActionExceedsAmountLimit},
+	run: func(ctx context.Context, st *auth) (decision, error) {
+		tx, r, m := st.tx, st.r, st.term.MerchantID
+		bought, refunded, err := refundable(ctx, tx, st.card.ID, m, r.Currency, tx.Now().Add(-RefundWindow))
 		if err != nil {
-			return err
-		}
-		a.CardID, a.AccountID = c.ID, c.AccountID
-		no := func(code iso93.ActionCode, reason string) error {
-			return decline(ctx, tx, r, a, string(code), "refund_declined", "card "+strconv.FormatInt(c.ID, 10)+": "+reason)
-		}
-		if code, reason := refundCardStatus(c.Status); code != "" {
-			return no(code, reason)
-		}
-		when := txnTime(r, tx.Now())
-		if exp, err := card.ParseExpiry(c.Expiry); err != nil || exp.Expired(when) || (!o.card.Expiry.IsZero() && o.card.Expiry.Expired(when)) {
-			return no(iso93.ActionExpiredCard, "expired")
-		}
-		acct, err := tx.LockAccount(ctx, c.AccountID)
-		if err != nil {
-			return err
-		}
-		if acct.Currency != r.Currency {
-			return no(iso93.ActionNotPermittedToCardholder, "refund currency differs from the account's")
-		}
-		if acct.Kind == store.AccountHouse {
-			ok, err := tx.ProductAllowsMerchant(ctx, c.ProductID, term.MerchantID)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return no(iso93.ActionNotPermittedToCardholder, "house card not accepted at merchant "+term.MerchantID)
-			}
-		}
-		bought, refunded, err := refundable(ctx, tx, c.ID, term.MerchantID, r.Currency, tx.Now().Add(-RefundWindow))
-		if err != nil {
-			return err
+			return pass, err
 		}
 		switch {
 		case bought == 0:
-			return no(iso93.ActionOriginalNotFound, "no purchase at merchant "+term.MerchantID+" within the refund window")
+			return st.cardDecline(iso93.ActionOriginalNotFound, st.declineKind, "no purchase at merchant "+m+" within the refund window"), nil
 		case r.Amount > bought-refunded:
-			return no(iso93.ActionExceedsAmountLimit, fmt.Sprintf("refund %d exceeds the %d left of purchases at merchant %s", r.Amount, bought-refunded, term.MerchantID))
+			return st.cardDecline(iso93.ActionExceedsAmountLimit, st.declineKind,
+				fmt.Sprintf("refund %d exceeds the %d left of purchases at merchant %s", r.Amount, bought-refunded, m)), nil
 		}
-		clearing, err := ledger.MerchantClearing(ctx, tx, term.MerchantID, r.Currency)
+		return pass, nil
+	}}
+
+// refundPostCheck moves the amount from the merchant's clearing account
+// back to the card's account; it never declines.
+var refundPostCheck = check{name: "refund", phase: inTx, reads: readClearing | reserveTransfer,
+	run: func(ctx context.Context, st *auth) (decision, error) {
+		tx, r := st.tx, st.r
+		clearing, err := ledger.MerchantClearing(ctx, tx, st.term.MerchantID, r.Currency)
 		if err != nil {
-			return err
+			return pass, err
 		}
 		t, err := ledger.Post(ctx, tx, KindRefund,
 			store.Posting{AccountID: clearing, Amount: -r.Amount, Currency: r.Currency},
-			store.Posting{AccountID: acct.ID, Amount: r.Amount, Currency: r.Currency})
+			store.Posting{AccountID: st.acct.ID, Amount: r.Amount, Currency: r.Currency})
 		if err != nil {
-			return fmt.Errorf("refund %d to card %d: %w", r.Amount, c.ID, err)
+			return pass, fmt.Errorf("refund %d to card %d: %w", r.Amount, st.card.ID, err)
 		}
-		a.TransferID, a.Status, a.ActionCode = t, store.AuthCaptured, string(iso93.ActionApproved)
-		return nil
-	})
-}
+		st.a.TransferID, st.a.Status = t, store.AuthCaptured
+		return pass, nil
+	}}
 
 // capturedFrom returns what transfer id took from the cardholder account.
 func capturedFrom(ctx context.Context, tx *store.Tx, id, account int64) (int64, error) {
@@ -149,24 +135,6 @@ func capturedFrom(ctx context.Context, tx *store.Tx, id, account int64) (int64, 
 		}
 	}
 	return sum, nil
-}
-
-// refundCardStatus maps a card status to the decline of a refund to it,
-// as for a sale; "" lets it through.
-func refundCardStatus(s store.CardStatus) (iso93.ActionCode, string) {
-	switch s {
-	case store.CardLost:
-		return iso93.ActionLostCard, "lost"
-	case store.CardStolen:
-		return iso93.ActionStolenCard, "stolen"
-	case store.CardSuspended:
-		return iso93.ActionRestrictedCard, "suspended"
-	case store.CardClosed:
-		return iso93.ActionCardNotEffective, "closed"
-	case store.CardInactive:
-		return iso93.ActionCardNotEffective, "not activated"
-	}
-	return "", ""
 }
 
 // refundable sums, for card cardID at merchantID's own terminals in

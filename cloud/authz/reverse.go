@@ -3,7 +3,6 @@ package authz
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strconv"
 
@@ -82,7 +81,7 @@ func lockFor(ctx context.Context, tx *store.Tx, orig store.Authorization) (store
 func (s *Switch) reverse(ctx context.Context, r Request) (Response, error) {
 	if len(r.TerminalID) != 8 || !isDigits(r.STAN, 6) || r.Original == nil ||
 		(r.Original.IdempotencyKey == "" && (!isDigits(r.Original.STAN, 6) || r.Original.MTI == "")) {
-		return s.declineWith(ctx, r, nil, string(iso93.ActionFormatError), "request_invalid",
+		return s.declineWith(ctx, r, nil, iso93.ActionFormatError, "request_invalid",
 			"reversal needs terminal, STAN and the original's key or data elements")
 	}
 	_, ok, err := s.terminal(ctx, r)
@@ -90,7 +89,7 @@ func (s *Switch) reverse(ctx context.Context, r Request) (Response, error) {
 		return Response{}, err
 	}
 	if !ok {
-		return s.declineWith(ctx, r, nil, string(iso93.ActionNotPermittedToTerminal), "terminal_refused",
+		return s.declineWith(ctx, r, nil, iso93.ActionNotPermittedToTerminal, "terminal_refused",
 			"terminal unknown or not registered behind this gateway")
 	}
 	resp, err := s.record(ctx, r, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
@@ -99,13 +98,13 @@ func (s *Switch) reverse(ctx context.Context, r Request) (Response, error) {
 			return err
 		}
 		if !ok {
-			return decline(ctx, tx, r, a, string(iso93.ActionOriginalNotFound), "reversal_unmatched", "original not found")
+			return decline(ctx, tx, r, a, iso93.ActionOriginalNotFound, "reversal_unmatched", "original not found")
 		}
 		if orig, err = lockFor(ctx, tx, orig); err != nil {
 			return err
 		}
 		a.OriginalID, a.CardID, a.AccountID = orig.ID, orig.CardID, orig.AccountID
-		a.ActionCode, a.Status = string(iso93.ActionReversalAccepted), store.AuthAnswered
+		a.ActionCode, a.Status = iso93.ActionReversalAccepted, store.AuthAnswered
 		switch orig.Status {
 		case store.AuthHeld:
 			if orig.HoldID == 0 {
@@ -147,7 +146,8 @@ func (s *Switch) reverse(ctx context.Context, r Request) (Response, error) {
 // amount is posted. An offline approval of a chip card carries DE 55: its
 // cryptogram (the card's TC, or the ARQC of a sale the gateway stood in
 // for) is verified and its ATC must not have been used before
-// (checkAdviceChip, applyAdviceChip; docs/emv.md). An advice is never
+// (adviceChipVerifyCheck, adviceChipCheck; docs/emv.md). It goes through
+// advicePipeline (docs/authorization.md). An advice is never
 // dropped: a refusal is recorded with its action code and audited.
 // Advices are not held to the KSN counter rule (they may arrive after
 // later online requests from the same device); their idempotency key
@@ -156,45 +156,7 @@ func (s *Switch) advice(ctx context.Context, r Request) (Response, error) {
 	if r.Original != nil {
 		return s.complete(ctx, r)
 	}
-	term, o, resp, err := s.prepare(ctx, r)
-	if resp != nil || err != nil {
-		return deref(resp), err
-	}
-	ac, err := s.checkAdviceChip(ctx, r, o)
-	if err != nil {
-		return Response{}, fmt.Errorf("authorize %s: %w", r.MTI, err)
-	}
-	return s.record(ctx, r, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
-		// Keep the device's highest counter current; an older one is fine here.
-		if o.device != "" {
-			if _, err := tx.AdvanceDeviceCounter(ctx, o.device, o.counter); err != nil {
-				return err
-			}
-		}
-		if o.code != "" {
-			return decline(ctx, tx, r, a, o.code, o.kind, o.reason)
-		}
-		if ac.code != "" {
-			return decline(ctx, tx, r, a, ac.code, ac.kind, ac.reason)
-		}
-		c, acct, declined, err := s.checkCard(ctx, tx, r, a, term, o)
-		if err != nil || declined {
-			return err
-		}
-		if declined, err := applyAdviceChip(ctx, tx, r, a, c, o, ac); err != nil || declined {
-			return err
-		}
-		t, err := purchase(ctx, tx, acct, term, r.Amount, r.Currency)
-		if errors.Is(err, ledger.ErrInsufficientFunds) {
-			return decline(ctx, tx, r, a, string(iso93.ActionInsufficientFunds), "advice_declined",
-				"offline approval exceeds available funds on card "+strconv.FormatInt(c.ID, 10))
-		}
-		if err != nil {
-			return err
-		}
-		a.TransferID, a.Status, a.ActionCode = t, store.AuthCaptured, string(iso93.ActionApproved)
-		return nil
-	})
+	return s.run(ctx, &advicePipeline, s.newAuth(r))
 }
 
 // complete captures the hold of the authorization a completion advice
@@ -208,7 +170,7 @@ func (s *Switch) complete(ctx context.Context, r Request) (Response, error) {
 		return Response{}, err
 	}
 	if !ok {
-		return s.declineWith(ctx, r, nil, string(iso93.ActionNotPermittedToTerminal), "terminal_refused",
+		return s.declineWith(ctx, r, nil, iso93.ActionNotPermittedToTerminal, "terminal_refused",
 			"terminal unknown or not registered behind this gateway")
 	}
 	return s.record(ctx, r, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
@@ -217,7 +179,7 @@ func (s *Switch) complete(ctx context.Context, r Request) (Response, error) {
 			return err
 		}
 		if !ok {
-			return decline(ctx, tx, r, a, string(iso93.ActionOriginalNotFound), "advice_unmatched", "original not found")
+			return decline(ctx, tx, r, a, iso93.ActionOriginalNotFound, "advice_unmatched", "original not found")
 		}
 		clearing, err := ledger.MerchantClearing(ctx, tx, term.MerchantID, r.Currency)
 		if err != nil {
@@ -230,14 +192,14 @@ func (s *Switch) complete(ctx context.Context, r Request) (Response, error) {
 		switch orig.Status {
 		case store.AuthHeld:
 		case store.AuthCaptured:
-			return decline(ctx, tx, r, a, string(iso93.ActionDuplicateTransmission), "advice_declined",
+			return decline(ctx, tx, r, a, iso93.ActionDuplicateTransmission, "advice_declined",
 				"original "+strconv.FormatInt(orig.ID, 10)+" already completed")
 		default:
-			return decline(ctx, tx, r, a, string(iso93.ActionOriginalNotFound), "advice_unmatched",
+			return decline(ctx, tx, r, a, iso93.ActionOriginalNotFound, "advice_unmatched",
 				"original "+strconv.FormatInt(orig.ID, 10)+" is "+string(orig.Status))
 		}
 		if orig.Currency != r.Currency {
-			return decline(ctx, tx, r, a, string(iso93.ActionNotPermittedToCardholder), "advice_declined",
+			return decline(ctx, tx, r, a, iso93.ActionNotPermittedToCardholder, "advice_declined",
 				"completion currency differs from the original's")
 		}
 		var t int64
@@ -263,15 +225,15 @@ func (s *Switch) complete(ctx context.Context, r Request) (Response, error) {
 		}
 		switch {
 		case errors.Is(err, ledger.ErrInsufficientFunds):
-			return decline(ctx, tx, r, a, string(iso93.ActionInsufficientFunds), "advice_declined",
+			return decline(ctx, tx, r, a, iso93.ActionInsufficientFunds, "advice_declined",
 				"completion exceeds the hold and available funds")
 		case errors.Is(err, ledger.ErrHoldNotOpen):
-			return decline(ctx, tx, r, a, string(iso93.ActionOriginalNotFound), "advice_unmatched",
+			return decline(ctx, tx, r, a, iso93.ActionOriginalNotFound, "advice_unmatched",
 				"hold of original "+strconv.FormatInt(orig.ID, 10)+" expired")
 		case err != nil:
 			return err
 		}
-		a.TransferID, a.Status, a.ActionCode = t, store.AuthAnswered, string(iso93.ActionApproved)
+		a.TransferID, a.Status, a.ActionCode = t, store.AuthAnswered, iso93.ActionApproved
 		orig.Status, orig.TransferID = store.AuthCaptured, t
 		return tx.UpdateAuthorization(ctx, orig)
 	})

@@ -12,9 +12,10 @@ import (
 )
 
 // TestRoundTripsPerAuthorization pins how many round trips to PostgreSQL
-// an approved authorization costs (docs/storage.md): the idempotency-key,
-// terminal and BIN-route lookup (one batch, outside a transaction), then
-// the transaction's prefetch with BEGIN and its writes with COMMIT. SQLite runs
+// an approved authorization costs (docs/storage.md): the idempotency-key
+// and terminal lookup (one batch, outside a transaction), then the
+// transaction's prefetch with BEGIN (with the BIN route when routing,
+// docs/authorization.md) and its writes with COMMIT. SQLite runs
 // in process and counts none. A repeat is answered from the first lookup.
 func TestRoundTripsPerAuthorization(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, st *store.Store) {
@@ -45,7 +46,7 @@ func roundTrips(t *testing.T, w *cloudtest.World, st *store.Store, want int64) {
 			r := w.Request(mti, c, 100)
 			before := st.RoundTrips()
 			resp, err := w.Switch.Authorize(context.Background(), r)
-			if err != nil || resp.ActionCode != string(iso93.ActionApproved) {
+			if err != nil || resp.ActionCode != iso93.ActionApproved {
 				t.Fatalf("MTI %s: authorize: %+v, %v", mti, resp, err)
 			}
 			if got := st.RoundTrips() - before; i > 0 && got != want {

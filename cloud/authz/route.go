@@ -33,6 +33,27 @@ func brandSettlement(ctx context.Context, tx *store.Tx, host, currency string) (
 		Ref: "brand_settlement:" + host + ":" + currency})
 }
 
+// routeCheck reads the route of the card's BIN in the transaction's first
+// batch (with a Router; readBINRoute): an on-us card goes on through the
+// pipeline; any other card ends the transaction before anything is
+// written (divert), and Switch.authorize sends it to its brand host
+// (forward) or declines it 111 (no_route). It runs first in the
+// transaction: the checks after it are the issuer's, and an off-us card's
+// block counter is advanced by the transaction that records its answer.
+var routeCheck = check{name: "route", phase: inTx, reads: readBINRoute,
+	codes: []iso93.ActionCode{iso93.ActionInvalidCardNumber},
+	run: func(ctx context.Context, st *auth) (decision, error) {
+		if !st.routed {
+			return pass, nil
+		}
+		d, err := routing.RouteIn(ctx, st.tx, st.o.card.PAN)
+		if err != nil || d.OnUs() {
+			return pass, err
+		}
+		st.offUs = d
+		return decision{divert: true}, nil
+	}}
+
 // hostOutcome is how a forwarded request ended.
 type hostOutcome int
 
@@ -44,78 +65,29 @@ const (
 
 // forward sends a card of a routed BIN to its brand host. It records the
 // request as in progress (923) with a safeguard reversal in the host
-// outbox, sends it, and records the host's answer, or on timeout makes the
-// reversal due at once and decides in stand-in under the route's limits.
+// outbox (forwarding.start), sends it (ask), and records the host's answer,
+// or on timeout makes the reversal due at once and decides in stand-in
+// under the route's limits (finish).
 func (s *Switch) forward(ctx context.Context, r Request, term store.Terminal, o opened, d routing.Decision) (Response, error) {
-	host := d.Destination
-	timeout := routing.DefaultHostTimeout
-	if c, err := s.Router.Client(host); err == nil {
-		timeout = c.Timeout()
+	f := &forwarding{s: s, r: r, term: term, o: o, d: d, host: d.Destination, timeout: routing.DefaultHostTimeout}
+	if c, err := s.Router.Client(f.host); err == nil {
+		f.timeout = c.Timeout()
 	}
 	local := r.LocalTime
 	if local == "" {
 		local = time.Now().Format("060102150405")
 	}
-	txn := routing.Txn{MTI: r.MTI, PAN: o.card.PAN, Expiry: o.card.Expiry, ProcessingCode: r.ProcessingCode,
+	f.txn = routing.Txn{MTI: r.MTI, PAN: o.card.PAN, Expiry: o.card.Expiry, ProcessingCode: r.ProcessingCode,
 		Amount: r.Amount, Currency: r.Currency, STAN: r.STAN, LocalTime: local, POSDataCode: r.POSDataCode,
 		TerminalID: r.TerminalID, MerchantID: term.MerchantID}
-	var mine store.Authorization
-	var safeguard int64
-	resp, err := s.recordThen(ctx, r, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
-		mine, safeguard = store.Authorization{}, 0
-		if declined, err := advanceCounter(ctx, tx, r, a, o); err != nil || declined {
-			return err
-		}
-		if !o.card.Expiry.IsZero() && o.card.Expiry.Expired(txnTime(r, tx.Now())) {
-			return decline(ctx, tx, r, a, string(iso93.ActionExpiredCard), "declined", "card expired (not forwarded to "+host+")")
-		}
-		a.ActionCode, a.Status = string(iso93.ActionRequestInProgress), AuthRouting
-		return nil
-	}, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
-		if a.Status != AuthRouting {
-			return nil
-		}
-		if err := tx.InsertRoutedAuthorization(ctx, store.RoutedAuthorization{AuthorizationID: a.ID, Host: host,
-			Fingerprint: o.fp, MaskedPAN: o.card.PAN.Masked(), LocalDay: local[:6]}); err != nil {
-			return err
-		}
-		t := txn
-		t.RRN = a.RRN
-		rev, err := s.Router.Reversal(t, iso93.ReasonTimeoutReversal, outboxKey(a.ID, "rev"), tx.Now())
-		if err != nil {
-			return err
-		}
-		safeguard, err = tx.InsertOutbox(ctx, store.OutboxMessage{AuthorizationID: a.ID, Host: host,
-			Kind: store.OutboxReversal, Message: rev, NextAt: tx.Now().Add(2*timeout + SafeguardGrace)})
-		if err != nil {
-			return err
-		}
-		mine = *a
-		return nil
-	})
-	if err != nil || mine.ID == 0 {
+	resp, err := f.start(ctx)
+	if err != nil || f.mine.ID == 0 {
 		return resp, err
 	}
-	txn.RRN = mine.RRN
-
-	msg, err := s.Router.Request(txn, time.Now())
+	f.txn.RRN = f.mine.RRN
+	outcome, action, approval, err := f.ask(ctx)
 	if err != nil {
 		return Response{}, fmt.Errorf("authorize %s: %w", r.MTI, err)
-	}
-	outcome, action, approval := hostAnswered, "", ""
-	hresp, ferr := s.Router.Forward(ctx, host, msg)
-	switch {
-	case ferr == nil:
-		action, _ = hresp.GetString(iso93.FieldActionCode)
-		approval, _ = hresp.GetString(iso93.FieldApprovalCode)
-		if !isDigits(action, 3) || (iso93.ActionCode(action).Approved() && approval == "") {
-			// An answer we cannot use: treat it as none.
-			outcome = hostTimedOut
-		}
-	case errors.Is(ferr, routing.ErrHostUnavailable) || errors.Is(ferr, routing.ErrUnknownHost):
-		outcome = hostUnavailable
-	default:
-		outcome = hostTimedOut
 	}
 	var sealed []byte
 	if outcome != hostAnswered && d.Route.StandInTxnLimit > 0 && s.Router.Sealer != nil {
@@ -124,35 +96,134 @@ func (s *Switch) forward(ctx context.Context, r Request, term store.Terminal, o 
 			return Response{}, fmt.Errorf("authorize %s: seal PAN for the stand-in advice: %w", r.MTI, err)
 		}
 	}
-	err = s.Store.Update(ctx, func(tx *store.Tx) error {
-		a := mine
+	resp, err = f.finish(ctx, outcome, action, approval, sealed)
+	if outcome == hostTimedOut {
+		s.Router.Kick()
+	}
+	if err != nil {
+		// The safeguard reversal stays queued and reverses whatever the
+		// host did once it falls due.
+		return Response{}, fmt.Errorf("authorize %s: record brand-host answer: %w", r.MTI, err)
+	}
+	return resp, nil
+}
+
+// forwarding is one request on its way to a brand host.
+type forwarding struct {
+	s       *Switch
+	r       Request
+	term    store.Terminal
+	o       opened
+	d       routing.Decision
+	host    string
+	timeout time.Duration
+	txn     routing.Txn
+
+	mine      store.Authorization // the row recorded in progress (923)
+	safeguard int64               // its safeguard reversal in the outbox
+}
+
+// start records the request: declined when its block is replayed (913) or
+// its card expired (101), else in progress (923, status routing) with its
+// routed_authorizations row and a safeguard reversal due after twice the
+// host timeout. f.mine.ID is 0 when the request is not to be sent (the
+// answer is then resp).
+func (f *forwarding) start(ctx context.Context) (Response, error) {
+	r, o, host := f.r, f.o, f.host
+	return f.s.recordThen(ctx, r, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
+		f.mine, f.safeguard = store.Authorization{}, 0
+		if declined, err := advanceCounter(ctx, tx, r, a, o); err != nil || declined {
+			return err
+		}
+		if !o.card.Expiry.IsZero() && o.card.Expiry.Expired(txnTime(r, tx.Now())) {
+			return decline(ctx, tx, r, a, iso93.ActionExpiredCard, "declined", "card expired (not forwarded to "+host+")")
+		}
+		a.ActionCode, a.Status = iso93.ActionRequestInProgress, AuthRouting
+		return nil
+	}, func(ctx context.Context, tx *store.Tx, a *store.Authorization) error {
+		if a.Status != AuthRouting {
+			return nil
+		}
+		if err := tx.InsertRoutedAuthorization(ctx, store.RoutedAuthorization{AuthorizationID: a.ID, Host: host,
+			Fingerprint: o.fp, MaskedPAN: o.card.PAN.Masked(), LocalDay: f.txn.LocalTime[:6]}); err != nil {
+			return err
+		}
+		t := f.txn
+		t.RRN = a.RRN
+		rev, err := f.s.Router.Reversal(t, iso93.ReasonTimeoutReversal, outboxKey(a.ID, "rev"), tx.Now())
+		if err != nil {
+			return err
+		}
+		f.safeguard, err = tx.InsertOutbox(ctx, store.OutboxMessage{AuthorizationID: a.ID, Host: host,
+			Kind: store.OutboxReversal, Message: rev, NextAt: tx.Now().Add(2*f.timeout + SafeguardGrace)})
+		if err != nil {
+			return err
+		}
+		f.mine = *a
+		return nil
+	})
+}
+
+// ask sends the request to the host and classifies how it ended; an
+// answer without a usable action code (or an approval without an
+// approval code) counts as none. The error is a fault building the
+// message.
+func (f *forwarding) ask(ctx context.Context) (outcome hostOutcome, action, approval string, err error) {
+	msg, err := f.s.Router.Request(f.txn, time.Now())
+	if err != nil {
+		return 0, "", "", err
+	}
+	hresp, ferr := f.s.Router.Forward(ctx, f.host, msg)
+	switch {
+	case ferr == nil:
+		action, _ = hresp.GetString(iso93.FieldActionCode)
+		approval, _ = hresp.GetString(iso93.FieldApprovalCode)
+		if !isDigits(action, 3) || (iso93.ActionCode(action).Approved() && approval == "") {
+			// An answer we cannot use: treat it as none.
+			return hostTimedOut, action, approval, nil
+		}
+		return hostAnswered, action, approval, nil
+	case errors.Is(ferr, routing.ErrHostUnavailable) || errors.Is(ferr, routing.ErrUnknownHost):
+		return hostUnavailable, "", "", nil
+	}
+	return hostTimedOut, "", "", nil
+}
+
+// finish records how the forwarded request ended: the host's answer
+// (cancelling the safeguard reversal), or the stand-in decision (the
+// reversal made due at once after a timeout, cancelled when the request
+// was not delivered).
+func (f *forwarding) finish(ctx context.Context, outcome hostOutcome, action, approval string, sealed []byte) (Response, error) {
+	var resp Response
+	err := f.s.Store.Update(ctx, func(tx *store.Tx) error {
+		a := f.mine
 		ra := store.RoutedAuthorization{AuthorizationID: a.ID, HostAction: action}
 		switch outcome {
 		case hostAnswered:
-			if err := tx.SetOutboxState(ctx, safeguard, store.OutboxCancelled, "host answered "+action); err != nil {
+			if err := tx.SetOutboxState(ctx, f.safeguard, store.OutboxCancelled, "host answered "+action); err != nil {
 				return err
 			}
 			if iso93.ActionCode(action).Approved() {
-				if err := approveRouted(ctx, tx, &a, host, term); err != nil {
+				if err := approveRouted(ctx, tx, &a, f.host, f.term); err != nil {
 					return err
 				}
 				a.ApprovalCode = approval
 			} else {
-				if err := decline(ctx, tx, r, &a, action, "host_declined", "brand host "+host+" declined"); err != nil {
+				if err := decline(ctx, tx, f.r, &a, iso93.ActionCode(action), "host_declined", "brand host "+f.host+" declined"); err != nil {
 					return err
 				}
 			}
 		default:
 			var err error
 			if outcome == hostTimedOut {
-				err = tx.RescheduleOutbox(ctx, safeguard, tx.Now())
+				err = tx.RescheduleOutbox(ctx, f.safeguard, tx.Now())
 			} else {
-				err = tx.SetOutboxState(ctx, safeguard, store.OutboxCancelled, "request not delivered")
+				err = tx.SetOutboxState(ctx, f.safeguard, store.OutboxCancelled, "request not delivered")
 			}
 			if err != nil {
 				return err
 			}
-			if ra.StandIn, err = s.standIn(ctx, tx, r, &a, o, d, outcome, txn, sealed); err != nil {
+			if ra.StandIn, err = f.s.standIn(ctx, tx, f.r, &a, f.o, f.d, outcome, f.txn, sealed); err != nil {
 				return err
 			}
 		}
@@ -165,22 +236,14 @@ func (s *Switch) forward(ctx context.Context, r Request, term store.Terminal, o 
 		resp = responseOf(a)
 		return nil
 	})
-	if outcome == hostTimedOut {
-		s.Router.Kick()
-	}
-	if err != nil {
-		// The safeguard reversal stays queued and reverses whatever the
-		// host did once it falls due.
-		return Response{}, fmt.Errorf("authorize %s: record brand-host answer: %w", r.MTI, err)
-	}
-	return resp, nil
+	return resp, err
 }
 
 // approveRouted applies an approval of a routed card: a 1200 posts the
 // purchase from the host's settlement account to the merchant; a 1100 is
 // recorded as held without a local hold (the issuer holds the funds).
 func approveRouted(ctx context.Context, tx *store.Tx, a *store.Authorization, host string, term store.Terminal) error {
-	a.ActionCode = string(iso93.ActionApproved)
+	a.ActionCode = iso93.ActionApproved
 	if a.MTI == iso93.MTIAuthorizationRequest {
 		a.Status = store.AuthHeld
 		return nil
@@ -216,7 +279,7 @@ func (s *Switch) standIn(ctx context.Context, tx *store.Tx, r Request, a *store.
 	}
 	rt := d.Route
 	no := func(reason string) (bool, error) {
-		return false, decline(ctx, tx, r, a, string(code), "standin_declined",
+		return false, decline(ctx, tx, r, a, code, "standin_declined",
 			"brand host "+d.Destination+" did not answer; "+reason)
 	}
 	switch {

@@ -447,7 +447,7 @@ func (cn *conn) answer(ctx context.Context, mti string, msg *iso8583.Message) []
 		cn.log.Error("c2c: authorization failed", "mti", mti, "terminal", r.TerminalID, "stan", r.STAN, "reason", err)
 		return cn.reply(msg, iso93.ActionSystemMalfunction, authz.Response{})
 	}
-	return cn.reply(msg, iso93.ActionCode(res.ActionCode), res)
+	return cn.reply(msg, res.ActionCode, res)
 }
 
 // request maps a validated message to an authz.Request for this head

@@ -114,7 +114,7 @@ func (h *LinkHandler) answer(ctx context.Context, p link.Peer, mti string, msg *
 		}
 		return reply(msg, iso93.ActionSystemMalfunction, authz.Response{})
 	}
-	return reply(msg, iso93.ActionCode(res.ActionCode), res)
+	return reply(msg, res.ActionCode, res)
 }
 
 func requestFrom(mti, gatewayID string, t iso93.Trace, p iso93.Payment, c iso93.Card) authz.Request {

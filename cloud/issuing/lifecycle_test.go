@@ -351,10 +351,10 @@ func TestHouseCardOnlyAtProductMerchants(t *testing.T) {
 			name     string
 			terminal string
 			gateway  string
-			want     string
+			want     iso93.ActionCode
 		}{
-			{"listed_merchant", cloudtest.Terminal, cloudtest.Gateway, string(iso93.ActionApproved)},
-			{"unlisted_merchant", cloudtest.OtherTerminal, cloudtest.OtherGateway, string(iso93.ActionNotPermittedToCardholder)},
+			{"listed_merchant", cloudtest.Terminal, cloudtest.Gateway, iso93.ActionApproved},
+			{"unlisted_merchant", cloudtest.OtherTerminal, cloudtest.OtherGateway, iso93.ActionNotPermittedToCardholder},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {

@@ -40,20 +40,34 @@ type AuthReads struct {
 	MerchantID string
 	// ClearingRefs is locked as by LockFreeAccountByRef.
 	ClearingRefs []string
-	// Reserve lists tables ("holds", "authorizations", "transfers") whose
-	// next id this transaction draws now for the row it may insert; an
-	// unused id is a gap in the ids, as after a rollback. With a
-	// Fingerprint the ids are drawn only when the card exists (a decline
-	// for an unknown card inserts its row the ordinary way).
-	Reserve []string
+	// Reserve lists tables whose next id this transaction draws now for
+	// the row it may insert; an unused id is a gap in the ids, as after a
+	// rollback. With a Fingerprint the ids are drawn only when the card
+	// exists (a decline for an unknown card inserts its row the ordinary
+	// way).
+	Reserve []Table
 }
 
+// Table names a table whose next id Prefetch can draw ahead
+// (AuthReads.Reserve).
+type Table string
+
+// The tables whose ids Prefetch can reserve: those of the rows an
+// authorization inserts.
+const (
+	TableAuthorizations Table = "authorizations"
+	TableHolds          Table = "holds"
+	TableTransfers      Table = "transfers"
+)
+
 // reservable are the tables whose ids Prefetch can draw ahead.
-var reservable = []string{"holds", "authorizations", "transfers"}
+var reservable = []Table{TableHolds, TableAuthorizations, TableTransfers}
 
 // Prefetch reads, locks and applies what r names, in the order the
-// authorization switch uses them (device counter, then the card's account
-// lock, then the card and its controls, then the merchant clearing shard),
+// authorization switch's checks use them (device counter, then the card's
+// account lock, then the card and its controls, then the merchant clearing
+// shard; docs/authorization.md: the switch derives r from the checks of its
+// pipeline),
 // and keeps the answers in tx. Each later call of the matching method with
 // the same arguments is answered from there once, without asking the
 // database; the answer is what the rows were when Prefetch ran, within
@@ -168,7 +182,7 @@ func (tx *Tx) Prefetch(ctx context.Context, r AuthReads) error {
 		items = append(items, batchItem{sql: "SELECT " + nextvals(reserve),
 			read: func(br pgx.BatchResults) error {
 				if err := br.QueryRow().Scan(ptrs(ids)...); err != nil {
-					return fmt.Errorf("reserve ids of %s: %w", strings.Join(reserve, ", "), classify(err))
+					return fmt.Errorf("reserve ids of %q: %w", reserve, classify(err))
 				}
 				p.reserved(reserve, ids)
 				return nil
@@ -182,13 +196,13 @@ func (tx *Tx) Prefetch(ctx context.Context, r AuthReads) error {
 }
 
 // nextvals returns the select list drawing the next id of each table.
-func nextvals(tables []string) string {
+func nextvals(tables []Table) string {
 	var b strings.Builder
 	for i, t := range tables {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("nextval(pg_get_serial_sequence('" + t + "', 'id'))")
+		b.WriteString("nextval(pg_get_serial_sequence('" + string(t) + "', 'id'))")
 	}
 	return b.String()
 }
@@ -202,8 +216,8 @@ func ptrs(ids []int64) []any {
 }
 
 // reserved records ids drawn for tables.
-func (p *prefetched) reserved(tables []string, ids []int64) {
-	p.ids = make(map[string]int64, len(tables))
+func (p *prefetched) reserved(tables []Table, ids []int64) {
+	p.ids = make(map[Table]int64, len(tables))
 	for i, t := range tables {
 		p.ids[t] = ids[i]
 	}
@@ -334,7 +348,7 @@ type prefetched struct {
 	allows   *allowsAnswer
 	country  *countryAnswer
 	clearing *clearingAnswer
-	ids      map[string]int64
+	ids      map[Table]int64
 }
 
 type authAnswer struct {
@@ -480,7 +494,7 @@ func (p *prefetched) takeClearing(refs []string) (int64, error, bool) {
 }
 
 // takeID returns the id reserved for the next row of table, or 0.
-func (p *prefetched) takeID(table string) int64 {
+func (p *prefetched) takeID(table Table) int64 {
 	if p == nil {
 		return 0
 	}

@@ -132,7 +132,7 @@ func TestPrefetchAnswersAsTheDatabase(t *testing.T) {
 		// Reserved ids are what the inserts return.
 		c := w.NewCard(t, store.KindCredit, 50_000, 0)
 		err := st.Update(ctx, func(tx *store.Tx) error {
-			if err := tx.Prefetch(ctx, store.AuthReads{Reserve: []string{"holds", "authorizations"}}); err != nil {
+			if err := tx.Prefetch(ctx, store.AuthReads{Reserve: []store.Table{store.TableHolds, store.TableAuthorizations}}); err != nil {
 				return err
 			}
 			hold, err := ledger.Hold(ctx, tx, c.AccountID, 100, cloudtest.Currency, tx.Now().Add(time.Hour))
@@ -201,7 +201,7 @@ func TestDeferredWriteFailureFailsTheTransaction(t *testing.T) {
 		before := count()
 		for _, then := range []string{"commit", "read"} {
 			err := st.Update(ctx, func(tx *store.Tx) error {
-				if err := tx.Prefetch(ctx, store.AuthReads{Reserve: []string{"authorizations"}}); err != nil {
+				if err := tx.Prefetch(ctx, store.AuthReads{Reserve: []store.Table{store.TableAuthorizations}}); err != nil {
 					return err
 				}
 				if err := tx.AppendAudit(ctx, store.AuditRecord{Kind: "test", Actor: "test", Detail: "must not stay"}); err != nil {

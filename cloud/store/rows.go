@@ -1,6 +1,10 @@
 package store
 
-import "time"
+import (
+	"time"
+
+	"github.com/posgate/posgate/protocol/iso93"
+)
 
 // Gateway is a posgate appliance allowed to connect to the center.
 type Gateway struct {
@@ -222,7 +226,7 @@ type Authorization struct {
 	Currency       string
 	CardID         int64
 	AccountID      int64
-	ActionCode     string
+	ActionCode     iso93.ActionCode
 	ApprovalCode   string
 	RRN            string
 	HoldID         int64

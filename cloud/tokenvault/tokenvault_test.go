@@ -232,7 +232,7 @@ func TestSwitchThroughToken(t *testing.T) {
 		r := w.Request(iso93.MTIAuthorizationRequest, c, 1000)
 		r.CardBlock, r.Fingerprint = terminalBlock(t, c.PAN, c.Expiry, tc.counter), fp
 		resp, err := sw.Authorize(context.Background(), r)
-		if err != nil || resp.ActionCode != string(tc.want) {
+		if err != nil || resp.ActionCode != tc.want {
 			t.Fatalf("request %d: %+v, %v; want %s", i, resp, err, tc.want)
 		}
 	}

@@ -136,7 +136,7 @@ func TestOfflineChipAdviceDurableAtGateway(t *testing.T) {
 				return fmt.Errorf("sale %d (STAN %s): %d authorizations at the center, want 1", i+1, txns[i].STAN, len(found))
 			}
 			a := found[0]
-			if a.MTI != iso93.MTIAdvice || a.ActionCode != string(iso93.ActionApproved) || a.Status != store.AuthCaptured || a.Amount != s.amount || a.GatewayID != "GW000001" {
+			if a.MTI != iso93.MTIAdvice || a.ActionCode != iso93.ActionApproved || a.Status != store.AuthCaptured || a.Amount != s.amount || a.GatewayID != "GW000001" {
 				return fmt.Errorf("sale %d at the center: MTI %s action %s status %v amount %d gateway %s, want a captured 1220 of %d",
 					i+1, a.MTI, a.ActionCode, a.Status, a.Amount, a.GatewayID, s.amount)
 			}

@@ -144,7 +144,7 @@ func offlineChipEndToEnd(t *testing.T, method string) {
 		if s.offline {
 			wantMTI = iso93.MTIAdvice
 		}
-		if found.MTI != wantMTI || found.ActionCode != string(iso93.ActionApproved) || found.Status != s.status || found.Amount != int64(s.amount) {
+		if found.MTI != wantMTI || found.ActionCode != iso93.ActionApproved || found.Status != s.status || found.Amount != int64(s.amount) {
 			t.Errorf("sale %d at the center: MTI %s action %s status %v amount %d, want %s 000 %v %d",
 				i+1, found.MTI, found.ActionCode, found.Status, found.Amount, wantMTI, s.status, s.amount)
 		}

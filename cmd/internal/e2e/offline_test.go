@@ -366,7 +366,7 @@ func TestOfflineKillGatewayNeverLosesOrDoubles(t *testing.T) {
 					continue
 				}
 				keys[a.IdempotencyKey]++
-				if a.ActionCode == string(iso93.ActionApproved) {
+				if a.ActionCode == iso93.ActionApproved {
 					approvedAtCenter++
 				}
 			}

@@ -230,7 +230,7 @@ func TestTimeoutReversalSurvivesGatewayKill(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if len(rev) != 1 || rev[0].MTI != iso93.MTIReversalRepeat || rev[0].IdempotencyKey != orig.IdempotencyKey+"-R" || rev[0].ActionCode != string(iso93.ActionReversalAccepted) {
+	if len(rev) != 1 || rev[0].MTI != iso93.MTIReversalRepeat || rev[0].IdempotencyKey != orig.IdempotencyKey+"-R" || rev[0].ActionCode != iso93.ActionReversalAccepted {
 		t.Fatalf("reversals at the center: %+v; want one 1421 under %q answered 400", rev, orig.IdempotencyKey+"-R")
 	}
 	if !strings.Contains(s.gw.logs.String(), "timeout reversals from before the restart queued") {
