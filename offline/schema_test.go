@@ -18,7 +18,7 @@ func TestOpenRefusesOtherFiles(t *testing.T) {
 		setup func(tx *bolt.Tx) error
 		want  error
 	}{
-		{"older_schema", func(tx *bolt.Tx) error {
+		{"never_released_schema", func(tx *bolt.Tx) error {
 			b, err := tx.CreateBucket([]byte("meta"))
 			if err != nil {
 				return err
