@@ -122,11 +122,11 @@ func (s *Store) Enqueue(a Advice) (Queued, error) {
 	expected = false // submit takes the announcement over
 	err = s.c.submit(func(tx *bolt.Tx) error {
 		q = Queued{}
-		if v := tx.Bucket(bIdem).Get([]byte(a.IdempotencyKey)); len(v) == 8 {
+		if v := safIdem(tx).Get([]byte(a.IdempotencyKey)); len(v) == 8 {
 			q = Queued{RecordID: binary.BigEndian.Uint64(v), Duplicate: true}
 			return nil
 		}
-		id, err := tx.Bucket(bRec).NextSequence()
+		id, err := safRec(tx).NextSequence()
 		if err != nil {
 			return fmt.Errorf("next record id: %w (%w)", err, ErrStorage)
 		}
@@ -177,16 +177,17 @@ func (s *Store) insert(tx *bolt.Tx, id uint64, idem string, sealed []byte, sr st
 	rec := make([]byte, 0, 1+len(idem)+len(sealed))
 	rec = append(append(append(rec, byte(len(idem))), idem...), sealed...)
 	for _, w := range []struct {
-		b    []byte
+		b    *bolt.Bucket
+		name []byte
 		k, v []byte
 	}{
-		{bRec, key, rec},
-		{bState, key, sr.encode()},
-		{bOut, key, present},
-		{bIdem, []byte(idem), key},
+		{safRec(tx), bSAFRec, key, rec},
+		{safState(tx), bSAFState, key, sr.encode()},
+		{safOut(tx), bSAFOut, key, present},
+		{safIdem(tx), bSAFIdem, []byte(idem), key},
 	} {
-		if err := tx.Bucket(w.b).Put(w.k, w.v); err != nil {
-			return fmt.Errorf("store record in %s: %w (%w)", w.b, err, ErrStorage)
+		if err := w.b.Put(w.k, w.v); err != nil {
+			return fmt.Errorf("store record in %s/%s: %w (%w)", bSAF, w.name, err, ErrStorage)
 		}
 	}
 	if err := s.count(tx, sr.state, 1, sr.amount); err != nil {

@@ -126,7 +126,7 @@ func (s *Store) Approve(sale Sale) (Decision, error) {
 func approvalCode(id uint64) string { return fmt.Sprintf("%06d", id%1_000_000) }
 
 func (s *Store) approve(tx *bolt.Tx, pol *standin.Policy, now time.Time, sale Sale, fp, sealed []byte, d *Decision) error {
-	idem := tx.Bucket(bIdem)
+	idem := safIdem(tx)
 	if v := idem.Get([]byte(sale.IdempotencyKey)); len(v) == 8 {
 		id := binary.BigEndian.Uint64(v)
 		*d = Decision{Approved: true, Reason: standin.ReasonApproved, ActionCode: standin.ReasonApproved.ActionCode(),
@@ -139,7 +139,7 @@ func (s *Store) approve(tx *bolt.Tx, pol *standin.Policy, now time.Time, sale Sa
 	st.Blocked = st.NegativeLoaded && negHit(tx, fp)
 
 	rules := pol.Rules(req.Scope)
-	vel := tx.Bucket(bVel)
+	vel := velocity(tx)
 	entries := pruneVelocity(vel.Get(fp), now.Add(-pol.MaxWindow()))
 	from := now.Add(-rules.Window).UnixNano()
 	for i := 0; i+16 <= len(entries); i += 16 {
@@ -153,7 +153,7 @@ func (s *Store) approve(tx *bolt.Tx, pol *standin.Policy, now time.Time, sale Sa
 	if !dec.Approved {
 		return nil
 	}
-	recs := tx.Bucket(bRec)
+	recs := safRec(tx)
 	id, err := recs.NextSequence()
 	if err != nil {
 		return fmt.Errorf("next record id: %w (%w)", err, ErrStorage)
@@ -165,7 +165,7 @@ func (s *Store) approve(tx *bolt.Tx, pol *standin.Policy, now time.Time, sale Sa
 	entries = binary.BigEndian.AppendUint64(entries, uint64(now.UnixNano()))
 	entries = binary.BigEndian.AppendUint64(entries, uint64(sale.Amount))
 	if err := vel.Put(fp, entries); err != nil {
-		return fmt.Errorf("store approval in %s: %w (%w)", bVel, err, ErrStorage)
+		return fmt.Errorf("store approval in %s/%s: %w (%w)", bStandIn, bVelocity, err, ErrStorage)
 	}
 	d.RecordID, d.ApprovalCode = id, approvalCode(id)
 	return nil
@@ -174,7 +174,7 @@ func (s *Store) approve(tx *bolt.Tx, pol *standin.Policy, now time.Time, sale Sa
 // stateFor gathers the negative-file and exposure parts of a decision.
 func stateFor(tx *bolt.Tx, now time.Time, sc standin.Scope) standin.State {
 	m := readNegMeta(tx)
-	cnt := tx.Bucket(bCount)
+	cnt := exposure(tx)
 	return standin.State{
 		NegativeLoaded:   m.loaded,
 		NegativeAge:      now.Sub(m.synced),
@@ -186,7 +186,7 @@ func stateFor(tx *bolt.Tx, now time.Time, sc standin.Scope) standin.State {
 func merchantKey(m string) []byte { return append([]byte("exposure.m."), m...) }
 
 func (s *Store) expose(tx *bolt.Tx, merchant string, d int64) error {
-	cnt := tx.Bucket(bCount)
+	cnt := exposure(tx)
 	if err := addI64(cnt, kExpTotal, d); err != nil {
 		return fmt.Errorf("update exposure: %w (%w)", err, ErrStorage)
 	}

@@ -11,13 +11,13 @@ import (
 	"time"
 
 	"github.com/posgate/posgate/offline"
-	"github.com/posgate/posgate/offline/internal/softseal"
+	"github.com/posgate/posgate/offline/offlinetest"
 	"github.com/posgate/posgate/offline/standin"
 	"github.com/posgate/posgate/protocol/negfile"
 )
 
 // testKey is the software sealing key of these tests (not a real key).
-var testKey = []byte("posgate-offline-test-key-32bytes")
+var testKey = []byte(offlinetest.Key)
 
 // clock is a settable test clock, safe for concurrent use.
 type clock struct {
@@ -39,13 +39,7 @@ func (c *clock) Add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func softSealer(t testing.TB) offline.Sealer {
-	s, err := softseal.New(testKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+func softSealer(testing.TB) offline.Sealer { return offlinetest.KeySealer() }
 
 type opts struct {
 	path   string
@@ -54,7 +48,8 @@ type opts struct {
 	sealer offline.Sealer
 }
 
-// open opens a store in t.TempDir (or o.path) and closes it at cleanup.
+// open opens a store in t.TempDir (or o.path), sealed under testKey
+// unless o.sealer is set, and closes it at cleanup.
 func open(t testing.TB, o opts) (*offline.Store, string) {
 	t.Helper()
 	if o.path == "" {
@@ -63,14 +58,7 @@ func open(t testing.TB, o opts) (*offline.Store, string) {
 	if o.clock == nil {
 		o.clock = newClock()
 	}
-	if o.sealer == nil {
-		o.sealer = softSealer(t)
-	}
-	st, err := offline.Open(offline.Config{Path: o.path, Sealer: o.sealer, Policy: o.policy, Now: o.clock.Now})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := offlinetest.Open(t, offline.Config{Path: o.path, Sealer: o.sealer, Policy: o.policy, Now: o.clock.Now})
 	return st, o.path
 }
 
@@ -132,4 +120,4 @@ func loaded(t testing.TB, o opts) (*offline.Store, string) {
 	return st, path
 }
 
-func softSealerWith(key []byte) (offline.Sealer, error) { return softseal.New(key) }
+func softSealerWith(key []byte) (offline.Sealer, error) { return offlinetest.NewSealer(key) }

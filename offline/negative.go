@@ -92,13 +92,13 @@ type negMeta struct {
 	loaded   bool
 	version  uint64
 	synced   time.Time
-	live     []byte // live bucket name
+	live     []byte // live bucket name (in negative)
 	inactive []byte
 	sess     *session
 }
 
 func readNegMeta(tx *bolt.Tx) negMeta {
-	meta := tx.Bucket(bMeta)
+	meta := negative(tx)
 	m := negMeta{live: bNegA, inactive: bNegB}
 	if bytes.Equal(meta.Get(kNegLive), bNegB) {
 		m.live, m.inactive = bNegB, bNegA
@@ -142,7 +142,7 @@ func (s *Store) ApplyChunk(c negfile.Chunk) (Progress, error) {
 
 func (s *Store) applyChunk(tx *bolt.Tx, c negfile.Chunk, p *Progress) error {
 	m := readNegMeta(tx)
-	meta := tx.Bucket(bMeta)
+	meta := negative(tx)
 	p.Version = m.version
 	if m.loaded {
 		if c.Snapshot() && c.Version < m.version {
@@ -167,10 +167,10 @@ func (s *Store) applyChunk(tx *bolt.Tx, c negfile.Chunk, p *Progress) error {
 		if c.Snapshot() {
 			staging = m.inactive
 		}
-		if err := tx.DeleteBucket(staging); err != nil {
+		if err := meta.DeleteBucket(staging); err != nil {
 			return fmt.Errorf("clear staging: %w (%w)", err, ErrStorage)
 		}
-		if _, err := tx.CreateBucket(staging); err != nil {
+		if _, err := meta.CreateBucket(staging); err != nil {
 			return fmt.Errorf("clear staging: %w (%w)", err, ErrStorage)
 		}
 	case !same:
@@ -180,7 +180,7 @@ func (s *Store) applyChunk(tx *bolt.Tx, c negfile.Chunk, p *Progress) error {
 	}
 	var key [16]byte
 	if c.Snapshot() {
-		b := tx.Bucket(m.inactive)
+		b := meta.Bucket(m.inactive)
 		b.FillPercent = 1.0 // records arrive in ascending order
 		for i, fp := range c.Fingerprints {
 			if _, err := hex.Decode(key[:], []byte(fp)); err != nil {
@@ -195,7 +195,7 @@ func (s *Store) applyChunk(tx *bolt.Tx, c negfile.Chunk, p *Progress) error {
 			sess.last = key
 		}
 	} else {
-		b := tx.Bucket(bNegDelta)
+		b := meta.Bucket(bNegDelta)
 		for i, fp := range c.Fingerprints {
 			if _, err := hex.Decode(key[:], []byte(fp)); err != nil {
 				return fmt.Errorf("record %d: %w", i, ErrCorruptChunk)
@@ -220,8 +220,8 @@ func (s *Store) applyChunk(tx *bolt.Tx, c negfile.Chunk, p *Progress) error {
 			return fmt.Errorf("switch negative file: %w (%w)", err, ErrStorage)
 		}
 	} else {
-		live := tx.Bucket(m.live)
-		err := tx.Bucket(bNegDelta).ForEach(func(k, v []byte) error {
+		live := meta.Bucket(m.live)
+		err := meta.Bucket(bNegDelta).ForEach(func(k, v []byte) error {
 			if len(v) == 1 && v[0] == byte(negfile.OpDelete) {
 				return live.Delete(k)
 			}
@@ -230,10 +230,10 @@ func (s *Store) applyChunk(tx *bolt.Tx, c negfile.Chunk, p *Progress) error {
 		if err != nil {
 			return fmt.Errorf("apply delta: %w (%w)", err, ErrStorage)
 		}
-		if err := tx.DeleteBucket(bNegDelta); err != nil {
+		if err := meta.DeleteBucket(bNegDelta); err != nil {
 			return fmt.Errorf("clear staging: %w (%w)", err, ErrStorage)
 		}
-		if _, err := tx.CreateBucket(bNegDelta); err != nil {
+		if _, err := meta.CreateBucket(bNegDelta); err != nil {
 			return fmt.Errorf("clear staging: %w (%w)", err, ErrStorage)
 		}
 	}
@@ -273,7 +273,7 @@ func (s *Store) Confirm(version uint64) (bool, error) {
 		if !current {
 			return nil
 		}
-		return tx.Bucket(bMeta).Put(kNegSynced, u64(uint64(s.now().UnixNano())))
+		return negative(tx).Put(kNegSynced, u64(uint64(s.now().UnixNano())))
 	})
 	if err != nil {
 		return false, fmt.Errorf("confirm negative-file version %d: %w", version, err)
@@ -318,11 +318,12 @@ func (s *Store) Blocked(fingerprint string) (bool, error) {
 }
 
 func negHit(tx *bolt.Tx, key []byte) bool {
+	neg := negative(tx)
 	live := bNegA
-	if bytes.Equal(tx.Bucket(bMeta).Get(kNegLive), bNegB) {
+	if bytes.Equal(neg.Get(kNegLive), bNegB) {
 		live = bNegB
 	}
-	return tx.Bucket(live).Get(key) != nil
+	return neg.Bucket(live).Get(key) != nil
 }
 
 func fpKey(fp string, key *[16]byte) error {

@@ -12,14 +12,9 @@ import (
 // framing (the key in front of the sealed payload) is broken.
 var ErrOutboxRecord = errors.New("offline: malformed reversal or signature record")
 
-// The gateway's outboxes: messages it owes the center that are not
-// offline approvals (docs/offline.md, "Timeout reversals and
-// signatures"). Both were added to schema 1: Open creates them in a file
-// that lacks them.
-var (
-	bReversal  = []byte("gw.reversal")
-	bSignature = []byte("gw.signature")
-)
+// The gateway's outboxes hold messages it owes the center that are not
+// offline approvals (docs/offline.md, "Timeout reversals and signatures"):
+// the buckets reversal and signature in the top-level bucket outbox.
 
 // outbox is one of the two buckets with the additional data its records
 // are sealed with.
@@ -85,7 +80,7 @@ func (s *Store) outboxAdd(o outbox, key string, data []byte) (uint64, error) {
 	var id uint64
 	expected = false // submit takes the announcement over
 	err = s.c.submit(func(tx *bolt.Tx) error {
-		b := tx.Bucket(o.bucket)
+		b := outboxOf(tx, o.bucket)
 		n, err := b.NextSequence()
 		if err != nil {
 			return fmt.Errorf("next %s id: %w (%w)", o.what, err, ErrStorage)
@@ -107,7 +102,7 @@ func (s *Store) outboxDelete(o outbox, ids []uint64) error {
 		return nil
 	}
 	err := s.c.do(func(tx *bolt.Tx) error {
-		b := tx.Bucket(o.bucket)
+		b := outboxOf(tx, o.bucket)
 		for _, id := range ids {
 			if err := b.Delete(u64(id)); err != nil {
 				return fmt.Errorf("delete %s %d: %w (%w)", o.what, id, err, ErrStorage)
@@ -128,7 +123,7 @@ func (s *Store) outboxLoad(o outbox, fn func(id uint64, key string, data []byte,
 	}
 	var all []raw
 	err := s.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(o.bucket).ForEach(func(k, v []byte) error {
+		return outboxOf(tx, o.bucket).ForEach(func(k, v []byte) error {
 			if len(k) != 8 {
 				all = append(all, raw{0, nil})
 				return nil

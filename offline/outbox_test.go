@@ -122,21 +122,15 @@ func TestOutboxUnreadable(t *testing.T) {
 		st.Close()
 	})
 	t.Run("moved", func(t *testing.T) {
-		db, err := bolt.Open(path, 0o600, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Update(func(tx *bolt.Tx) error {
-			v := tx.Bucket([]byte("gw.reversal")).Get(binary.BigEndian.AppendUint64(nil, id))
+		editFile(t, path, func(tx *bolt.Tx) error {
+			revs := bucketAt(tx, "outbox", "reversal")
+			v := revs.Get(binary.BigEndian.AppendUint64(nil, id))
 			moved := append([]byte{3, 'k', '-', '2'}, v[4:]...)
-			if err := tx.Bucket([]byte("gw.reversal")).Put(binary.BigEndian.AppendUint64(nil, 50), moved); err != nil {
+			if err := revs.Put(binary.BigEndian.AppendUint64(nil, 50), moved); err != nil {
 				return err
 			}
-			return tx.Bucket([]byte("gw.signature")).Put(binary.BigEndian.AppendUint64(nil, 1), append([]byte(nil), v...))
-		}); err != nil {
-			t.Fatal(err)
-		}
-		db.Close()
+			return bucketAt(tx, "outbox", "signature").Put(binary.BigEndian.AppendUint64(nil, 1), append([]byte(nil), v...))
+		})
 		st, _ := open(t, opts{path: path})
 		got := loadOutbox(t, st.LoadReversals)
 		if len(got) != 2 || got[0].err != nil || got[0].data != "rev" || got[1].id != 50 || !errors.Is(got[1].err, offline.ErrRecordSeal) {
@@ -148,20 +142,13 @@ func TestOutboxUnreadable(t *testing.T) {
 		st.Close()
 	})
 	t.Run("broken_framing", func(t *testing.T) {
-		db, err := bolt.Open(path, 0o600, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Update(func(tx *bolt.Tx) error {
-			b := tx.Bucket([]byte("gw.reversal"))
+		editFile(t, path, func(tx *bolt.Tx) error {
+			b := bucketAt(tx, "outbox", "reversal")
 			if err := b.Put(binary.BigEndian.AppendUint64(nil, 77), []byte{9, 'x'}); err != nil {
 				return err
 			}
 			return b.Put([]byte("bad"), []byte{1, 'k', 0})
-		}); err != nil {
-			t.Fatal(err)
-		}
-		db.Close()
+		})
 		st, _ := open(t, opts{path: path})
 		got := loadOutbox(t, st.LoadReversals)
 		if len(got) != 4 || got[0].err != nil || !errors.Is(got[2].err, offline.ErrOutboxRecord) || got[2].id != 77 ||
@@ -174,39 +161,34 @@ func TestOutboxUnreadable(t *testing.T) {
 
 // A schema-1 file written before the outboxes existed gets them at Open.
 func TestOutboxBucketsAddedToOlderFile(t *testing.T) {
-	st2 := reopenWithout(t, "gw.reversal", "gw.signature")
+	st2 := openSchema1Without(t, "gw.reversal", "gw.signature")
 	if _, err := st2.AddReversal("k", []byte("r")); err != nil {
 		t.Fatalf("AddReversal on a file that lacked the bucket: %v", err)
 	}
 	if _, err := st2.AddSignature("k", []byte("s")); err != nil {
 		t.Fatalf("AddSignature on a file that lacked the bucket: %v", err)
 	}
+	if got := loadPOS(t, st2); len(got) != 2 || got[0].data != `{"n":10}` {
+		t.Fatalf("the file's POS records after the migration: %+v", got)
+	}
 }
 
-// reopenWithout makes a store file, deletes the named buckets from it with
-// bbolt directly (a file from before they existed), and opens it again.
-func reopenWithout(t *testing.T, buckets ...string) *offline.Store {
+// openSchema1Without copies the schema-1 golden file, deletes the named
+// schema-1 buckets from it with bbolt directly (a file from before they
+// existed), and opens (so migrates) it.
+func openSchema1Without(t *testing.T, buckets ...string) *offline.Store {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "offline.db")
-	st, _ := open(t, opts{path: path})
-	st.Close()
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Update(func(tx *bolt.Tx) error {
+	path := copyFile(t, schema1Golden)
+	editFile(t, path, func(tx *bolt.Tx) error {
 		for _, b := range buckets {
 			if err := tx.DeleteBucket([]byte(b)); err != nil {
 				return err
 			}
 		}
 		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	st2, _ := open(t, opts{path: path})
-	return st2
+	})
+	st, _ := open(t, opts{path: path, clock: goldenClock()})
+	return st
 }
 
 func FuzzOutboxUnframe(f *testing.F) {

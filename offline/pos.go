@@ -12,10 +12,8 @@ import (
 // (POS id and idempotency key in front of the sealed payload) is broken.
 var ErrPOSRecord = errors.New("offline: malformed POS transaction record")
 
-// bPOS holds the POS API's transaction records (docs/offline.md, "POS
-// transactions"). It was added to schema 1: Open creates it in a file
-// that lacks it.
-var bPOS = []byte("pos.txn")
+// The POS API's transaction records (docs/offline.md, "POS transactions")
+// are the bucket journal in the top-level bucket pos.
 
 // posAAD is the additional data a POS record is sealed with: a payload
 // moved under another POS id or idempotency key does not open.
@@ -88,7 +86,7 @@ func (s *Store) AddPOS(pos, key string, data []byte) (uint64, error) {
 	var id uint64
 	expected = false // submit takes the announcement over
 	err = s.c.submit(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bPOS)
+		b := posJournal(tx)
 		n, err := b.NextSequence()
 		if err != nil {
 			return fmt.Errorf("next POS record id: %w (%w)", err, ErrStorage)
@@ -126,7 +124,7 @@ func (s *Store) UpdatePOS(id uint64, pos, key string, data []byte) error {
 	v := posFrame(pos, key, sealed)
 	expected = false
 	err = s.c.submit(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bPOS)
+		b := posJournal(tx)
 		old := b.Get(u64(id))
 		if old == nil {
 			return ErrNotFound
@@ -156,7 +154,7 @@ func (s *Store) DeletePOS(ids ...uint64) error {
 		return nil
 	}
 	err := s.c.do(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bPOS)
+		b := posJournal(tx)
 		for _, id := range ids {
 			if err := b.Delete(u64(id)); err != nil {
 				return fmt.Errorf("delete POS record %d: %w (%w)", id, err, ErrStorage)
@@ -184,7 +182,7 @@ func (s *Store) LoadPOS(fn func(id uint64, pos, key string, data []byte, err err
 	}
 	var all []raw
 	err := s.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bPOS).ForEach(func(k, v []byte) error {
+		return posJournal(tx).ForEach(func(k, v []byte) error {
 			if len(k) != 8 {
 				all = append(all, raw{0, nil})
 				return nil

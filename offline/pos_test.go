@@ -112,20 +112,13 @@ func TestPOSRecordsUnreadable(t *testing.T) {
 		st.Close()
 	})
 	t.Run("broken_framing", func(t *testing.T) {
-		db, err := bolt.Open(path, 0o600, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Update(func(tx *bolt.Tx) error {
-			b := tx.Bucket([]byte("pos.txn"))
+		editFile(t, path, func(tx *bolt.Tx) error {
+			b := bucketAt(tx, "pos", "journal")
 			if err := b.Put(binary.BigEndian.AppendUint64(nil, 77), []byte{9, 'x'}); err != nil {
 				return err
 			}
 			return b.Put([]byte("bad"), []byte{1, 'p', 1, 'k', 0})
-		}); err != nil {
-			t.Fatal(err)
-		}
-		db.Close()
+		})
 		st, _ := open(t, opts{path: path})
 		got := loadPOS(t, st)
 		if len(got) != 3 || got[0].err != nil || got[0].data != `{"n":1}` ||
@@ -138,9 +131,12 @@ func TestPOSRecordsUnreadable(t *testing.T) {
 
 // A schema-1 file written before the POS bucket existed gets it at Open.
 func TestPOSBucketAddedToOlderFile(t *testing.T) {
-	st2 := reopenWithout(t, "pos.txn")
+	st2 := openSchema1Without(t, "pos.txn")
 	if _, err := st2.AddPOS("POSA", "k", []byte("{}")); err != nil {
 		t.Fatalf("AddPOS on a file that lacked the bucket: %v", err)
+	}
+	if got := loadOutbox(t, st2.LoadReversals); len(got) != 1 || got[0].data != "1420 one" {
+		t.Fatalf("the file's reversals after the migration: %+v", got)
 	}
 }
 

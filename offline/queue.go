@@ -152,8 +152,8 @@ func (q *Queue) Next(n int) ([]Record, error) {
 	var raws []rawRec
 	var expired []uint64
 	err := s.view(func(tx *bolt.Tx) error {
-		st, recs := tx.Bucket(bState), tx.Bucket(bRec)
-		c := tx.Bucket(bOut).Cursor()
+		st, recs := safState(tx), safRec(tx)
+		c := safOut(tx).Cursor()
 		for k, _ := c.First(); k != nil && len(raws) < n; k, _ = c.Next() {
 			sr, ok := decodeState(st.Get(k))
 			if !ok {
@@ -183,7 +183,7 @@ func (q *Queue) flagExpired(ids []uint64, cut int64) error {
 	err := q.s.c.do(func(tx *bolt.Tx) error {
 		for _, id := range ids {
 			k := u64(id)
-			sr, ok := decodeState(tx.Bucket(bState).Get(k))
+			sr, ok := decodeState(safState(tx).Get(k))
 			if !ok || (sr.state != StatePending && sr.state != StateSent) || sr.approvedAt > cut {
 				continue
 			}
@@ -214,9 +214,9 @@ func (s *Store) move(tx *bolt.Tx, k []byte, sr *stateRec, to State) error {
 	var err error
 	switch {
 	case wasOut && !isOut:
-		err = tx.Bucket(bOut).Delete(k)
+		err = safOut(tx).Delete(k)
 	case !wasOut && isOut:
-		err = tx.Bucket(bOut).Put(k, present)
+		err = safOut(tx).Put(k, present)
 	}
 	if err != nil {
 		return fmt.Errorf("update queue index: %w (%w)", err, ErrStorage)
@@ -229,14 +229,14 @@ func (s *Store) move(tx *bolt.Tx, k []byte, sr *stateRec, to State) error {
 		}
 	}
 	sr.state = to
-	if err := tx.Bucket(bState).Put(k, sr.encode()); err != nil {
+	if err := safState(tx).Put(k, sr.encode()); err != nil {
 		return fmt.Errorf("save record state: %w (%w)", err, ErrStorage)
 	}
 	return nil
 }
 
 func (s *Store) count(tx *bolt.Tx, st State, n, amount int64) error {
-	c := tx.Bucket(bCount)
+	c := safCounts(tx)
 	if err := addI64(c, []byte("n."+st.String()), n); err != nil {
 		return fmt.Errorf("update counters: %w (%w)", err, ErrStorage)
 	}
@@ -317,7 +317,7 @@ func (q *Queue) MarkSent(ids ...uint64) error {
 }
 
 func outstanding(tx *bolt.Tx, k []byte) (stateRec, error) {
-	sr, ok := decodeState(tx.Bucket(bState).Get(k))
+	sr, ok := decodeState(safState(tx).Get(k))
 	switch {
 	case !ok:
 		return sr, ErrNotFound
@@ -382,7 +382,7 @@ func (q *Queue) MarkAnswered(id uint64, action string) (Outcome, error) {
 func (q *Queue) Requeue(id uint64) error {
 	err := q.s.c.do(func(tx *bolt.Tx) error {
 		k := u64(id)
-		sr, ok := decodeState(tx.Bucket(bState).Get(k))
+		sr, ok := decodeState(safState(tx).Get(k))
 		if !ok {
 			return ErrNotFound
 		}
@@ -415,11 +415,11 @@ func (q *Queue) Get(id uint64) (Record, error) {
 	var raw rawRec
 	err := q.s.view(func(tx *bolt.Tx) error {
 		k := u64(id)
-		sr, ok := decodeState(tx.Bucket(bState).Get(k))
+		sr, ok := decodeState(safState(tx).Get(k))
 		if !ok {
 			return ErrNotFound
 		}
-		raw = rawRec{id: id, st: sr, rec: append([]byte(nil), tx.Bucket(bRec).Get(k)...)}
+		raw = rawRec{id: id, st: sr, rec: append([]byte(nil), safRec(tx).Get(k)...)}
 		return nil
 	})
 	if err != nil {
@@ -431,8 +431,8 @@ func (q *Queue) Get(id uint64) (Record, error) {
 func (q *Queue) list(want State) ([]Record, error) {
 	var raws []rawRec
 	err := q.s.view(func(tx *bolt.Tx) error {
-		recs := tx.Bucket(bRec)
-		return tx.Bucket(bState).ForEach(func(k, v []byte) error {
+		recs := safRec(tx)
+		return safState(tx).ForEach(func(k, v []byte) error {
 			if sr, ok := decodeState(v); ok && sr.state == want {
 				raws = append(raws, rawRec{id: binary.BigEndian.Uint64(k), st: sr, rec: append([]byte(nil), recs.Get(k)...)})
 			}
@@ -465,15 +465,15 @@ type Stats struct {
 func (q *Queue) Stats() (Stats, error) {
 	var st Stats
 	err := q.s.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bCount)
+		c := safCounts(tx)
 		get := func(s State) Total {
 			return Total{Count: getI64(c, []byte("n."+s.String())), Amount: getI64(c, []byte("a."+s.String()))}
 		}
 		st.Pending, st.Sent, st.Accepted, st.Rejected, st.Expired =
 			get(StatePending), get(StateSent), get(StateAccepted), get(StateRejected), get(StateExpired)
-		st.Exposure = getI64(c, kExpTotal)
-		if k, _ := tx.Bucket(bOut).Cursor().First(); k != nil {
-			if sr, ok := decodeState(tx.Bucket(bState).Get(k)); ok {
+		st.Exposure = getI64(exposure(tx), kExpTotal)
+		if k, _ := safOut(tx).Cursor().First(); k != nil {
+			if sr, ok := decodeState(safState(tx).Get(k)); ok {
 				st.Oldest = time.Unix(0, sr.approvedAt)
 			}
 		}
@@ -496,7 +496,7 @@ func (q *Queue) Purge(before time.Time) (int, error) {
 	err := q.s.c.do(func(tx *bolt.Tx) error {
 		n = 0
 		var stale [][]byte
-		err := tx.Bucket(bVel).ForEach(func(k, v []byte) error {
+		err := velocity(tx).ForEach(func(k, v []byte) error {
 			if len(pruneVelocity(v, velCut)) == 0 {
 				stale = append(stale, append([]byte(nil), k...))
 			}
@@ -506,12 +506,12 @@ func (q *Queue) Purge(before time.Time) (int, error) {
 			return err
 		}
 		for _, k := range stale {
-			if err := tx.Bucket(bVel).Delete(k); err != nil {
+			if err := velocity(tx).Delete(k); err != nil {
 				return fmt.Errorf("purge velocity: %w (%w)", err, ErrStorage)
 			}
 		}
 		var keys [][]byte
-		err = tx.Bucket(bState).ForEach(func(k, v []byte) error {
+		err = safState(tx).ForEach(func(k, v []byte) error {
 			if sr, ok := decodeState(v); ok && sr.state == StateAccepted && sr.answeredAt < cut {
 				keys = append(keys, append([]byte(nil), k...))
 			}
@@ -521,15 +521,15 @@ func (q *Queue) Purge(before time.Time) (int, error) {
 			return err
 		}
 		for _, k := range keys {
-			sr, _ := decodeState(tx.Bucket(bState).Get(k))
-			rec := tx.Bucket(bRec).Get(k)
+			sr, _ := decodeState(safState(tx).Get(k))
+			rec := safRec(tx).Get(k)
 			if len(rec) > 0 && len(rec) >= 1+int(rec[0]) {
-				if err := tx.Bucket(bIdem).Delete(append([]byte(nil), rec[1:1+int(rec[0])]...)); err != nil {
+				if err := safIdem(tx).Delete(append([]byte(nil), rec[1:1+int(rec[0])]...)); err != nil {
 					return fmt.Errorf("purge: %w (%w)", err, ErrStorage)
 				}
 			}
-			for _, b := range [][]byte{bRec, bState} {
-				if err := tx.Bucket(b).Delete(k); err != nil {
+			for _, b := range []*bolt.Bucket{safRec(tx), safState(tx)} {
+				if err := b.Delete(k); err != nil {
 					return fmt.Errorf("purge: %w (%w)", err, ErrStorage)
 				}
 			}

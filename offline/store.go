@@ -2,8 +2,14 @@
 // link to the center is down: the negative file (PAN fingerprints only,
 // versioned, synced from the center in chunks), stand-in decisions with
 // velocity and exposure counters, and the store-and-forward queue of
-// offline approvals that go up as 1220/1221 advices. Everything lives in
-// one bbolt file; records at rest are sealed with AES-GCM by a Sealer.
+// offline approvals that go up as 1220/1221 advices; beside them, the
+// other messages the gateway owes the center (the timeout-reversal and
+// signature outboxes) and the POS API's transaction journal.
+//
+// Everything lives in one bbolt file owned by a Store, one top-level
+// bucket per concern (layout.go names them all); Open migrates a file of
+// an older schema in one transaction. Records at rest are sealed with
+// AES-GCM by a Sealer.
 //
 // Every write goes through one committer goroutine that batches concurrent
 // callers into a single bbolt transaction and fsync (group commit). A
@@ -25,9 +31,6 @@ import (
 
 	"github.com/posgate/posgate/offline/standin"
 )
-
-// SchemaVersion is the layout of the bbolt file this package writes.
-const SchemaVersion = 1
 
 // Sealer seals and opens records at rest (AES-GCM under the gateway's
 // at-rest token key in production). Implementations must be safe for
@@ -80,13 +83,17 @@ var (
 	ErrRecordSeal = errors.New("offline: record seal")
 )
 
-// SchemaError reports a store file written with another schema version.
+// SchemaError reports a store file of a schema version this build cannot
+// open: a newer one (written by a later build), or one never released.
 type SchemaError struct {
 	Found, Want uint32
 }
 
 func (e *SchemaError) Error() string {
-	return fmt.Sprintf("offline: store schema %d, this build reads %d", e.Found, e.Want)
+	if e.Found > e.Want {
+		return fmt.Sprintf("offline: store schema %d is newer than this build's %d: open it with the build that wrote it", e.Found, e.Want)
+	}
+	return fmt.Sprintf("offline: store schema %d was never released; this build reads %d and migrates 1", e.Found, e.Want)
 }
 
 // Unwrap returns ErrSchema.
@@ -136,32 +143,6 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Bucket and key names (docs/offline.md).
-var (
-	bMeta     = []byte("meta")
-	bNegA     = []byte("neg.a")
-	bNegB     = []byte("neg.b")
-	bNegDelta = []byte("neg.delta")
-	bRec      = []byte("saf.rec")
-	bState    = []byte("saf.state")
-	bOut      = []byte("saf.out")
-	bIdem     = []byte("saf.idem")
-	bVel      = []byte("vel")
-	bCount    = []byte("counters")
-
-	kSchema    = []byte("schema")
-	kNegLive   = []byte("neg.live")
-	kNegVer    = []byte("neg.version")
-	kNegSynced = []byte("neg.synced")
-	kNegSess   = []byte("neg.session")
-	kExpTotal  = []byte("exposure")
-
-	allBuckets = [][]byte{bMeta, bNegA, bNegB, bNegDelta, bRec, bState, bOut, bIdem, bVel, bCount}
-	// addedBuckets were added to schema 1 after its release; Open creates
-	// them in a schema-1 file that lacks them (an older build ignores them).
-	addedBuckets = [][]byte{bPOS, bReversal, bSignature}
-)
-
 // Store is the gateway's offline store. It is safe for concurrent use.
 // Close it to stop its committer and release the file.
 type Store struct {
@@ -173,9 +154,11 @@ type Store struct {
 	once   sync.Once
 }
 
-// Open opens or creates the store at cfg.Path. A file of another schema
-// version is refused with a *SchemaError and left untouched; a bbolt file
-// without the offline layout with ErrNotStore.
+// Open opens or creates the store at cfg.Path. A file of an older schema
+// is migrated to SchemaVersion in one transaction before Open returns (a
+// migration that fails or is cut short leaves the file as it was); a file
+// of a newer or unknown schema is refused with a *SchemaError and left
+// untouched, a bbolt file without the offline layout with ErrNotStore.
 func Open(cfg Config) (*Store, error) { return open(cfg, false) }
 
 // open opens the store; boltBatch makes writes go through bbolt's own
@@ -215,46 +198,6 @@ func open(cfg Config, boltBatch bool) (*Store, error) {
 	s.c = newCommitter(db, cfg.MaxBatch, cfg.Linger)
 	s.c.boltBatch = boltBatch
 	return s, nil
-}
-
-func initSchema(db *bolt.DB) error {
-	return db.Update(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bMeta)
-		if meta == nil {
-			empty := true
-			_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
-			if !empty {
-				return ErrNotStore
-			}
-			for _, name := range append(allBuckets, addedBuckets...) {
-				if _, err := tx.CreateBucket(name); err != nil {
-					return fmt.Errorf("create bucket %s: %w (%w)", name, err, ErrStorage)
-				}
-			}
-			meta = tx.Bucket(bMeta)
-			return meta.Put(kSchema, u32(SchemaVersion))
-		}
-		v := meta.Get(kSchema)
-		if len(v) != 4 {
-			return ErrNotStore
-		}
-		if got := binary.BigEndian.Uint32(v); got != SchemaVersion {
-			// No older layout has been released, so there is nothing to
-			// migrate: every other version is refused untouched.
-			return &SchemaError{Found: got, Want: SchemaVersion}
-		}
-		for _, name := range allBuckets {
-			if tx.Bucket(name) == nil {
-				return fmt.Errorf("bucket %s missing: %w", name, ErrNotStore)
-			}
-		}
-		for _, name := range addedBuckets {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return fmt.Errorf("create bucket %s: %w (%w)", name, err, ErrStorage)
-			}
-		}
-		return nil
-	})
 }
 
 // SetPolicy replaces the stand-in policy for decisions made from now on.

@@ -3,38 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/posgate/posgate/gateway"
 	"github.com/posgate/posgate/offline"
+	"github.com/posgate/posgate/offline/offlinetest"
 	"github.com/posgate/posgate/protocol/negfile"
 )
-
-type gcmSealer struct{ aead cipher.AEAD }
-
-func (s gcmSealer) Seal(p, aad []byte) ([]byte, error) {
-	n := make([]byte, s.aead.NonceSize())
-	rand.Read(n)
-	return s.aead.Seal(n, n, p, aad), nil
-}
-
-func (s gcmSealer) Open(c, aad []byte) ([]byte, error) {
-	if len(c) < s.aead.NonceSize() {
-		return nil, errors.New("sealed record too short")
-	}
-	return s.aead.Open(nil, c[:s.aead.NonceSize()], c[s.aead.NonceSize():], aad)
-}
 
 var approvedAt = time.Date(2026, 11, 24, 9, 30, 0, 0, time.UTC)
 
@@ -44,16 +26,7 @@ var approvedAt = time.Date(2026, 11, 24, 9, 30, 0, 0, time.UTC)
 // forward pass can be requested.
 func offlineGateway(t *testing.T, enrolled bool) *httptest.Server {
 	t.Helper()
-	key := make([]byte, 32)
-	rand.Read(key)
-	b, _ := aes.NewCipher(key)
-	a, _ := cipher.NewGCM(b)
-	st, err := offline.Open(offline.Config{Path: filepath.Join(t.TempDir(), "offline.db"), Sealer: gcmSealer{a},
-		Now: func() time.Time { return approvedAt }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := offlinetest.Open(t, offline.Config{Now: func() time.Time { return approvedAt }})
 	chunks, err := negfile.Split(negfile.OpSnapshot, 0, 7, []string{"ffeeddccbbaa99887766554433221100"}, nil, negfile.MaxDE72)
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,10 @@
 // (RLIMIT_FSIZE), so the store runs into a full-disk failure; it then
 // prints "err storage=<bool>" for the first failed Approve and exits 3.
 //
+// With -open it only opens the store (migrating a file of an older schema),
+// prints "open" and exits: the crash test of the migration kills it
+// while Open writes.
+//
 // The store's sealer is a software AES-GCM key given as hex with -key.
 package main
 
@@ -25,7 +29,7 @@ import (
 	"syscall"
 
 	"github.com/posgate/posgate/offline"
-	"github.com/posgate/posgate/offline/internal/softseal"
+	"github.com/posgate/posgate/offline/offlinetest"
 	"github.com/posgate/posgate/offline/standin"
 	"github.com/posgate/posgate/protocol/negfile"
 )
@@ -37,8 +41,15 @@ func main() {
 	workers := flag.Int("workers", 8, "concurrent approvers")
 	limit := flag.Int("n", 0, "stop after this many approvals (0: until killed)")
 	fsize := flag.Uint64("fsize", 0, "RLIMIT_FSIZE in bytes (0: none)")
+	openOnly := flag.Bool("open", false, "only open the store (and migrate it), then exit")
 	flag.Parse()
-	if err := runMain(*path, *keyHex, *run, *workers, *limit, *fsize); err != nil {
+	var err error
+	if *openOnly {
+		err = openStore(*path, *keyHex)
+	} else {
+		err = runMain(*path, *keyHex, *run, *workers, *limit, *fsize)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "crashtest:", err)
 		os.Exit(2)
 	}
@@ -51,12 +62,29 @@ func Policy() standin.Policy {
 		Default: standin.Rules{FloorLimit: 1 << 40, CardCount: 1 << 30, CardAmount: 1 << 60, MerchantExposure: 1 << 60}}
 }
 
+func openStore(path, keyHex string) error {
+	key, err := hex.DecodeString(keyHex)
+	if err != nil {
+		return fmt.Errorf("key: %w", err)
+	}
+	sealer, err := offlinetest.NewSealer(key)
+	if err != nil {
+		return err
+	}
+	st, err := offline.Open(offline.Config{Path: path, Sealer: sealer, Policy: Policy()})
+	if err != nil {
+		return err
+	}
+	fmt.Println("open")
+	return st.Close()
+}
+
 func runMain(path, keyHex, run string, workers, limit int, fsize uint64) error {
 	key, err := hex.DecodeString(keyHex)
 	if err != nil {
 		return fmt.Errorf("key: %w", err)
 	}
-	sealer, err := softseal.New(key)
+	sealer, err := offlinetest.NewSealer(key)
 	if err != nil {
 		return err
 	}
