@@ -16,8 +16,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/posgate/posgate/offline"
-	"github.com/posgate/posgate/protocol/negfile"
 	"github.com/posgate/posgate/offline/standin"
+	"github.com/posgate/posgate/protocol/negfile"
 )
 
 // schema1Golden is a schema-1 file written by the schema-1 code (see
