@@ -103,6 +103,9 @@ type Server struct {
 	// that a Resolver is settling; new transactions on that terminal are
 	// refused until it is settled.
 	resolving map[string]*record
+	// acceptors holds, per terminal, the card acceptor of the last
+	// stand-in decision one of its results carried (for the headroom).
+	acceptors map[string]CardAcceptor
 }
 
 type client struct {
@@ -122,7 +125,8 @@ func New(cfg Config, terms Terminals, opts Options) (*Server, error) {
 	}
 	cfg = cfg.WithDefaults()
 	s := &Server{cfg: cfg, terms: terms, log: opts.Logger, now: opts.Now, off: opts.Offline, byID: make(map[string]*client),
-		subs: make(map[*subscriber]struct{}), journal: opts.Journal, retry: opts.ResolveRetry, resolving: make(map[string]*record)}
+		subs: make(map[*subscriber]struct{}), journal: opts.Journal, retry: opts.ResolveRetry, resolving: make(map[string]*record),
+		acceptors: make(map[string]CardAcceptor)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -629,10 +633,9 @@ func (s *Server) OnResult(r device.TxnResult) { s.settle(r) }
 
 func (s *Server) settle(r device.TxnResult) {
 	var off *OfflineDecision
-	if s.off != nil && r.ActionCode != "" {
-		if d, ok := s.off.StandIn(r); ok {
-			off = &d
-		}
+	if s.off != nil && r.ActionCode != "" && r.StandIn != nil {
+		off = &OfflineDecision{Approved: r.StandIn.Approved, Reason: r.StandIn.Reason, ActionCode: r.StandIn.ActionCode, DecidedAt: r.StandIn.DecidedAt}
+		s.learnAcceptor(r)
 	}
 	s.mu.Lock()
 	rec := s.st.byID[r.Ref]
