@@ -263,6 +263,11 @@ func (m *Manager) Sale(ctx context.Context, deviceID string, amount uint64, curr
 // OutcomeUnknown and an error wrapping ErrOutcomeUnknown; the resolved
 // outcome goes to OnResult later. A returned result with a nil error has
 // a final outcome.
+//
+// Transact is one function of about 90 lines on purpose: refusing,
+// reserving the device, clearing an earlier unresolved command, sending
+// and resolving a lost result are one sequence, and each early return
+// undoes exactly what the steps before it took.
 func (m *Manager) Transact(ctx context.Context, deviceID string, k tlink.Kind, cmd tlink.TxnCommand) (TxnResult, error) {
 	if !tlink.IsTxnCommand(k) {
 		return TxnResult{}, fmt.Errorf("transact %v: %w", k, ErrInvalid)

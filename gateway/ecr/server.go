@@ -465,7 +465,11 @@ func newTxnID() string {
 	return "tx" + hex.EncodeToString(b[:])
 }
 
-// mutate serves one of the transaction routes.
+// mutate serves one of the transaction routes. It is one handler of about
+// 80 lines on purpose: validation, the idempotency reservation and the
+// wait for the outcome read top to bottom in the order a POS request meets
+// them, and every early return answers either before anything is reserved
+// or after the reservation is settled.
 func (s *Server) mutate(k tlink.Kind) http.Handler {
 	return s.authed(func(w http.ResponseWriter, r *http.Request, c *client) {
 		key := r.Header.Get("Idempotency-Key")
