@@ -3,7 +3,6 @@ package gateway
 import (
 	"errors"
 	"fmt"
-	"net"
 	"path/filepath"
 	"regexp"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/posgate/posgate/gateway/device"
 	"github.com/posgate/posgate/gateway/ecr"
 	"github.com/posgate/posgate/hsm"
+	"github.com/posgate/posgate/internal/confkey"
 	"github.com/posgate/posgate/p2pe/redact"
 )
 
@@ -139,16 +139,12 @@ func (c *Config) Validate() error {
 	d := c.WithDefaults()
 	*c = d
 	var errs []error
-	bad := func(key string, val any, rule string) {
-		errs = append(errs, fmt.Errorf("%s = %q: %s", key, fmt.Sprint(val), rule))
-	}
+	bad := func(key string, val any, rule string) { errs = append(errs, confkey.Bad(key, val, rule)) }
 	if !gatewayIDPattern.MatchString(d.GatewayID) {
 		bad("gateway_id", d.GatewayID, "1–32 characters of letters, digits, '.', '_' or '-', starting with a letter or digit")
 	}
 	for i, a := range d.Center.Addrs {
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			bad(fmt.Sprintf("center.addrs[%d]", i), a, "must be host:port")
-		}
+		errs = append(errs, confkey.HostPort(fmt.Sprintf("center.addrs[%d]", i), a))
 	}
 	checkPositive := func(key string, v time.Duration) {
 		if v < 0 {
@@ -161,12 +157,7 @@ func (c *Config) Validate() error {
 	if d.Center.EchoTimeout >= d.Center.EchoInterval {
 		bad("center.echo_timeout", d.Center.EchoTimeout, "must be shorter than center.echo_interval")
 	}
-	if _, _, err := net.SplitHostPort(d.Terminals.Listen); err != nil {
-		bad("terminals.listen", d.Terminals.Listen, "must be host:port")
-	}
-	if _, _, err := net.SplitHostPort(d.HTTP.Listen); err != nil {
-		bad("http.listen", d.HTTP.Listen, "must be host:port")
-	}
+	errs = append(errs, confkey.HostPort("terminals.listen", d.Terminals.Listen), confkey.HostPort("http.listen", d.HTTP.Listen))
 	dc := d.Terminals.Device
 	dc.Devices = d.Devices
 	if err := dc.Validate(); err != nil {

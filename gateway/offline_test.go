@@ -1,15 +1,11 @@
 package gateway
 
 import (
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"gopkg.in/yaml.v3"
-
-	"github.com/posgate/posgate/offline/standin"
 )
 
 func TestOfflineConfig(t *testing.T) {
@@ -51,38 +47,5 @@ func TestOfflineConfig(t *testing.T) {
 	}
 	if o := c.Offline; o.Path != "data/posgate/offline.db" || o.KeyLabel != "at-rest" || o.Window != 16 || o.ForwardRate != 200 || o.NegfilePoll != 5*time.Second {
 		t.Fatalf("defaults: %+v", o)
-	}
-}
-
-// TestOfflineAdminRoutes checks the admin routes answer loopback clients
-// only, and list no request bytes.
-func TestOfflineAdminRoutes(t *testing.T) {
-	st := openStore(t, true, standin.Policy{})
-	approveOffline(t, st, 1)
-	o := &offlineParts{store: st, logger: quiet()}
-	mux := http.NewServeMux()
-	o.routes(mux)
-	tests := []struct {
-		name, method, path, remote string
-		want                       int
-	}{
-		{"status_local", "GET", "/offline/status", "127.0.0.1:5000", http.StatusOK},
-		{"rejected_local", "GET", "/offline/rejected", "[::1]:5000", http.StatusOK},
-		{"forward_not_enrolled", "POST", "/offline/forward", "127.0.0.1:5000", http.StatusConflict},
-		{"status_remote_refused", "GET", "/offline/status", "192.0.2.7:5000", http.StatusForbidden},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := httptest.NewRequest(tt.method, tt.path, nil)
-			r.RemoteAddr = tt.remote
-			w := httptest.NewRecorder()
-			mux.ServeHTTP(w, r)
-			if w.Code != tt.want {
-				t.Fatalf("%s %s from %s: %d, want %d: %s", tt.method, tt.path, tt.remote, w.Code, tt.want, w.Body)
-			}
-			if tt.path == "/offline/status" && tt.want == http.StatusOK && !strings.Contains(w.Body.String(), `"pending":{"count":1,"amount":1200}`) {
-				t.Fatalf("status body %s", w.Body)
-			}
-		})
 	}
 }

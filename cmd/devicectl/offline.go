@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/posgate/posgate/cmd/internal/cli"
-	"github.com/posgate/posgate/gateway"
+	"github.com/posgate/posgate/gateway/adminapi"
 )
 
 // defaultGateway is the gateway's http.listen default; the offline admin
@@ -51,7 +51,7 @@ func runOffline(ctx context.Context, args []string, out, errOut io.Writer, clien
 	}
 	switch sub {
 	case "status":
-		var st gateway.OfflineStatus
+		var st adminapi.Status
 		if err := call(ctx, client, http.MethodGet, *base, "/offline/status", &st); err != nil {
 			return err
 		}
@@ -60,12 +60,12 @@ func runOffline(ctx context.Context, args []string, out, errOut io.Writer, clien
 		}
 		return printStatus(out, st)
 	case "rejected":
-		var rj gateway.OfflineRejected
+		var rj adminapi.Rejected
 		if err := call(ctx, client, http.MethodGet, *base, "/offline/rejected", &rj); err != nil {
 			return err
 		}
 		if rj.Rejected == nil {
-			rj.Rejected = []gateway.RecordJSON{}
+			rj.Rejected = []adminapi.Record{}
 		}
 		if *asJSON {
 			return printJSON(out, rj)
@@ -129,7 +129,7 @@ func printJSON(out io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func printStatus(out io.Writer, st gateway.OfflineStatus) error {
+func printStatus(out io.Writer, st adminapi.Status) error {
 	tw := tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "STATE\tCOUNT\tAMOUNT")
 	for _, s := range queueStates {
@@ -173,7 +173,7 @@ func orDash(s string) string {
 	return s
 }
 
-func printRejected(out io.Writer, rj gateway.OfflineRejected) error {
+func printRejected(out io.Writer, rj adminapi.Rejected) error {
 	if len(rj.Rejected) == 0 {
 		_, err := fmt.Fprintln(out, "no rejected offline approvals")
 		return err

@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/posgate/posgate/gateway"
+	"github.com/posgate/posgate/gateway/admin"
+	"github.com/posgate/posgate/gateway/adminapi"
+	"github.com/posgate/posgate/gateway/advice"
 	"github.com/posgate/posgate/offline"
 	"github.com/posgate/posgate/offline/offlinetest"
 	"github.com/posgate/posgate/protocol/negfile"
@@ -52,12 +54,12 @@ func offlineGateway(t *testing.T, enrolled bool) *httptest.Server {
 	if _, err := st.Queue().MarkAnswered(ids[1], "200"); err != nil {
 		t.Fatal(err)
 	}
-	var adv *gateway.AdviceForwarder
+	var adv admin.Trigger // nil: not enrolled
 	if enrolled {
-		adv = &gateway.AdviceForwarder{}
+		adv = &advice.Forwarder{}
 	}
 	mux := http.NewServeMux()
-	gateway.RegisterOfflineAdmin(mux, st, adv, nil)
+	admin.Register(mux, st, adv, nil)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
@@ -131,11 +133,11 @@ func TestOfflineCommandsJSON(t *testing.T) {
 	if err := run(context.Background(), []string{"offline", "status", "--json", "--gateway", srv.URL}, &out, &out, e); err != nil {
 		t.Fatal(err)
 	}
-	var st gateway.OfflineStatus
+	var st adminapi.Status
 	if err := json.Unmarshal(out.Bytes(), &st); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, out.String())
 	}
-	if st.Queue["pending"] != (gateway.OfflineTotal{Count: 2, Amount: 1700}) || st.Queue["rejected"].Count != 1 ||
+	if st.Queue["pending"] != (adminapi.Total{Count: 2, Amount: 1700}) || st.Queue["rejected"].Count != 1 ||
 		st.Exposure != 1700 || !st.Negative.Loaded || st.Negative.Version != 7 || !st.Oldest.Equal(approvedAt) {
 		t.Fatalf("status --json: %+v", st)
 	}
@@ -143,7 +145,7 @@ func TestOfflineCommandsJSON(t *testing.T) {
 	if err := run(context.Background(), []string{"offline", "rejected", "--json", "--gateway", srv.URL}, &out, &out, e); err != nil {
 		t.Fatal(err)
 	}
-	var rj gateway.OfflineRejected
+	var rj adminapi.Rejected
 	if err := json.Unmarshal(out.Bytes(), &rj); err != nil {
 		t.Fatalf("rejected --json: %v\n%s", err, out.String())
 	}

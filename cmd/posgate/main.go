@@ -81,7 +81,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err = gateway.Run(ctx, cfg, log)
+	g, err := gateway.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	err = g.Run(ctx)
 	if errors.Is(err, context.Canceled) {
 		log.Info("posgate stopped")
 		return nil

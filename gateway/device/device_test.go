@@ -13,9 +13,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/posgate/posgate/gateway"
 	"github.com/posgate/posgate/gateway/device"
 	"github.com/posgate/posgate/gateway/device/devicetest"
+	"github.com/posgate/posgate/gateway/forward"
 	"github.com/posgate/posgate/terminal/ptytest"
 	"github.com/posgate/posgate/terminal/tlink"
 	"github.com/posgate/posgate/terminal/transport"
@@ -23,8 +23,8 @@ import (
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-func forwarder() *gateway.Forwarder {
-	return &gateway.Forwarder{Uplink: devicetest.UplinkFunc(devicetest.Approve), Logger: quiet()}
+func forwarder() *forward.Forwarder {
+	return &forward.Forwarder{Uplink: devicetest.UplinkFunc(devicetest.Approve), Logger: quiet()}
 }
 
 // waitFor polls cond until it holds, failing the test after 10 seconds.

@@ -21,11 +21,24 @@ import (
 )
 
 // Handler answers a terminal's financial request (an ISO 8583:1993
-// message) with the bytes of the financial response. *gateway.Forwarder
-// satisfies it. An error means no answer could be built; the manager then
-// drops the link with a logged reason.
+// message) with the financial response and, when the gateway decided it in
+// stand-in, that decision. *forward.Forwarder satisfies it. An error means
+// no answer could be built; the manager then drops the link with a logged
+// reason.
 type Handler interface {
-	Handle(ctx context.Context, raw []byte) ([]byte, error)
+	Exchange(ctx context.Context, raw []byte) (Answer, error)
+}
+
+// Answer is a Handler's answer to one financial request.
+type Answer struct {
+	// Message is the financial response sent to the terminal.
+	Message []byte
+	// StandIn is the gateway's stand-in decision that Message carries;
+	// nil when the center (or an error reply) answered. It travels with
+	// the exchange into the command's TxnResult, so the POS API learns
+	// which of its transactions were answered offline without matching
+	// anything after the fact.
+	StandIn *StandIn
 }
 
 // Manager keeps the gateway's devices attached and runs transactions on
@@ -78,8 +91,9 @@ type txn struct {
 	approval,
 	action,
 	stan string
-	result TxnResult
-	done   chan struct{}
+	standIn *StandIn // the last exchange's stand-in decision; nil when the center answered it
+	result  TxnResult
+	done    chan struct{}
 }
 
 // New returns a manager for cfg. It validates cfg (see Config.Validate)
@@ -249,6 +263,11 @@ func (m *Manager) Sale(ctx context.Context, deviceID string, amount uint64, curr
 // OutcomeUnknown and an error wrapping ErrOutcomeUnknown; the resolved
 // outcome goes to OnResult later. A returned result with a nil error has
 // a final outcome.
+//
+// Transact is one function of about 90 lines on purpose: refusing,
+// reserving the device, clearing an earlier unresolved command, sending
+// and resolving a lost result are one sequence, and each early return
+// undoes exactly what the steps before it took.
 func (m *Manager) Transact(ctx context.Context, deviceID string, k tlink.Kind, cmd tlink.TxnCommand) (TxnResult, error) {
 	if !tlink.IsTxnCommand(k) {
 		return TxnResult{}, fmt.Errorf("transact %v: %w", k, ErrInvalid)
@@ -346,7 +365,7 @@ func (m *Manager) partial(d *device, t *txn) TxnResult {
 	return TxnResult{
 		DeviceID: d.id, Ref: t.cmd.Ref, Command: t.kind, Outcome: OutcomeUnknown,
 		Amount: t.cmd.Amount, Currency: t.cmd.Currency,
-		ActionCode: t.action, ApprovalCode: t.approval, STAN: t.stan, MaskedPAN: t.pan,
+		ActionCode: t.action, ApprovalCode: t.approval, STAN: t.stan, MaskedPAN: t.pan, StandIn: t.standIn,
 	}
 }
 
@@ -392,6 +411,12 @@ func settle(res *TxnResult, r *tlink.TxnResult) {
 		res.STAN = r.STAN
 	}
 	res.RRN, res.Time = r.RRN, r.Time
+	if res.StandIn != nil && res.StandIn.ActionCode != res.ActionCode {
+		// The terminal did not act on the stand-in answer (it declined
+		// on its own, or a later exchange answered): not an offline
+		// result.
+		res.StandIn = nil
+	}
 }
 
 // Resolve asks terminal deviceID for its last transaction (the 0x22
@@ -792,16 +817,17 @@ func (m *Manager) receive(ctx context.Context, d *device, ep *tlink.Endpoint, wg
 }
 
 // financial relays one financial request through the Handler and sends
-// the answer back; it notes the DE 38, 39, 11 and 124 of the exchange for
-// the command in progress.
+// the answer back; it notes the DE 38, 39, 11 and 124 of the exchange and
+// its stand-in decision for the command in progress.
 func (m *Manager) financial(ctx context.Context, d *device, ep *tlink.Endpoint, raw []byte) {
-	resp, err := m.cfg.Handler.Handle(ctx, raw)
+	ans, err := m.cfg.Handler.Exchange(ctx, raw)
 	if err != nil {
 		m.log.Warn("financial request not answerable; dropping the link", "device", d.id, "reason", err)
 		ep.Close()
 		return
 	}
-	d.note(raw, resp)
+	resp := ans.Message
+	d.note(raw, resp, ans.StandIn)
 	if err := ep.Send(ctx, tlink.KindFinancialResponse, resp); err != nil {
 		m.log.Warn("financial response not delivered", "device", d.id, "reason", err)
 	}
@@ -809,8 +835,10 @@ func (m *Manager) financial(ctx context.Context, d *device, ep *tlink.Endpoint, 
 
 // note records the card-safe fields of a financial exchange for the
 // command in progress: the masked PAN (DE 124, of the response or else of
-// the request), approval code, action code and STAN.
-func (d *device) note(req, resp []byte) {
+// the request), approval code, action code, STAN and the stand-in
+// decision (nil: not decided in stand-in); each exchange replaces the
+// previous one's.
+func (d *device) note(req, resp []byte, sin *StandIn) {
 	var pan, approval, action, stan string
 	if _, msg, err := iso93.Unpack(resp); err == nil {
 		pan, _ = msg.GetString(124)
@@ -832,7 +860,7 @@ func (d *device) note(req, resp []byte) {
 	if pan != "" {
 		t.pan = maskPAN(pan)
 	}
-	t.approval, t.action, t.stan = approval, action, stan
+	t.approval, t.action, t.stan, t.standIn = approval, action, stan, sin
 }
 
 // resolver settles an unknown outcome on this link: it asks the terminal

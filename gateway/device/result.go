@@ -81,6 +81,29 @@ type TxnResult struct {
 	Time         string // terminal local time, YYYYMMDDhhmmss
 	MaskedPAN    string // DE 124 form only
 	ResolvedBy   Resolution
+	// StandIn is the gateway's stand-in decision that answered the
+	// command's financial request, when the terminal's result carries its
+	// action code; nil when the center answered (or nobody did).
+	StandIn *StandIn
+}
+
+// StandIn is the gateway's own decision on a financial request it could
+// not send to the center (gateway/standin): the terminal's answer came
+// from the stand-in policy. It carries no card data.
+type StandIn struct {
+	// Approved is true for an approval made offline (stored, and
+	// forwarded to the center as an advice).
+	Approved bool
+	// Reason is the policy's reason as a code: "approved", or why it
+	// declined (floor_limit, blocked, no_negative_file, ...).
+	Reason string
+	// ActionCode is the DE 39 the terminal was answered.
+	ActionCode string
+	// DecidedAt is when the gateway decided (UTC).
+	DecidedAt time.Time
+	// TerminalID and MerchantID are the request's card acceptor (DE 41,
+	// DE 42): the scope of the stand-in rules that applied.
+	TerminalID, MerchantID string
 }
 
 func outcomeOf(o tlink.Outcome) Outcome {

@@ -19,10 +19,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/posgate/posgate/gateway"
 	"github.com/posgate/posgate/gateway/device"
 	"github.com/posgate/posgate/gateway/device/devicetest"
 	"github.com/posgate/posgate/gateway/ecr"
+	"github.com/posgate/posgate/gateway/forward"
 	"github.com/posgate/posgate/terminal/transport"
 )
 
@@ -70,7 +70,7 @@ func newEnv(t *testing.T, resolve time.Duration, terms map[string]*devicetest.Te
 	var srv *ecr.Server
 	mgr, err := device.New(device.Config{
 		Devices:        devs,
-		Handler:        &gateway.Forwarder{Uplink: devicetest.UplinkFunc(devicetest.Approve), Logger: log},
+		Handler:        &forward.Forwarder{Uplink: devicetest.UplinkFunc(devicetest.Approve), Logger: log},
 		Logger:         log,
 		ReconnectMin:   5 * time.Millisecond,
 		ReconnectMax:   50 * time.Millisecond,

@@ -16,10 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/posgate/posgate/gateway"
 	"github.com/posgate/posgate/gateway/device"
 	"github.com/posgate/posgate/gateway/device/devicetest"
 	"github.com/posgate/posgate/gateway/ecr"
+	"github.com/posgate/posgate/gateway/forward"
 	"github.com/posgate/posgate/offline"
 	"github.com/posgate/posgate/terminal/tlink"
 	"github.com/posgate/posgate/terminal/transport"
@@ -138,7 +138,7 @@ func (r *rig) boot(o bootOpts) (e *env, stop func()) {
 	var srv atomic.Pointer[ecr.Server]
 	mgr, err := device.New(device.Config{
 		Devices:        devs,
-		Handler:        &gateway.Forwarder{Uplink: devicetest.UplinkFunc(devicetest.Approve), Logger: log},
+		Handler:        &forward.Forwarder{Uplink: devicetest.UplinkFunc(devicetest.Approve), Logger: log},
 		Logger:         log,
 		ReconnectMin:   5 * time.Millisecond,
 		ReconnectMax:   50 * time.Millisecond,

@@ -8,17 +8,22 @@ import (
 )
 
 // Offline is the gateway's offline store as the POS API shows it: what
-// stand-in could still approve on a terminal before the card is read, and
-// whether a transaction's answer came from stand-in. Implementations must
-// be safe for concurrent use; the gateway's is built in gateway/offline.go.
+// stand-in could still approve on a terminal before the card is read.
+// (Whether a transaction's answer came from stand-in the POS API learns
+// from the device.TxnResult itself.) Implementations must be safe for
+// concurrent use; the gateway's is standin.Headroom.
 type Offline interface {
 	// Headroom tells what stand-in could approve on the terminal with
-	// device id terminal now, for a card not yet read.
-	Headroom(terminal string) (OfflineHeadroom, error)
-	// StandIn returns the stand-in decision that answered the financial
-	// exchange r reports, and false when the center (or nobody) answered
-	// it.
-	StandIn(r device.TxnResult) (OfflineDecision, bool)
+	// device id terminal now, for a card not yet read. acceptor is the
+	// card acceptor (DE 41, DE 42) of the last stand-in decision a result
+	// of that terminal carried, nil when none has been seen: the device id
+	// then stands for DE 41 and no merchant rules apply.
+	Headroom(terminal string, acceptor *CardAcceptor) (OfflineHeadroom, error)
+}
+
+// CardAcceptor names a terminal as the center knows it: DE 41 and DE 42.
+type CardAcceptor struct {
+	TerminalID, MerchantID string
 }
 
 // OfflineHeadroom is the answer of GET /pos/v1/terminals/{id}/offline. No
@@ -84,11 +89,33 @@ func (s *Server) terminalOffline(w http.ResponseWriter, r *http.Request, c *clie
 		writeError(w, http.StatusServiceUnavailable, "offline_unavailable", "the gateway has no offline store")
 		return
 	}
-	h, err := s.off.Headroom(id)
+	h, err := s.off.Headroom(id, s.acceptor(id))
 	if err != nil {
 		s.log.Error("offline headroom unavailable", "terminal", id, "reason", err)
 		writeError(w, http.StatusServiceUnavailable, "offline_unavailable", "the offline store cannot be read now")
 		return
 	}
 	writeJSON(w, http.StatusOK, h)
+}
+
+// learnAcceptor remembers the card acceptor of r's stand-in decision as
+// its device's, for the headroom.
+func (s *Server) learnAcceptor(r device.TxnResult) {
+	if r.StandIn == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.acceptors[r.DeviceID] = CardAcceptor{TerminalID: r.StandIn.TerminalID, MerchantID: r.StandIn.MerchantID}
+}
+
+// acceptor returns the card acceptor learnt for device id, nil when none.
+func (s *Server) acceptor(id string) *CardAcceptor {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.acceptors[id]
+	if !ok {
+		return nil
+	}
+	return &a
 }

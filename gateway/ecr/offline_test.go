@@ -14,10 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/posgate/posgate/gateway"
 	"github.com/posgate/posgate/gateway/device"
 	"github.com/posgate/posgate/gateway/device/devicetest"
 	"github.com/posgate/posgate/gateway/ecr"
+	"github.com/posgate/posgate/gateway/forward"
+	gwstandin "github.com/posgate/posgate/gateway/standin"
 	"github.com/posgate/posgate/offline"
 	"github.com/posgate/posgate/offline/standin"
 	"github.com/posgate/posgate/protocol/link"
@@ -43,7 +44,7 @@ func (s gcmSealer) Open(c, aad []byte) ([]byte, error) {
 // offlineEnv runs terminal T1 (POS A) through a device manager whose
 // Forwarder finds the link down and stands in over a real offline store
 // (negative file loaded unless noNegative), and the POS API with the
-// gateway's offline view.
+// gateway's stand-in headroom.
 func offlineEnv(t *testing.T, noNegative bool) *env {
 	t.Helper()
 	key := make([]byte, 32)
@@ -69,12 +70,11 @@ func offlineEnv(t *testing.T, noNegative bool) *env {
 	e := &env{t: t, terms: map[string]*devicetest.Terminal{"T1": {}}, plugs: map[string]*devicetest.Plug{}, logs: &logBuf{}}
 	log := slog.New(slog.NewTextHandler(e.logs, nil))
 	e.plugs["T1"] = devicetest.NewPlug(t, e.terms["T1"])
-	standIn, view := gateway.NewOfflineView(st, nil)
 	down := devicetest.UplinkFunc(func(context.Context, []byte) ([]byte, error) { return nil, link.ErrLinkDown })
 	var srv *ecr.Server
 	mgr, err := device.New(device.Config{
 		Devices:      []device.DeviceConfig{{ID: "T1", DeviceConfig: transport.DeviceConfig{Medium: transport.TCP, Address: e.plugs["T1"].Addr}}},
-		Handler:      &gateway.Forwarder{Uplink: down, Logger: log, Offline: standIn},
+		Handler:      &forward.Forwarder{Uplink: down, Logger: log, StandIn: &gwstandin.Decider{Store: st, Logger: log}},
 		Logger:       log,
 		ReconnectMin: 5 * time.Millisecond,
 		ReconnectMax: 50 * time.Millisecond,
@@ -86,7 +86,7 @@ func offlineEnv(t *testing.T, noNegative bool) *env {
 	srv, err = ecr.New(ecr.Config{Clients: []ecr.Client{
 		{ID: "POSA", KeySHA256: hash(keyA), Terminals: []string{"T1", "T9"}},
 		{ID: "POSB", KeySHA256: hash(keyB), Terminals: []string{"T2"}},
-	}}, mgr, ecr.Options{Logger: log, Offline: view})
+	}}, mgr, ecr.Options{Logger: log, Offline: &gwstandin.Headroom{Store: st}})
 	if err != nil {
 		t.Fatal(err)
 	}

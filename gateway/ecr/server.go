@@ -103,6 +103,9 @@ type Server struct {
 	// that a Resolver is settling; new transactions on that terminal are
 	// refused until it is settled.
 	resolving map[string]*record
+	// acceptors holds, per terminal, the card acceptor of the last
+	// stand-in decision one of its results carried (for the headroom).
+	acceptors map[string]CardAcceptor
 }
 
 type client struct {
@@ -122,7 +125,8 @@ func New(cfg Config, terms Terminals, opts Options) (*Server, error) {
 	}
 	cfg = cfg.WithDefaults()
 	s := &Server{cfg: cfg, terms: terms, log: opts.Logger, now: opts.Now, off: opts.Offline, byID: make(map[string]*client),
-		subs: make(map[*subscriber]struct{}), journal: opts.Journal, retry: opts.ResolveRetry, resolving: make(map[string]*record)}
+		subs: make(map[*subscriber]struct{}), journal: opts.Journal, retry: opts.ResolveRetry, resolving: make(map[string]*record),
+		acceptors: make(map[string]CardAcceptor)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -461,7 +465,11 @@ func newTxnID() string {
 	return "tx" + hex.EncodeToString(b[:])
 }
 
-// mutate serves one of the transaction routes.
+// mutate serves one of the transaction routes. It is one handler of about
+// 80 lines on purpose: validation, the idempotency reservation and the
+// wait for the outcome read top to bottom in the order a POS request meets
+// them, and every early return answers either before anything is reserved
+// or after the reservation is settled.
 func (s *Server) mutate(k tlink.Kind) http.Handler {
 	return s.authed(func(w http.ResponseWriter, r *http.Request, c *client) {
 		key := r.Header.Get("Idempotency-Key")
@@ -629,10 +637,9 @@ func (s *Server) OnResult(r device.TxnResult) { s.settle(r) }
 
 func (s *Server) settle(r device.TxnResult) {
 	var off *OfflineDecision
-	if s.off != nil && r.ActionCode != "" {
-		if d, ok := s.off.StandIn(r); ok {
-			off = &d
-		}
+	if s.off != nil && r.ActionCode != "" && r.StandIn != nil {
+		off = &OfflineDecision{Approved: r.StandIn.Approved, Reason: r.StandIn.Reason, ActionCode: r.StandIn.ActionCode, DecidedAt: r.StandIn.DecidedAt}
+		s.learnAcceptor(r)
 	}
 	s.mu.Lock()
 	rec := s.st.byID[r.Ref]

@@ -183,7 +183,7 @@ func startSystem(t *testing.T) *system {
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	wg.Go(func() { errs <- center.Run(runCtx, cc, log.With("daemon", "cardcenter")) })
-	wg.Go(func() { errs <- gateway.Run(runCtx, gc, log.With("daemon", "posgate")) })
+	wg.Go(func() { errs <- runGateway(runCtx, gc, log.With("daemon", "posgate")) })
 	stopped := false
 	stop := func() {
 		if stopped {
@@ -339,7 +339,7 @@ func TestUnregisteredGatewayRefused(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- gateway.Run(ctx, gc, quietLogger(t)) }()
+	go func() { done <- runGateway(ctx, gc, quietLogger(t)) }()
 	defer func() {
 		cancel()
 		select {
@@ -399,4 +399,13 @@ func quietLogger(t *testing.T) *slog.Logger {
 		t.Fatal(err)
 	}
 	return l
+}
+
+// runGateway runs a gateway as posgate does: New, then Run until ctx ends.
+func runGateway(ctx context.Context, cfg gateway.Config, log *slog.Logger) error {
+	g, err := gateway.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	return g.Run(ctx)
 }

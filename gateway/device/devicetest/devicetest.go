@@ -193,7 +193,7 @@ func (t *Terminal) request(stan string, c tlink.TxnCommand) ([]byte, error) {
 	return iso93.Pack(&req, iso93.MTIFinancialRequest)
 }
 
-// Approve is an uplink round trip (gateway.Uplink) that approves every
+// Approve is an uplink round trip (forward.Uplink) that approves every
 // request with action code 000 and approval code "A1B2C3".
 func Approve(_ context.Context, req []byte) ([]byte, error) {
 	_, msg, err := iso93.Unpack(req)
@@ -210,7 +210,7 @@ func Approve(_ context.Context, req []byte) ([]byte, error) {
 	return iso93.PackMessage(resp)
 }
 
-// UplinkFunc adapts a function to gateway.Uplink.
+// UplinkFunc adapts a function to forward.Uplink.
 type UplinkFunc func(ctx context.Context, req []byte) ([]byte, error)
 
 // RoundTrip calls f.

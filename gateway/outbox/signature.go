@@ -1,4 +1,4 @@
-package gateway
+package outbox
 
 import (
 	"context"
@@ -30,10 +30,10 @@ const (
 var (
 	// ErrSignatureQueueFull means the queue holds MaxQueued signatures; the
 	// new one is refused (the terminal is told refused).
-	ErrSignatureQueueFull = errors.New("gateway: signature queue full")
+	ErrSignatureQueueFull = errors.New("outbox: signature queue full")
 	// ErrSignatureRefused reports a 1314 with action code 904: the center
 	// cannot read the record; sending it again would not help.
-	ErrSignatureRefused = errors.New("gateway: center refused the signature record")
+	ErrSignatureRefused = errors.New("outbox: center refused the signature record")
 )
 
 // SignatureQueue takes the signatures the device manager reassembles

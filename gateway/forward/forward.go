@@ -1,20 +1,42 @@
-package gateway
+// Package forward is the gateway's ISO 8583 forwarding path: it relays
+// terminals' financial messages to the center over the uplink without
+// repacking them, hands requests the center could not be sent to stand-in,
+// schedules the reversal of requests whose outcome is unknown, keeps
+// terminals' offline approval advices, and serves terminals' TCP
+// connections. Clear card data never reaches it: terminals send the
+// DUKPT-encrypted card-data block.
+package forward
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
-	"sync"
 	"time"
 
-	"github.com/posgate/posgate/protocol/frame"
+	"github.com/posgate/posgate/gateway/device"
+	"github.com/posgate/posgate/gateway/standin"
 	"github.com/posgate/posgate/protocol/iso93"
 	"github.com/posgate/posgate/protocol/link"
 	"github.com/posgate/posgate/protocol/match"
 )
+
+// ErrNotEnrolled is the uplink error of a gateway that has no link
+// certificate yet: nothing is sent, and a sale is decided in stand-in as
+// when the link is down.
+var ErrNotEnrolled = errors.New("gateway: not enrolled with the center")
+
+// Reverser schedules the timeout reversal of a request whose outcome at
+// the center is unknown. *outbox.Reverser satisfies it.
+type Reverser interface {
+	Enqueue(orig []byte)
+}
+
+// StandIn decides a 1100/1200 the center could not be sent.
+// *standin.Decider satisfies it; its errors are standin's sentinels.
+type StandIn interface {
+	Decide(raw []byte, h iso93.Header) (device.Answer, error)
+}
 
 // Uplink carries one request to the center and returns its response.
 // *link.Client satisfies it.
@@ -29,7 +51,7 @@ type Uplink interface {
 // is malformed or the center cannot be reached.
 //
 // When the request was not sent because the link is down (or the gateway is
-// not enrolled), a 1100/1200 is decided by Offline under the stand-in policy
+// not enrolled), a 1100/1200 is decided by StandIn under the stand-in policy
 // and answered only after an approval is durable; when the request may have
 // reached the center (link.ErrOutcomeUnknown) it is answered 911 and
 // reversed, never decided in stand-in: the center may have approved it.
@@ -38,8 +60,8 @@ type Uplink interface {
 // and no original data, sent after the chip card approved the sale
 // offline) is first sent to the center; when no final answer comes back
 // it is kept in Advices, durably, and answered 1230 with action code 000
-// ("accepted for forwarding"), and the AdviceForwarder delivers it later
-// (advice.go, docs/offline.md).
+// ("accepted for forwarding"), and the advice.Forwarder delivers it later
+// (gateway/advice, docs/offline.md).
 //
 // Forwarder is safe for concurrent use.
 type Forwarder struct {
@@ -49,12 +71,10 @@ type Forwarder struct {
 	Metrics *Metrics
 	// Reverser receives requests whose outcome at the center is unknown.
 	// Nil means such requests are only logged.
-	Reverser *Reverser
-	// Offline decides requests that could not be sent. Nil means they are
+	Reverser Reverser
+	// StandIn decides requests that could not be sent. Nil means they are
 	// answered 907.
-	Offline StandIn
-	// StandInMetrics counts stand-in decisions; nil records nothing.
-	StandInMetrics *StandInMetrics
+	StandIn StandIn
 	// Advices keeps terminals' offline approval advices that could not
 	// be delivered at once. Nil means they are relayed like any request
 	// and answered 907 when the center cannot be reached.
@@ -68,6 +88,14 @@ type Forwarder struct {
 // be built (the bytes are not a readable ISO 8583:1993 message); the caller
 // then closes the connection with a logged reason.
 func (f *Forwarder) Handle(ctx context.Context, raw []byte) ([]byte, error) {
+	a, err := f.Exchange(ctx, raw)
+	return a.Message, err
+}
+
+// Exchange is Handle that also returns the stand-in decision behind the
+// answer, when there is one (device.Handler): the device manager carries
+// it into the POS transaction the exchange belongs to.
+func (f *Forwarder) Exchange(ctx context.Context, raw []byte) (device.Answer, error) {
 	start := time.Now()
 	mti := "unknown"
 	var uplink time.Duration
@@ -81,7 +109,7 @@ func (f *Forwarder) Handle(ctx context.Context, raw []byte) ([]byte, error) {
 		// read has no trace fields to echo, so no answer can be built.
 		mti = mtiOrUnknown(raw)
 		f.Metrics.observe(mti, "closed", time.Since(start))
-		return nil, fmt.Errorf("unreadable terminal message: %w", err)
+		return device.Answer{}, fmt.Errorf("unreadable terminal message: %w", err)
 	}
 	mti = h.MTI
 	key := match.KeyOf(h)
@@ -124,7 +152,7 @@ func (f *Forwarder) Handle(ctx context.Context, raw []byte) ([]byte, error) {
 			}
 			return f.reply(raw, h, iso93.ActionIssuerTimedOut, start)
 		}
-		if f.Offline != nil && (errors.Is(err, link.ErrLinkDown) || errors.Is(err, ErrNotEnrolled)) {
+		if f.StandIn != nil && (errors.Is(err, link.ErrLinkDown) || errors.Is(err, ErrNotEnrolled)) {
 			return f.standIn(raw, h, start)
 		}
 		f.Logger.Warn("center unreachable; request not sent", "mti", h.MTI, "terminal", h.TerminalID, "stan", h.STAN, "reason", err)
@@ -136,16 +164,33 @@ func (f *Forwarder) Handle(ctx context.Context, raw []byte) ([]byte, error) {
 		return f.reply(raw, h, iso93.ActionSystemMalfunction, start)
 	}
 	f.Metrics.observe(h.MTI, rh.ActionCode, time.Since(start))
-	return resp, nil
+	return device.Answer{Message: resp}, nil
 }
 
-func (f *Forwarder) reply(raw []byte, h iso93.Header, code iso93.ActionCode, start time.Time) ([]byte, error) {
+// standIn has f.StandIn decide a request the center could not be sent and
+// answers with the decision, or with the action code the failure names.
+func (f *Forwarder) standIn(raw []byte, h iso93.Header, start time.Time) (device.Answer, error) {
+	a, err := f.StandIn.Decide(raw, h)
+	switch {
+	case err == nil:
+		f.Metrics.observe(h.MTI, a.StandIn.ActionCode, time.Since(start))
+		return a, nil
+	case errors.Is(err, standin.ErrMalformed):
+		return f.reply(raw, h, iso93.ActionFormatError, start)
+	case errors.Is(err, standin.ErrNoAnswer):
+		return f.reply(raw, h, iso93.ActionSystemMalfunction, start)
+	default: // ErrNotSale, ErrUndecided
+		return f.reply(raw, h, iso93.ActionIssuerInoperative, start)
+	}
+}
+
+func (f *Forwarder) reply(raw []byte, h iso93.Header, code iso93.ActionCode, start time.Time) (device.Answer, error) {
 	resp, err := errorReply(raw, code)
 	if err != nil {
-		return nil, fmt.Errorf("build %s reply to %s: %w", code, h.MTI, err)
+		return device.Answer{}, fmt.Errorf("build %s reply to %s: %w", code, h.MTI, err)
 	}
 	f.Metrics.observe(h.MTI, string(code), time.Since(start))
-	return resp, nil
+	return device.Answer{Message: resp}, nil
 }
 
 func needsReversal(mti string) bool {
@@ -162,99 +207,6 @@ func mtiOrUnknown(raw []byte) string {
 		return string(raw[:4])
 	}
 	return "unknown"
-}
-
-// TerminalServer accepts terminal TCP connections carrying length-framed
-// ISO 8583:1993 messages and answers each through the Forwarder. Requests on
-// one connection are handled concurrently; answers are written whole.
-type TerminalServer struct {
-	Forwarder *Forwarder
-	Logger    *slog.Logger
-	// MaxFrame bounds an incoming message. Zero means 8 KiB.
-	MaxFrame int
-}
-
-// Serve accepts connections on l until ctx is done. Serve always returns a
-// non-nil error and closes l; it waits for every connection it started.
-func (s *TerminalServer) Serve(ctx context.Context, l net.Listener) error {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	stop := context.AfterFunc(ctx, func() { l.Close() })
-	defer stop()
-	defer l.Close()
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return fmt.Errorf("accept terminal connection: %w", err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.serveConn(ctx, c)
-		}()
-	}
-}
-
-func (s *TerminalServer) serveConn(ctx context.Context, c net.Conn) {
-	log := s.Logger.With("remote", c.RemoteAddr().String())
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(ctx, func() { c.Close() })
-	defer stop()
-	defer c.Close()
-	defer func() {
-		if r := recover(); r != nil {
-			log.Error("terminal connection dropped after an internal error", "panic", fmt.Sprint(r))
-		}
-	}()
-	max := s.MaxFrame
-	if max <= 0 {
-		max = 8 << 10
-	}
-	var (
-		wmu sync.Mutex
-		wg  sync.WaitGroup
-	)
-	defer wg.Wait()
-	for {
-		raw, err := frame.Read(c, max)
-		if err != nil {
-			if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.EOF) {
-				log.Warn("terminal connection closed", "reason", err)
-			}
-			return
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() {
-				if r := recover(); r != nil {
-					log.Error("terminal request dropped after an internal error", "panic", fmt.Sprint(r))
-					cancel()
-				}
-			}()
-			resp, err := s.Forwarder.Handle(ctx, raw)
-			if err != nil {
-				log.Warn("closing terminal connection", "reason", err)
-				cancel()
-				return
-			}
-			wmu.Lock()
-			err = frame.Write(c, resp)
-			wmu.Unlock()
-			if err != nil {
-				log.Warn("write to terminal failed", "reason", err)
-				cancel()
-			}
-		}()
-	}
 }
 
 // errorReply answers raw with the given action code. It needs the request to

@@ -1,104 +1,16 @@
-package gateway
+package forward
 
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
-	"path/filepath"
 	"testing"
 
-	"github.com/posgate/posgate/emv/de55"
-	"github.com/posgate/posgate/emv/dol"
-	"github.com/posgate/posgate/emv/tags"
-	"github.com/posgate/posgate/offline"
+	gwstandin "github.com/posgate/posgate/gateway/standin"
 	"github.com/posgate/posgate/offline/standin"
 	"github.com/posgate/posgate/protocol/iso93"
-	"github.com/posgate/posgate/protocol/link"
-	"github.com/posgate/posgate/protocol/negfile"
 )
 
-// gcmSealer is a software AES-GCM sealer for tests (production seals in the
-// token with hsmseal).
-type gcmSealer struct{ aead cipher.AEAD }
-
-func newSealer(t testing.TB) gcmSealer {
-	key := make([]byte, 32)
-	rand.Read(key)
-	b, err := aes.NewCipher(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := cipher.NewGCM(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return gcmSealer{a}
-}
-
-func (s gcmSealer) Seal(p, aad []byte) ([]byte, error) {
-	n := make([]byte, s.aead.NonceSize())
-	rand.Read(n)
-	return s.aead.Seal(n, n, p, aad), nil
-}
-
-func (s gcmSealer) Open(c, aad []byte) ([]byte, error) {
-	if len(c) < s.aead.NonceSize() {
-		return nil, errors.New("short")
-	}
-	return s.aead.Open(nil, c[:s.aead.NonceSize()], c[s.aead.NonceSize():], aad)
-}
-
-const blockedFP = "ffeeddccbbaa99887766554433221100"
-
-// openStore opens an offline store in a temp dir; with loaded, a snapshot
-// of version 1 holding blockedFP is in force.
-func openStore(t testing.TB, loaded bool, pol standin.Policy) *offline.Store {
-	t.Helper()
-	st, err := offline.Open(offline.Config{Path: filepath.Join(t.TempDir(), "offline.db"), Sealer: newSealer(t), Policy: pol})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if loaded {
-		chunks, err := negfile.Split(negfile.OpSnapshot, 0, 1, []string{blockedFP}, nil, negfile.MaxDE72)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range chunks {
-			if _, err := st.ApplyChunk(c); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	return st
-}
-
-// saleWith packs a 1200 like sale() and lets the test change it.
-func saleWith(t *testing.T, stan string, change func(*iso93.FinancialRequest)) []byte {
-	t.Helper()
-	var req iso93.FinancialRequest
-	if err := iso93.UnpackInto(sale(t, stan), &req); err != nil {
-		t.Fatal(err)
-	}
-	if change != nil {
-		change(&req)
-	}
-	raw, err := iso93.Pack(&req, iso93.MTIFinancialRequest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
-}
-
 var (
-	linkDown       = uplinkFunc(func(context.Context, []byte) ([]byte, error) { return nil, link.ErrLinkDown })
-	outcomeUnknown = uplinkFunc(func(context.Context, []byte) ([]byte, error) {
-		return nil, errors.Join(link.ErrLinkDown, link.ErrOutcomeUnknown)
-	})
 	notEnrolledUp = uplinkFunc(func(context.Context, []byte) ([]byte, error) { return nil, ErrNotEnrolled })
 )
 
@@ -125,7 +37,7 @@ func TestForwarderStandIn(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st := openStore(t, tt.loaded, standin.Policy{})
-			f := &Forwarder{Uplink: tt.uplink, Logger: quiet(), Metrics: NewMetrics(), Offline: st}
+			f := &Forwarder{Uplink: tt.uplink, Logger: quiet(), Metrics: NewMetrics(), StandIn: &gwstandin.Decider{Store: st}}
 			raw := saleWith(t, "000042", tt.change)
 			resp, err := f.Handle(t.Context(), raw)
 			if err != nil {
@@ -166,7 +78,7 @@ func TestForwarderStandIn(t *testing.T) {
 func TestForwarderStandInStoreFailure(t *testing.T) {
 	st := openStore(t, true, standin.Policy{})
 	st.Close()
-	f := &Forwarder{Uplink: linkDown, Logger: quiet(), Offline: st}
+	f := &Forwarder{Uplink: linkDown, Logger: quiet(), StandIn: &gwstandin.Decider{Store: st}}
 	resp, err := f.Handle(t.Context(), sale(t, "000043"))
 	if err != nil {
 		t.Fatal(err)
@@ -180,7 +92,7 @@ func TestForwarderStandInStoreFailure(t *testing.T) {
 // same approval code both times and one stored record.
 func TestForwarderStandInIdempotent(t *testing.T) {
 	st := openStore(t, true, standin.Policy{})
-	f := &Forwarder{Uplink: linkDown, Logger: quiet(), Offline: st}
+	f := &Forwarder{Uplink: linkDown, Logger: quiet(), StandIn: &gwstandin.Decider{Store: st}}
 	var codes []string
 	for range 2 {
 		resp, err := f.Handle(t.Context(), sale(t, "000044"))
@@ -197,63 +109,6 @@ func TestForwarderStandInIdempotent(t *testing.T) {
 	if codes[0] != codes[1] || len(recs) != 1 {
 		t.Fatalf("approval codes %v, %d records; want one approval", codes, len(recs))
 	}
-}
-
-func TestBrandOf(t *testing.T) {
-	tests := []struct{ name, masked, want string }{
-		{"visa", "411111******1111", "visa"},
-		{"mastercard_51_55", "555555******4444", "mastercard"},
-		{"mastercard_2_series", "222100******0009", "mastercard"},
-		{"jcb", "353011******0000", "jcb"},
-		{"amex", "378282*****0005", "amex"},
-		{"unionpay", "620000******0005", "unionpay"},
-		{"house", "999001******0010", "house"},
-		{"other", "601100******0004", "other"},
-		{"empty", "", "other"},
-		{"not_digits", "******", "other"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := BrandOf(tt.masked); got != tt.want {
-				t.Fatalf("BrandOf(%q) = %s, want %s", tt.masked, got, tt.want)
-			}
-		})
-	}
-}
-
-// chipData builds a request DE 55 with de55.Build whose 9F27 is cid: the
-// golden online purchase's values (testdata/emv/de55_request.hex) with the
-// cryptogram type changed.
-func chipData(t *testing.T, cid byte) []byte {
-	t.Helper()
-	v := dol.Values{
-		tags.ApplicationCryptogram:   mustHex(t, "C2C12B1AD1A3A5BC"),
-		tags.CID:                     {cid},
-		tags.IssuerApplicationData:   mustHex(t, "0110A00003220000000000000000000000FF"),
-		tags.UnpredictableNumber:     mustHex(t, "BBA4CD5B"),
-		tags.ATC:                     mustHex(t, "0001"),
-		tags.TVR:                     mustHex(t, "0000048000"),
-		tags.TransactionDate:         mustHex(t, "260121"),
-		tags.TransactionType:         {0x00},
-		tags.AmountAuthorised:        mustHex(t, "000000001200"),
-		tags.TransactionCurrencyCode: mustHex(t, "0392"),
-		tags.AIP:                     mustHex(t, "3900"),
-		tags.TerminalCountryCode:     mustHex(t, "0392"),
-	}
-	b, err := de55.Build(v)
-	if err != nil {
-		t.Fatalf("build DE 55: %v", err)
-	}
-	return b
-}
-
-func mustHex(t *testing.T, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // TestForwarderStandInChip follows the card's own offline decision read
@@ -281,7 +136,7 @@ func TestForwarderStandInChip(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st := openStore(t, true, standin.Policy{})
-			f := &Forwarder{Uplink: linkDown, Logger: quiet(), Metrics: NewMetrics(), Offline: st}
+			f := &Forwarder{Uplink: linkDown, Logger: quiet(), Metrics: NewMetrics(), StandIn: &gwstandin.Decider{Store: st}}
 			raw := saleWith(t, "000050", func(r *iso93.FinancialRequest) {
 				r.ICCData, r.Amount = tt.icc(t), tt.amount
 			})

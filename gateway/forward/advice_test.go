@@ -1,241 +1,24 @@
-package gateway
+package forward
 
 import (
 	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/posgate/posgate/emv/de55"
 	"github.com/posgate/posgate/emv/dol"
 	"github.com/posgate/posgate/emv/tags"
+	"github.com/posgate/posgate/gateway/advice"
+	"github.com/posgate/posgate/gateway/internal/gatewaytest"
+	gwstandin "github.com/posgate/posgate/gateway/standin"
 	"github.com/posgate/posgate/offline"
 	"github.com/posgate/posgate/offline/standin"
 	"github.com/posgate/posgate/protocol/iso93"
-	"github.com/posgate/posgate/protocol/link"
 	"github.com/posgate/posgate/protocol/negfile"
 )
-
-// approveOffline stores n stand-in approvals through the forwarder.
-func approveOffline(t *testing.T, st *offline.Store, n int) map[string]string {
-	t.Helper()
-	f := &Forwarder{Uplink: linkDown, Logger: quiet(), Offline: st}
-	codes := map[string]string{}
-	for i := range n {
-		stan := fmt.Sprintf("%06d", 100+i)
-		raw := saleWith(t, stan, func(r *iso93.FinancialRequest) {
-			r.Fingerprint = fmt.Sprintf("%032x", 1000+i) // distinct cards: no velocity limit
-		})
-		resp, err := f.Handle(t.Context(), raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r iso93.FinancialResponse
-		if err := iso93.UnpackInto(resp, &r); err != nil || r.ActionCode != iso93.ActionApproved {
-			t.Fatalf("offline sale %d: %s %v", i, r.ActionCode, err)
-		}
-		codes[r.IdempotencyKey] = r.ApprovalCode
-	}
-	return codes
-}
-
-// fakeCenter answers advices: 208 for the keys in reject, 000 otherwise,
-// recording each advice it saw.
-type fakeCenter struct {
-	mu     sync.Mutex
-	seen   []iso93.Advice
-	mtis   []string
-	reject map[string]bool
-	down   bool
-}
-
-func (c *fakeCenter) RoundTrip(_ context.Context, req []byte) ([]byte, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.down {
-		return nil, errors.Join(link.ErrLinkDown, link.ErrOutcomeUnknown)
-	}
-	var a iso93.Advice
-	if err := iso93.UnpackInto(req, &a); err != nil {
-		return nil, err
-	}
-	c.seen = append(c.seen, a)
-	c.mtis = append(c.mtis, string(req[:4]))
-	action := iso93.ActionApproved
-	if c.reject[a.IdempotencyKey] {
-		action = iso93.ActionLostCard
-	}
-	return iso93.Pack(a.Response(action), iso93.MTIAdviceResponse)
-}
-
-func TestAdviceForwarder(t *testing.T) {
-	st := openStore(t, true, standin.Policy{})
-	codes := approveOffline(t, st, 20)
-	center := &fakeCenter{reject: map[string]bool{"T0000001-000105": true}, down: true}
-	a := &AdviceForwarder{Queue: st.Queue(), Uplink: center, Window: 4, Rate: 10_000, Logger: quiet()}
-
-	// The link drops with the first window in flight: nothing is answered,
-	// the records stay queued and go again as repeats.
-	if n, err := a.Pass(t.Context()); n != 0 || !errors.Is(err, link.ErrOutcomeUnknown) {
-		t.Fatalf("pass over a dropped link: %d answered, %v", n, err)
-	}
-	center.down = false
-	n, err := a.Pass(t.Context())
-	if err != nil || n != 20 {
-		t.Fatalf("pass: %d answered, %v; want 20", n, err)
-	}
-	if left, _ := st.Queue().Next(100); len(left) != 0 {
-		t.Fatalf("%d records still queued", len(left))
-	}
-	rej, err := st.Queue().Rejected()
-	if err != nil || len(rej) != 1 || rej[0].IdempotencyKey != "T0000001-000105" || rej[0].Action != "208" {
-		t.Fatalf("rejected list %v, %v", rej, err)
-	}
-	keys := map[string]int{}
-	for i, adv := range center.seen {
-		keys[adv.IdempotencyKey]++
-		want := iso93.MTIAdvice
-		if i < 4 {
-			want = iso93.MTIAdviceRepeat // the first window was sent before the drop
-		}
-		if center.mtis[i] != want {
-			t.Errorf("advice %d is a %s, want %s", i, center.mtis[i], want)
-		}
-		if adv.FunctionCode != iso93.FunctionPreviousApproval || adv.ReasonCode != iso93.ReasonStandIn ||
-			adv.ApprovalCode != codes[adv.IdempotencyKey] || adv.Amount != 1200 || !strings.HasPrefix(adv.MaskedPAN, "411111") {
-			t.Errorf("advice %s: DE 24 %s, DE 25 %s, DE 38 %s (terminal got %s)", adv.IdempotencyKey, adv.FunctionCode, adv.ReasonCode, adv.ApprovalCode, codes[adv.IdempotencyKey])
-		}
-	}
-	if len(keys) != 20 || len(center.seen) != 20 {
-		t.Fatalf("center saw %d advices for %d keys, want 20 each", len(center.seen), len(keys))
-	}
-	st2, _ := st.Queue().Stats()
-	if st2.Exposure != 0 || st2.Accepted.Count != 19 || st2.Rejected.Count != 1 {
-		t.Fatalf("stats after forwarding: %+v", st2)
-	}
-}
-
-// negCenter serves one delta session (1 -> 2) in chunks and can cut the
-// link after a number of chunks.
-type negCenter struct {
-	chunks  []negfile.Chunk
-	version uint64
-	cutAt   int // answers served before the link drops; <0: never
-	served  int
-}
-
-func (c *negCenter) RoundTrip(_ context.Context, req []byte) ([]byte, error) {
-	if c.cutAt >= 0 && c.served >= c.cutAt {
-		return nil, link.ErrLinkDown
-	}
-	c.served++
-	var fa iso93.FileAction
-	if err := iso93.UnpackInto(req, &fa); err != nil {
-		return nil, err
-	}
-	f := strings.Fields(fa.DataRecord)
-	resp := fa.Response(iso93.ActionApproved)
-	if f[1] == fmt.Sprint(c.version) {
-		return iso93.Pack(resp, iso93.MTIFileActionResponse)
-	}
-	next := 1
-	if len(f) == 7 {
-		fmt.Sscan(f[6], &next)
-	}
-	ch := c.chunks[next-1]
-	b, err := negfile.Marshal(ch)
-	if err != nil {
-		return nil, err
-	}
-	_, msg, err := iso93.Unpack(mustPack(resp))
-	if err != nil {
-		return nil, err
-	}
-	msg.Field(iso93.FieldFunctionCode, ch.Op.FunctionCode())
-	msg.Field(iso93.FieldDataRecord, string(b))
-	return iso93.PackMessage(msg)
-}
-
-func mustPack(r *iso93.FileActionResponse) []byte {
-	b, err := iso93.Pack(r, iso93.MTIFileActionResponse)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
-
-// TestNegFileSyncCutMidTransfer cuts the link after the first chunk of a
-// four-chunk delta (three of adds, one delete): version 1 stays in force and its card stays the only
-// blocked one; the next pass resumes at chunk 2 and puts version 2 in force.
-func TestNegFileSyncCutMidTransfer(t *testing.T) {
-	st := openStore(t, true, standin.Policy{}) // version 1: blockedFP
-	var adds []string
-	for i := range 60 {
-		adds = append(adds, fmt.Sprintf("%032x", 5000+i))
-	}
-	chunks, err := negfile.Split(negfile.OpAdd, 1, 2, adds, []string{blockedFP}, negfile.MaxDE72)
-	if err != nil || len(chunks) != 4 {
-		t.Fatalf("split: %d chunks, %v", len(chunks), err)
-	}
-	center := &negCenter{chunks: chunks, version: 2, cutAt: 1}
-	s := &NegFileSync{Store: st, Uplink: center, GatewayID: "GW000001", Logger: quiet()}
-	ns, err := s.Sync(t.Context())
-	if !errors.Is(err, link.ErrLinkDown) {
-		t.Fatalf("cut sync returned %v", err)
-	}
-	if ns.Version != 1 || ns.Session == nil || ns.Session.Next != 2 {
-		t.Fatalf("after the cut: %+v; want version 1 with chunk 2 next", ns)
-	}
-	check := func(fp string, want bool) {
-		t.Helper()
-		if got, err := st.Blocked(fp); err != nil || got != want {
-			t.Fatalf("Blocked(%s…) = %v, %v; want %v", fp[:6], got, err, want)
-		}
-	}
-	check(blockedFP, true)
-	check(adds[0], false)
-
-	center.cutAt = -1
-	ns, err = s.Sync(t.Context())
-	if err != nil || ns.Version != 2 || ns.Session != nil {
-		t.Fatalf("resumed sync: %+v, %v", ns, err)
-	}
-	check(blockedFP, false)
-	check(adds[0], true)
-	check(adds[59], true)
-	if center.served != 1+3+1 {
-		t.Fatalf("center served %d answers; want 1 before the cut, chunks 2 to 4, then current", center.served)
-	}
-}
-
-// terminalAdvice packs the 1220 a terminal sends after its chip card
-// approved a sale offline (firmware-sim/jets offlineAdvice): the 1200 of
-// sale() with DE 55 holding a TC, DE 24 201, DE 25 1005 and DE 38 the
-// offline approval code "Y1" + the last four STAN digits. change may alter
-// the message before it is packed.
-func terminalAdvice(t *testing.T, stan string, change func(*iso93.Advice)) []byte {
-	t.Helper()
-	var req iso93.FinancialRequest
-	if err := iso93.UnpackInto(sale(t, stan), &req); err != nil {
-		t.Fatal(err)
-	}
-	req.ICCData = chipData(t, 0x40)
-	req.FunctionCode, req.ReasonCode = iso93.FunctionPreviousApproval, "1005"
-	adv := iso93.Advice{Trace: req.Trace, Payment: req.Payment, Card: req.Card, ApprovalCode: "Y1" + stan[2:]}
-	if change != nil {
-		change(&adv)
-	}
-	raw, err := iso93.Pack(&adv, iso93.MTIAdvice)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
-}
 
 // answerWith answers every request with action, DE 38 and an RRN, as the
 // center does.
@@ -319,7 +102,7 @@ func TestForwarderTerminalAdvice(t *testing.T) {
 			st := openStore(t, true, standin.Policy{})
 			var logs bytes.Buffer
 			log := slog.New(slog.NewTextHandler(&logs, nil))
-			f := &Forwarder{Uplink: tt.uplink, Logger: log, Metrics: NewMetrics(), Offline: st, Advices: st}
+			f := &Forwarder{Uplink: tt.uplink, Logger: log, Metrics: NewMetrics(), StandIn: &gwstandin.Decider{Store: st}, Advices: st}
 			defer func() {
 				if strings.Contains(logs.String(), "4111111111111111") {
 					t.Errorf("the gateway logged a clear PAN:\n%s", logs.String())
@@ -390,7 +173,7 @@ func TestForwarderTerminalAdviceStoreFailure(t *testing.T) {
 // and the queue is empty with no exposure left.
 func TestTerminalAdvicesForwardedInOrder(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "offline.db")
-	sealer := newSealer(t)
+	sealer := gatewaytest.NewSealer(t)
 	open := func() *offline.Store {
 		st, err := offline.Open(offline.Config{Path: path, Sealer: sealer})
 		if err != nil {
@@ -404,7 +187,7 @@ func TestTerminalAdvicesForwardedInOrder(t *testing.T) {
 	if _, err := st.ApplyChunk(chunks[0]); err != nil {
 		t.Fatal(err)
 	}
-	f := &Forwarder{Uplink: linkDown, Logger: quiet(), Offline: st, Advices: st}
+	f := &Forwarder{Uplink: linkDown, Logger: quiet(), StandIn: &gwstandin.Decider{Store: st}, Advices: st}
 	sent := map[string][]byte{}
 	var order []string
 	handle := func(raw []byte, want string) {
@@ -434,17 +217,17 @@ func TestTerminalAdvicesForwardedInOrder(t *testing.T) {
 	st.Close()
 
 	st = open() // the gateway restarted
-	center := &fakeCenter{}
-	a := &AdviceForwarder{Queue: st.Queue(), Uplink: center, Window: 1, Rate: 10_000, Logger: quiet()}
+	center := &gatewaytest.AdviceCenter{}
+	a := &advice.Forwarder{Queue: st.Queue(), Uplink: center, Window: 1, Rate: 10_000, Logger: quiet()}
 	if n, err := a.Pass(t.Context()); err != nil || n != 4 {
 		t.Fatalf("pass: %d answered, %v; want 4", n, err)
 	}
-	if len(center.seen) != 4 {
-		t.Fatalf("center saw %d advices, want 4", len(center.seen))
+	if len(center.Seen) != 4 {
+		t.Fatalf("center saw %d advices, want 4", len(center.Seen))
 	}
-	for i, adv := range center.seen {
-		if adv.IdempotencyKey != order[i] || center.mtis[i] != iso93.MTIAdvice {
-			t.Fatalf("advice %d is %s %s, want %s 1220 (order %v)", i, center.mtis[i], adv.IdempotencyKey, order[i], order)
+	for i, adv := range center.Seen {
+		if adv.IdempotencyKey != order[i] || center.MTIs[i] != iso93.MTIAdvice {
+			t.Fatalf("advice %d is %s %s, want %s 1220 (order %v)", i, center.MTIs[i], adv.IdempotencyKey, order[i], order)
 		}
 		raw, ok := sent[adv.IdempotencyKey]
 		if !ok {
@@ -456,7 +239,7 @@ func TestTerminalAdvicesForwardedInOrder(t *testing.T) {
 		if adv.ReasonCode != "1005" || adv.ApprovalCode != "Y1"+adv.STAN[2:] || len(adv.ICCData) == 0 {
 			t.Fatalf("terminal advice %s: DE 25 %s DE 38 %s", adv.IdempotencyKey, adv.ReasonCode, adv.ApprovalCode)
 		}
-		got, err := adviceFor(mustRecord(t, st, adv.IdempotencyKey))
+		got, err := advice.Build(mustRecord(t, st, adv.IdempotencyKey))
 		if err != nil || !bytes.Equal(got, raw) {
 			t.Fatalf("the advice of %s is not the terminal's bytes (%v)", adv.IdempotencyKey, err)
 		}
@@ -495,21 +278,20 @@ func TestTerminalAdviceRepeatedAfterUnknownOutcome(t *testing.T) {
 	if err != nil || actionOf(t, resp) != "000" {
 		t.Fatalf("advice answered %v", err)
 	}
-	center := &fakeCenter{reject: map[string]bool{"T0000001-000091": true}}
-	a := &AdviceForwarder{Queue: st.Queue(), Uplink: center, Window: 4, Rate: 10_000, Logger: quiet()}
+	center := &gatewaytest.AdviceCenter{Reject: map[string]bool{"T0000001-000091": true}}
+	a := &advice.Forwarder{Queue: st.Queue(), Uplink: center, Window: 4, Rate: 10_000, Logger: quiet()}
 	if n, err := a.Pass(t.Context()); err != nil || n != 1 {
 		t.Fatalf("pass: %d, %v", n, err)
 	}
-	if len(center.mtis) != 1 || center.mtis[0] != iso93.MTIAdviceRepeat || center.seen[0].ReasonCode != "1005" {
-		t.Fatalf("center saw %v", center.mtis)
+	if len(center.MTIs) != 1 || center.MTIs[0] != iso93.MTIAdviceRepeat || center.Seen[0].ReasonCode != "1005" {
+		t.Fatalf("center saw %v", center.MTIs)
 	}
 	rej, err := st.Queue().Rejected()
 	if err != nil || len(rej) != 1 || rej[0].Origin != offline.OriginTerminal || rej[0].ApprovalCode != "Y10091" || rej[0].Action != "208" {
 		t.Fatalf("rejected %v, %v", rej, err)
 	}
-	j := recordJSON(rej[0])
-	if j.Origin != "terminal" || j.ApprovalCode != "Y10091" {
-		t.Fatalf("admin record %+v", j)
+	if o := rej[0].Origin.String(); o != "terminal" { // the admin record's origin
+		t.Fatalf("admin record origin %q", o)
 	}
 }
 
@@ -543,7 +325,7 @@ func FuzzTerminalAdviceFrom(f *testing.F) {
 			t.Fatalf("accepted an advice with DE 2 %v, DE 120 %d bytes, DE 24 %s", m.PAN != "", len(m.CardData), m.FunctionCode)
 		}
 		if len(m.ICCData) > 0 {
-			if chip, err := chipDecision(m.ICCData); err != nil || chip == standin.ChipAAC {
+			if chip, err := gwstandin.Chip(m.ICCData); err != nil || chip == standin.ChipAAC {
 				t.Fatalf("accepted DE 55 (%v, chip %d)", err, chip)
 			}
 		}
@@ -552,7 +334,7 @@ func FuzzTerminalAdviceFrom(f *testing.F) {
 		}
 		for _, attempts := range []int{0, 1} {
 			rec := offline.Record{Origin: offline.OriginTerminal, Attempts: attempts, Message: adv.Message}
-			out, err := adviceFor(rec)
+			out, err := advice.Build(rec)
 			if err != nil {
 				t.Fatalf("stored advice does not rebuild: %v", err)
 			}

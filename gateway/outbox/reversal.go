@@ -1,4 +1,9 @@
-package gateway
+// Package outbox delivers what the gateway owes the center and keeps
+// durably until the center has it: timeout reversals (1420/1421 until a
+// final 1430) and captured signatures (1304 file actions). Each sender
+// reloads what a previous run left in the offline store before new work
+// (docs/offline.md, docs/uplink.md, docs/signatures.md).
+package outbox
 
 import (
 	"context"
@@ -194,19 +199,6 @@ func (r *Reverser) load() {
 	if n > 0 {
 		r.log().Info("timeout reversals from before the restart queued", "count", n)
 	}
-}
-
-// requeue puts the items loaded from the store whose id is not known
-// (queued since the start) in front of q, in their stored order, and
-// reports how many it added.
-func requeue[T any](q, loaded []T, known map[uint64]bool, id func(T) uint64) ([]T, int) {
-	var add []T
-	for _, x := range loaded {
-		if !known[id(x)] {
-			add = append(add, x)
-		}
-	}
-	return append(add, q...), len(add)
 }
 
 // Run sends queued reversals until ctx is done, one at a time in order.

@@ -1,4 +1,4 @@
-package gateway
+package forward
 
 import (
 	"time"
@@ -7,9 +7,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// Metrics are the gateway's Prometheus metrics, registered on their own
-// registry (no global state). A nil *Metrics records nothing.
+// Metrics are the forwarding path's Prometheus metrics (requests by MTI
+// and action code, their latency, the gateway's own share of it, and the
+// link state), registered on their own registry (no global state), which
+// the rest of the gateway registers on too. A nil *Metrics records
+// nothing.
 type Metrics struct {
+	// Registry is the gateway's registry, served at /metrics.
 	Registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec

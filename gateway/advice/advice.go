@@ -1,4 +1,8 @@
-package gateway
+// Package advice forwards the offline store's queued approvals (the
+// gateway's stand-in approvals and terminals' own offline approvals) to the
+// center as 1220/1221 advices, in order, windowed and rate-capped, and
+// records each answer (docs/offline.md).
+package advice
 
 import (
 	"context"
@@ -9,22 +13,35 @@ import (
 	"time"
 
 	"github.com/posgate/posgate/offline"
-	"github.com/posgate/posgate/offline/standin"
 	"github.com/posgate/posgate/protocol/iso93"
 	"github.com/posgate/posgate/protocol/link"
-	"github.com/posgate/posgate/protocol/match"
 )
 
-// AdviceQueue is the part of the offline queue the forwarder uses.
+// Uplink carries one request to the center and returns its response.
+// *link.Client satisfies it.
+type Uplink interface {
+	RoundTrip(ctx context.Context, req []byte) ([]byte, error)
+}
+
+// LinkWatcher reports the link's state and its changes. *link.Client
+// satisfies it.
+type LinkWatcher interface {
+	Watch() (link.State, <-chan struct{})
+}
+
+// errPassStopped ends a pass when the center asks to try later.
+var errPassStopped = errors.New("advice: pass stopped")
+
+// Queue is the part of the offline queue the forwarder uses.
 // *offline.Queue satisfies it.
-type AdviceQueue interface {
+type Queue interface {
 	Next(n int) ([]offline.Record, error)
 	MarkSent(ids ...uint64) error
 	MarkAnswered(id uint64, action string) (offline.Outcome, error)
 	Purge(before time.Time) (int, error)
 }
 
-// AdviceForwarder sends the stand-in approvals of the offline queue to the
+// Forwarder sends the stand-in approvals of the offline queue to the
 // center as 1220 advices (1221 when repeated), in approval order, with a
 // window of advices in flight and a bounded rate, and records each 1230's
 // action code. Every advice carries the original request's DE 123, so the
@@ -32,8 +49,8 @@ type AdviceQueue interface {
 //
 // Run owns the forwarding goroutine; Trigger and Pass are safe to call
 // concurrently with it (passes never overlap).
-type AdviceForwarder struct {
-	Queue  AdviceQueue
+type Forwarder struct {
+	Queue  Queue
 	Uplink Uplink
 	// Window is the number of advices in flight. Default 16.
 	Window int
@@ -58,13 +75,13 @@ type AdviceForwarder struct {
 	lastPurge time.Time
 }
 
-func (a *AdviceForwarder) init() {
+func (a *Forwarder) init() {
 	a.once.Do(func() { a.trigger = make(chan struct{}, 1) })
 }
 
 // Trigger asks Run for an immediate forwarding pass ("forward now"). It
 // never blocks.
-func (a *AdviceForwarder) Trigger() {
+func (a *Forwarder) Trigger() {
 	a.init()
 	select {
 	case a.trigger <- struct{}{}:
@@ -75,7 +92,7 @@ func (a *AdviceForwarder) Trigger() {
 // Run forwards while ctx lasts: a pass whenever the link comes up, on
 // Trigger, and every Poll while the link is up. lw may be nil (the uplink
 // is then always tried).
-func (a *AdviceForwarder) Run(ctx context.Context, lw LinkWatcher) {
+func (a *Forwarder) Run(ctx context.Context, lw LinkWatcher) {
 	a.init()
 	poll := a.Poll
 	if poll <= 0 {
@@ -111,7 +128,7 @@ func (a *AdviceForwarder) Run(ctx context.Context, lw LinkWatcher) {
 	}
 }
 
-func (a *AdviceForwarder) maybePurge() {
+func (a *Forwarder) maybePurge() {
 	if a.PurgeAfter <= 0 || time.Since(a.lastPurge) < time.Hour {
 		return
 	}
@@ -128,7 +145,7 @@ func (a *AdviceForwarder) maybePurge() {
 // or the center asks to try later; it returns how many advices the center
 // answered. Records are marked sent (durably) before they go, so after a
 // crash they go again as 1221 repeats.
-func (a *AdviceForwarder) Pass(ctx context.Context) (int, error) {
+func (a *Forwarder) Pass(ctx context.Context) (int, error) {
 	a.passMu.Lock()
 	defer a.passMu.Unlock()
 	window := a.Window
@@ -193,8 +210,8 @@ func (a *AdviceForwarder) Pass(ctx context.Context) (int, error) {
 }
 
 // forward sends one record's advice and records the answer.
-func (a *AdviceForwarder) forward(ctx context.Context, r offline.Record) (offline.Outcome, error) {
-	raw, err := adviceFor(r)
+func (a *Forwarder) forward(ctx context.Context, r offline.Record) (offline.Outcome, error) {
+	raw, err := Build(r)
 	if err != nil {
 		// The stored request cannot be turned into an advice: nothing the
 		// center could answer. It stays queued and is reported each pass.
@@ -228,17 +245,17 @@ func (a *AdviceForwarder) forward(ctx context.Context, r offline.Record) (offlin
 	return out, nil
 }
 
-// adviceFor builds the 1220/1221 of a stored record. A stand-in
+// Build builds the 1220/1221 of a stored record. A stand-in
 // approval's advice is built from its original request: the same trace,
 // payment and card data elements (so the same DE 123), DE 24 201 previous
 // approval, DE 25 1003 stand-in, DE 38 the approval code the terminal was
 // given. A terminal's advice (offline.OriginTerminal) is its own 1220,
 // byte for byte, with the MTI of this send.
-func adviceFor(r offline.Record) ([]byte, error) {
+func Build(r offline.Record) ([]byte, error) {
 	if r.Origin == offline.OriginTerminal {
 		// The MTI is the message's first four ASCII digits: replacing them
 		// keeps every other byte as the terminal sent it.
-		if len(r.Message) < 4 || !isAdviceMTI(string(r.Message[:4])) {
+		if len(r.Message) < 4 || (string(r.Message[:4]) != iso93.MTIAdvice && string(r.Message[:4]) != iso93.MTIAdviceRepeat) {
 			return nil, errors.New("stored terminal advice is not a 1220/1221")
 		}
 		return append([]byte(r.MTI()), r.Message[4:]...), nil
@@ -258,112 +275,6 @@ func adviceFor(r offline.Record) ([]byte, error) {
 	adv.ReasonCode = iso93.ReasonStandIn
 	adv.IdempotencyKey = r.IdempotencyKey
 	return iso93.Pack(&adv, r.MTI())
-}
-
-// AdviceStore keeps terminals' offline approval advices durably until the
-// AdviceForwarder delivers them. *offline.Store satisfies it.
-type AdviceStore interface {
-	Enqueue(a offline.Advice) (offline.Queued, error)
-}
-
-// errNotOfflineAdvice marks a 1220 with function code 201 that is not an
-// offline approval (a completion advice, which names its
-// pre-authorization in DE 56): it is relayed like any request.
-var errNotOfflineAdvice = errors.New("gateway: advice is a completion, not an offline approval")
-
-func isAdviceMTI(mti string) bool { return mti == iso93.MTIAdvice || mti == iso93.MTIAdviceRepeat }
-
-// terminalAdviceFrom reads a terminal's offline approval advice: a
-// 1220/1221 with function code 201 and no DE 56. It must pass the
-// message rules (iso93.Validate: DE 38, DE 123, card data, ...), carry the
-// card data only as the encrypted block (DE 120, never a clear DE 2), and
-// its DE 55, when present, must pass de55.ParseRequest (no card-data
-// tags) with a cryptogram that is not an AAC: the gateway keeps nothing
-// the center would refuse as malformed, and no clear card data.
-func terminalAdviceFrom(raw []byte) (offline.Advice, error) {
-	_, msg, err := iso93.Unpack(raw)
-	if err != nil {
-		return offline.Advice{}, fmt.Errorf("unpack advice: %w", err)
-	}
-	if msg.GetField(iso93.FieldOriginalData) != nil {
-		return offline.Advice{}, errNotOfflineAdvice
-	}
-	if err := iso93.Validate(msg); err != nil {
-		return offline.Advice{}, fmt.Errorf("advice: %w", err)
-	}
-	var m iso93.Advice
-	if err := msg.Unmarshal(&m); err != nil {
-		return offline.Advice{}, fmt.Errorf("read advice: %w", iso93.ErrMalformed)
-	}
-	if len(m.CardData) == 0 || m.PAN != "" {
-		return offline.Advice{}, errors.New("advice: card data must be the encrypted block (DE 120), never DE 2")
-	}
-	chip, err := chipDecision(m.ICCData)
-	if err != nil {
-		return offline.Advice{}, fmt.Errorf("advice: %w", err)
-	}
-	if chip == standin.ChipAAC {
-		return offline.Advice{}, errors.New("advice: DE 55 names an AAC, the card declined the sale")
-	}
-	return offline.Advice{
-		IdempotencyKey: m.IdempotencyKey,
-		TerminalID:     m.TerminalID,
-		MerchantID:     m.MerchantID,
-		Brand:          BrandOf(m.MaskedPAN),
-		Fingerprint:    m.Fingerprint,
-		MaskedPAN:      m.MaskedPAN,
-		Amount:         m.Amount,
-		Currency:       m.Currency,
-		ApprovalCode:   m.ApprovalCode,
-		Chip:           chip,
-		Message:        raw,
-	}, nil
-}
-
-// terminalAdvice delivers a terminal's offline approval advice: it is sent
-// to the center first, and the center's final answer (accepted, or
-// declined) is relayed. Without one — link down, not enrolled, outcome
-// unknown, a "try later" code (906, 907, 909, 911, 923) or an answer that
-// does not match — the advice is stored in f.Advices (fsync) and only then
-// answered 1230 with 000, "accepted for forwarding"; the AdviceForwarder
-// sends it (as a 1221 when it may have reached the center already). If it
-// cannot be stored the terminal is answered 909. *uplink receives the
-// round-trip time.
-func (f *Forwarder) terminalAdvice(ctx context.Context, raw []byte, h iso93.Header, adv offline.Advice, start time.Time, uplink *time.Duration) ([]byte, error) {
-	sent := time.Now()
-	resp, err := f.Uplink.RoundTrip(ctx, raw)
-	*uplink = time.Since(sent)
-	var why string
-	switch {
-	case err == nil:
-		rh, perr := iso93.Peek(resp)
-		switch {
-		case perr != nil || match.KeyOf(rh) != match.KeyOf(h):
-			why = "center answer does not match the advice"
-		case offline.Classify(rh.ActionCode) == offline.OutcomeRetry:
-			why = "center answered " + rh.ActionCode
-		default:
-			if offline.Classify(rh.ActionCode) == offline.OutcomeRejected {
-				f.Logger.Warn("center declined a terminal's offline approval", "terminal", h.TerminalID, "stan", h.STAN,
-					"masked_pan", adv.MaskedPAN, "amount", adv.Amount, "action", rh.ActionCode)
-			}
-			f.Metrics.observe(h.MTI, rh.ActionCode, time.Since(start))
-			return resp, nil
-		}
-		adv.Sent = true
-	case errors.Is(err, link.ErrOutcomeUnknown):
-		why, adv.Sent = err.Error(), true
-	default:
-		why = err.Error()
-	}
-	q, err := f.Advices.Enqueue(adv)
-	if err != nil {
-		f.Logger.Error("terminal advice neither delivered nor stored", "terminal", h.TerminalID, "stan", h.STAN, "reason", err)
-		return f.reply(raw, h, iso93.ActionSystemMalfunction, start)
-	}
-	f.Logger.Info("terminal advice stored for forwarding", "terminal", h.TerminalID, "stan", h.STAN, "record", q.RecordID,
-		"duplicate", q.Duplicate, "reason", why)
-	return f.reply(raw, h, iso93.ActionApproved, start)
 }
 
 // pacer spaces sends at least interval apart. It is used by one goroutine.
@@ -386,4 +297,19 @@ func (p *pacer) wait(ctx context.Context) error {
 	}
 	p.next = now.Add(p.interval)
 	return nil
+}
+
+// waitUp blocks until lw reports Up or ctx ends (returning ctx.Err()).
+func waitUp(ctx context.Context, lw LinkWatcher) error {
+	for {
+		s, ch := lw.Watch()
+		if s == link.Up {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
 }

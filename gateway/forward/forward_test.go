@@ -1,78 +1,20 @@
-package gateway
+package forward
 
 import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"net"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/posgate/posgate/gateway/outbox"
 	"github.com/posgate/posgate/protocol/frame"
 	"github.com/posgate/posgate/protocol/iso93"
 	"github.com/posgate/posgate/protocol/link"
 )
-
-// uplinkFunc adapts a function to Uplink; the forwarder's error paths need an
-// uplink that fails in a chosen way on demand.
-type uplinkFunc func(ctx context.Context, req []byte) ([]byte, error)
-
-func (f uplinkFunc) RoundTrip(ctx context.Context, req []byte) ([]byte, error) { return f(ctx, req) }
-
-func sale(t *testing.T, stan string) []byte {
-	t.Helper()
-	req := iso93.FinancialRequest{
-		Trace: iso93.Trace{
-			TransmissionTime: "1124120000",
-			STAN:             stan,
-			LocalTime:        "261124120000",
-			FunctionCode:     iso93.FunctionOriginalFinancial,
-			AcquirerID:       "99000001",
-			TerminalID:       "T0000001",
-			MerchantID:       "MERCHANT0000001",
-			IdempotencyKey:   "T0000001-" + stan,
-		},
-		Payment: iso93.Payment{ProcessingCode: iso93.ProcessingPurchase, Amount: 1200, POSDataCode: "510101513001", Currency: "392"},
-		Card: iso93.Card{
-			CardData:    bytes.Repeat([]byte{0xAA}, 48),
-			KSN:         bytes.Repeat([]byte{0x01}, 12),
-			Fingerprint: "00112233445566778899aabbccddeeff",
-			MaskedPAN:   "411111******1111",
-		},
-	}
-	raw, err := iso93.Pack(&req, iso93.MTIFinancialRequest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
-}
-
-// approve answers any request with 000.
-func approve(_ context.Context, req []byte) ([]byte, error) {
-	_, msg, err := iso93.Unpack(req)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := iso93.NewResponse(msg, iso93.ActionApproved)
-	if err != nil {
-		return nil, err
-	}
-	return iso93.PackMessage(resp)
-}
-
-func actionOf(t *testing.T, resp []byte) string {
-	t.Helper()
-	h, err := iso93.Peek(resp)
-	if err != nil {
-		t.Fatalf("answer is not a message: %v", err)
-	}
-	return h.ActionCode
-}
-
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func TestForwarderAnswers(t *testing.T) {
 	tests := []struct {
@@ -185,55 +127,58 @@ func TestForwarderDuplicateInFlight(t *testing.T) {
 // TestReverserSendsTimeoutReversal checks that an unknown outcome queues a
 // 1420 naming the original, repeated as 1421 until answered.
 func TestReverserSendsTimeoutReversal(t *testing.T) {
-	got := make(chan string, 4)
-	calls := 0
-	up := uplinkFunc(func(ctx context.Context, req []byte) ([]byte, error) {
-		h, err := iso93.Peek(req)
+	// In a synctest bubble the 1ms retry wait passes on the fake clock.
+	synctest.Test(t, func(t *testing.T) {
+		got := make(chan string, 4)
+		calls := 0
+		up := uplinkFunc(func(ctx context.Context, req []byte) ([]byte, error) {
+			h, err := iso93.Peek(req)
+			if err != nil {
+				t.Errorf("reversal unreadable: %v", err)
+				return nil, err
+			}
+			got <- h.MTI
+			calls++
+			if calls == 1 {
+				return nil, link.ErrLinkDown
+			}
+			var rev iso93.Reversal
+			if err := iso93.UnpackInto(req, &rev); err != nil {
+				t.Errorf("reversal: %v", err)
+				return nil, err
+			}
+			od, err := iso93.ParseOriginalData(rev.OriginalData)
+			if err != nil || od.MTI != "1200" || od.STAN != "000042" {
+				t.Errorf("reversal names %+v (%v), want the 1200 with STAN 000042", od, err)
+			}
+			if rev.IdempotencyKey != "T0000001-000042-R" {
+				t.Errorf("reversal idempotency key %q", rev.IdempotencyKey)
+			}
+			return iso93.Pack(rev.Response(iso93.ActionReversalAccepted), iso93.MTIReversalResponse)
+		})
+		r := &outbox.Reverser{Uplink: up, Logger: quiet(), RetryMin: time.Millisecond, RetryMax: time.Millisecond}
+		f := &Forwarder{Logger: quiet(), Reverser: r, Uplink: uplinkFunc(func(context.Context, []byte) ([]byte, error) {
+			return nil, errors.Join(context.DeadlineExceeded, link.ErrOutcomeUnknown)
+		})}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { defer close(done); r.Run(ctx) }()
+		resp, err := f.Handle(ctx, sale(t, "000042"))
 		if err != nil {
-			t.Errorf("reversal unreadable: %v", err)
-			return nil, err
+			t.Fatal(err)
 		}
-		got <- h.MTI
-		calls++
-		if calls == 1 {
-			return nil, link.ErrLinkDown
+		if a := actionOf(t, resp); a != "911" {
+			t.Fatalf("timed-out sale answered %s, want 911", a)
 		}
-		var rev iso93.Reversal
-		if err := iso93.UnpackInto(req, &rev); err != nil {
-			t.Errorf("reversal: %v", err)
-			return nil, err
+		if m := <-got; m != "1420" {
+			t.Fatalf("first reversal is %s, want 1420", m)
 		}
-		od, err := iso93.ParseOriginalData(rev.OriginalData)
-		if err != nil || od.MTI != "1200" || od.STAN != "000042" {
-			t.Errorf("reversal names %+v (%v), want the 1200 with STAN 000042", od, err)
+		if m := <-got; m != "1421" {
+			t.Fatalf("repeat is %s, want 1421", m)
 		}
-		if rev.IdempotencyKey != "T0000001-000042-R" {
-			t.Errorf("reversal idempotency key %q", rev.IdempotencyKey)
-		}
-		return iso93.Pack(rev.Response(iso93.ActionReversalAccepted), iso93.MTIReversalResponse)
+		cancel()
+		<-done
 	})
-	r := &Reverser{Uplink: up, Logger: quiet(), RetryMin: time.Millisecond, RetryMax: time.Millisecond}
-	f := &Forwarder{Logger: quiet(), Reverser: r, Uplink: uplinkFunc(func(context.Context, []byte) ([]byte, error) {
-		return nil, errors.Join(context.DeadlineExceeded, link.ErrOutcomeUnknown)
-	})}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { defer close(done); r.Run(ctx) }()
-	resp, err := f.Handle(ctx, sale(t, "000042"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a := actionOf(t, resp); a != "911" {
-		t.Fatalf("timed-out sale answered %s, want 911", a)
-	}
-	if m := <-got; m != "1420" {
-		t.Fatalf("first reversal is %s, want 1420", m)
-	}
-	if m := <-got; m != "1421" {
-		t.Fatalf("repeat is %s, want 1421", m)
-	}
-	cancel()
-	<-done
 }
 
 // TestTerminalServerKeepsServing sends garbage on one connection and a sale

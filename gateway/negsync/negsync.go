@@ -1,4 +1,6 @@
-package gateway
+// Package negsync pulls the negative file from the center over the link
+// and applies it to the offline store (docs/offline.md).
+package negsync
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package gateway
+package outbox
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/posgate/posgate/gateway/device"
+	"github.com/posgate/posgate/gateway/forward"
 	"github.com/posgate/posgate/offline"
 	"github.com/posgate/posgate/protocol/iso93"
 	"github.com/posgate/posgate/protocol/link"
@@ -84,6 +85,10 @@ func storedReversals(t *testing.T, st *offline.Store) int {
 	return n
 }
 
+// The reversal and signature tests below run their queues over a real
+// bbolt file, which cannot live in a testing/synctest bubble: they wait
+// on conditions with the bounded gatewaytest.WaitUntil.
+
 // runUntil runs fn in a goroutine and returns a stop function that cancels
 // it and waits for it to return.
 func runUntil(t *testing.T, fn func(context.Context)) (stop func()) {
@@ -108,7 +113,7 @@ func TestReversalSurvivesRestart(t *testing.T) {
 	down := &revCenter{script: []any{link.ErrLinkDown, link.ErrLinkDown, link.ErrLinkDown, link.ErrLinkDown, link.ErrLinkDown,
 		link.ErrLinkDown, link.ErrLinkDown, link.ErrLinkDown, link.ErrLinkDown, link.ErrLinkDown}}
 	r1 := &Reverser{Uplink: down, Store: st, Logger: quiet(), RetryMin: 1e6, RetryMax: 1e6}
-	f := &Forwarder{Logger: quiet(), Reverser: r1, Uplink: outcomeUnknown}
+	f := &forward.Forwarder{Logger: quiet(), Reverser: r1, Uplink: outcomeUnknown}
 	resp, err := f.Handle(t.Context(), sale(t, "000042"))
 	if err != nil {
 		t.Fatal(err)
