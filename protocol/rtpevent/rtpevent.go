@@ -27,6 +27,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 )
 
 // Size is the length in bytes of one event in a payload.
@@ -144,4 +145,14 @@ func ParseAll(dst []Event, payload []byte) ([]Event, error) {
 		dst = append(dst, e)
 	}
 	return dst, nil
+}
+
+// LogValue hides the code of a DTMF digit: a log of events must not spell
+// a card number. Codes above 15 are shown.
+func (e Event) LogValue() slog.Value {
+	code := slog.String("code", "[redacted]")
+	if int(e.Code) >= len(Digits) {
+		code = slog.Int("code", int(e.Code))
+	}
+	return slog.GroupValue(code, slog.Bool("end", e.End), slog.Int("volume", int(e.Volume)), slog.Int("duration", int(e.Duration)))
 }

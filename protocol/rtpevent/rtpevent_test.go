@@ -277,3 +277,13 @@ func BenchmarkCollectorPush(b *testing.B) {
 		}
 	}
 }
+
+func TestLogValueHidesDigit(t *testing.T) {
+	v := rtpevent.Event{Code: 7, Duration: 160}.LogValue().String()
+	if bytes.ContainsRune([]byte(v), '7') {
+		t.Fatalf("LogValue shows the digit: %s", v)
+	}
+	if v := (rtpevent.Event{Code: 16}).LogValue().String(); !bytes.Contains([]byte(v), []byte("16")) {
+		t.Fatalf("unknown code hidden: %s", v)
+	}
+}
