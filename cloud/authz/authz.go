@@ -45,8 +45,10 @@ type Fingerprinter interface {
 }
 
 // ErrMalformedBlock is what a CardDecrypter wraps when the block cannot be
-// parsed or its plaintext is not card data.
-var ErrMalformedBlock = errors.New("authz: malformed card-data block")
+// parsed or its plaintext is not card data. It is the card-data block
+// format's own sentinel, so the token vault (below authz) wraps it without
+// importing the switch.
+var ErrMalformedBlock = cardblock.ErrMalformed
 
 // OriginalData identifies the message a reversal or completion advice
 // refers to: by its idempotency key when known, else by the original data

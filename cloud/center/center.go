@@ -121,7 +121,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer sm.Close()
-	sw := &authz.Switch{Store: p.Store, Decrypter: switchDecrypter{p.Vault}, Vault: p.Vault, Router: router.Router,
+	sw := &authz.Switch{Store: p.Store, Decrypter: p.Vault, Vault: p.Vault, Router: router.Router,
 		Chip: authz.ChipConfig{Keys: keys, IMKLabel: cfg.Keys.IMKAC, CVKLabel: cfg.Keys.CVK, AllowedAIDs: cfg.Keys.AllowedAIDs,
 			Scripts: sm},
 		PIN: authz.PINConfig{Verifier: p.Token, BDKLabel: cfg.Keys.BDK}}

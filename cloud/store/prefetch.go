@@ -78,6 +78,10 @@ var reservable = []Table{TableHolds, TableAuthorizations, TableTransfers}
 // Prefetch does nothing; each method then reads in process, which costs
 // no round trip. In a Tx of Store.Read only Key and TerminalID may be set
 // (and BINPrefix; the rest writes or locks).
+//
+// Prefetch is one function of about 115 lines on purpose: it queues the
+// batch's statements in lock order and then reads their answers in the same
+// order, and keeping both halves in one place is what keeps them in step.
 func (tx *Tx) Prefetch(ctx context.Context, r AuthReads) error {
 	if tx.pg == nil {
 		return nil
