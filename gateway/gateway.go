@@ -200,6 +200,9 @@ func (w *wiring) openUplink() error {
 	// resent after a restart.
 	rev := &outbox.Reverser{Uplink: client, Store: w.store, Logger: g.logger("reversals")}
 	w.fwd.Reverser = rev
+	if err := outbox.RegisterReversals(w.metrics.Registry, rev); err != nil {
+		return err
+	}
 	g.add(part{name: "reversals", run: func(ctx context.Context) error { rev.Run(ctx); return nil }})
 	oc := cfg.Offline
 	w.adv = &advice.Forwarder{Queue: w.store.Queue(), Uplink: client, Window: oc.Window, Rate: oc.ForwardRate,
@@ -215,6 +218,9 @@ func (w *wiring) openUplink() error {
 func (w *wiring) newSignatures() error {
 	g := w.g
 	w.sigq = &outbox.SignatureQueue{Uplink: w.fwd.Uplink, GatewayID: g.cfg.GatewayID, Store: w.store, Logger: g.logger("signatures")}
+	if err := outbox.RegisterSignatures(w.metrics.Registry, w.sigq); err != nil {
+		return err
+	}
 	if w.adv != nil {
 		retrySignaturesAfterAdvices(w.adv, w.sigq)
 	}

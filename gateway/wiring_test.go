@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/posgate/posgate/internal/poll"
 	"sync"
 	"testing"
 	"time"
@@ -123,14 +124,14 @@ func TestOfflineSaleSignatureDeliveredAfterAdvice(t *testing.T) {
 	}
 	// The store is a real bbolt file, which cannot live in a
 	// testing/synctest bubble: bounded waits on conditions.
-	gatewaytest.WaitUntil(t, "the signature's first try", func() bool {
+	poll.Until(t, gatewaytest.WaitLimit, "the signature's first try", func() bool {
 		center.mu.Lock()
 		defer center.mu.Unlock()
 		return center.sigDown == 1 // tried while the link was down; the next try is an hour away
 	})
 	center.set(false)
 	wg.Go(func() { adv.Run(ctx, nil) })
-	gatewaytest.WaitUntil(t, "the signature delivered", func() bool { return sigq.Delivered() == 1 })
+	poll.Until(t, gatewaytest.WaitLimit, "the signature delivered", func() bool { return sigq.Delivered() == 1 })
 
 	center.mu.Lock()
 	defer center.mu.Unlock()

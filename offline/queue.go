@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/posgate/posgate/protocol/iso93"
+
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/posgate/posgate/offline/standin"
@@ -116,9 +118,9 @@ type Record struct {
 // when the record has been sent before.
 func (r Record) MTI() string {
 	if r.Attempts > 0 {
-		return "1221"
+		return iso93.MTIAdviceRepeat
 	}
-	return "1220"
+	return iso93.MTIAdvice
 }
 
 // LogValue leaves out the message bytes.

@@ -413,7 +413,7 @@ func isDigits(s string, n int) bool {
 }
 
 func validLocalTime(s string) bool {
-	_, err := time.Parse("060102150405", s)
+	_, err := iso93.ParseLocalTime(s)
 	return isDigits(s, 12) && err == nil
 }
 
@@ -421,7 +421,7 @@ func validLocalTime(s string) bool {
 // time if given, else the transaction's clock.
 func txnTime(r Request, now time.Time) time.Time {
 	if r.LocalTime != "" {
-		if t, err := time.Parse("060102150405", r.LocalTime); err == nil {
+		if t, err := iso93.ParseLocalTime(r.LocalTime); err == nil {
 			return t
 		}
 	}

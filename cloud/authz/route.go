@@ -75,7 +75,7 @@ func (s *Switch) forward(ctx context.Context, r Request, term store.Terminal, o 
 	}
 	local := r.LocalTime
 	if local == "" {
-		local = time.Now().Format("060102150405")
+		local = iso93.LocalTime(time.Now())
 	}
 	f.txn = routing.Txn{MTI: r.MTI, PAN: o.card.PAN, Expiry: o.card.Expiry, ProcessingCode: r.ProcessingCode,
 		Amount: r.Amount, Currency: r.Currency, STAN: r.STAN, LocalTime: local, POSDataCode: r.POSDataCode,
@@ -348,7 +348,7 @@ func (s *Switch) reverseAtHost(ctx context.Context, tx *store.Tx, orig store.Aut
 	t := routing.Txn{MTI: orig.MTI, ProcessingCode: orig.ProcessingCode, Amount: orig.Amount, Currency: orig.Currency,
 		STAN: orig.STAN, LocalTime: orig.LocalTime, TerminalID: orig.TerminalID, MerchantID: term.MerchantID, RRN: orig.RRN}
 	if t.LocalTime == "" {
-		t.LocalTime = orig.CreatedAt.Format("060102150405")
+		t.LocalTime = iso93.LocalTime(orig.CreatedAt)
 	}
 	msg, err := s.Router.Reversal(t, iso93.ReasonCustomerCancel, outboxKey(orig.ID, "cancel"), tx.Now())
 	if err != nil {

@@ -2,10 +2,6 @@ package center
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,27 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posgate/posgate/offline/offlinetest"
+
 	"github.com/posgate/posgate/cloud/store"
 	"github.com/posgate/posgate/offline"
 	"github.com/posgate/posgate/protocol/iso93"
 	"github.com/posgate/posgate/protocol/link"
 	"github.com/posgate/posgate/protocol/negfile"
 )
-
-type testSealer struct{ a cipher.AEAD }
-
-func (s testSealer) Seal(p, aad []byte) ([]byte, error) {
-	n := make([]byte, s.a.NonceSize())
-	rand.Read(n)
-	return s.a.Seal(n, n, p, aad), nil
-}
-
-func (s testSealer) Open(c, aad []byte) ([]byte, error) {
-	if len(c) < s.a.NonceSize() {
-		return nil, errors.New("short")
-	}
-	return s.a.Open(nil, c[:s.a.NonceSize()], c[s.a.NonceSize():], aad)
-}
 
 func fp(i int) string { return fmt.Sprintf("%032x", i+1) }
 
@@ -108,11 +91,7 @@ func TestNegFileServerSync(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	key := make([]byte, 32)
-	rand.Read(key)
-	b, _ := aes.NewCipher(key)
-	a, _ := cipher.NewGCM(b)
-	gw, err := offline.Open(offline.Config{Path: filepath.Join(t.TempDir(), "gw.db"), Sealer: testSealer{a}})
+	gw, err := offline.Open(offline.Config{Path: filepath.Join(t.TempDir(), "gw.db"), Sealer: offlinetest.KeySealer()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +132,7 @@ func TestNegFileServerSync(t *testing.T) {
 		t.Fatal("delta not netted: removed cards blocked or added ones missing")
 	}
 	// A fresh gateway gets a snapshot of the same content.
-	gw2, err := offline.Open(offline.Config{Path: filepath.Join(t.TempDir(), "gw2.db"), Sealer: testSealer{a}})
+	gw2, err := offline.Open(offline.Config{Path: filepath.Join(t.TempDir(), "gw2.db"), Sealer: offlinetest.KeySealer()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,11 +201,7 @@ func TestNegFileServerExpiry(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	key := make([]byte, 32)
-	rand.Read(key)
-	b, _ := aes.NewCipher(key)
-	a, _ := cipher.NewGCM(b)
-	gw, err := offline.Open(offline.Config{Path: filepath.Join(t.TempDir(), "gw.db"), Sealer: testSealer{a}})
+	gw, err := offline.Open(offline.Config{Path: filepath.Join(t.TempDir(), "gw.db"), Sealer: offlinetest.KeySealer()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,12 +23,6 @@ type Uplink interface {
 	RoundTrip(ctx context.Context, req []byte) ([]byte, error)
 }
 
-// LinkWatcher reports the link's state and its changes. *link.Client
-// satisfies it.
-type LinkWatcher interface {
-	Watch() (link.State, <-chan struct{})
-}
-
 // errPassStopped ends a pass when the center asks to try later.
 var errPassStopped = errors.New("advice: pass stopped")
 
@@ -92,7 +86,7 @@ func (a *Forwarder) Trigger() {
 // Run forwards while ctx lasts: a pass whenever the link comes up, on
 // Trigger, and every Poll while the link is up. lw may be nil (the uplink
 // is then always tried).
-func (a *Forwarder) Run(ctx context.Context, lw LinkWatcher) {
+func (a *Forwarder) Run(ctx context.Context, lw link.Watcher) {
 	a.init()
 	poll := a.Poll
 	if poll <= 0 {
@@ -102,7 +96,7 @@ func (a *Forwarder) Run(ctx context.Context, lw LinkWatcher) {
 	defer t.Stop()
 	for {
 		if lw != nil {
-			if err := waitUp(ctx, lw); err != nil {
+			if err := link.WaitUp(ctx, lw); err != nil {
 				return
 			}
 		}
@@ -297,19 +291,4 @@ func (p *pacer) wait(ctx context.Context) error {
 	}
 	p.next = now.Add(p.interval)
 	return nil
-}
-
-// waitUp blocks until lw reports Up or ctx ends (returning ctx.Err()).
-func waitUp(ctx context.Context, lw LinkWatcher) error {
-	for {
-		s, ch := lw.Watch()
-		if s == link.Up {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-ch:
-		}
-	}
 }

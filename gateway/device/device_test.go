@@ -3,6 +3,7 @@ package device_test
 import (
 	"context"
 	"errors"
+	"github.com/posgate/posgate/internal/poll"
 	"io"
 	"log/slog"
 	"net"
@@ -21,25 +22,13 @@ import (
 	"github.com/posgate/posgate/terminal/transport"
 )
 
+// waitLimit bounds a test's wait on a condition (poll.Until).
+const waitLimit = 10 * time.Second
+
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func forwarder() *forward.Forwarder {
 	return &forward.Forwarder{Uplink: devicetest.UplinkFunc(devicetest.Approve), Logger: quiet()}
-}
-
-// waitFor polls cond until it holds, failing the test after 10 seconds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
 }
 
 // start runs m until the test ends.
@@ -91,7 +80,7 @@ func TestSaleOverPTY(t *testing.T) {
 		t.Fatal(err)
 	}
 	start(t, m)
-	waitFor(t, "T1 up", connected(m, "T1"))
+	poll.Until(t, waitLimit, "T1 up", connected(m, "T1"))
 
 	snap, _ := m.Device("T1")
 	if snap.Serial != "PTY0001" || snap.State != "idle" || snap.Model != "FAKE-1" || snap.Medium != transport.USBACM {
@@ -179,7 +168,7 @@ func TestCablePulledMidSaleResolvedAfterReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	start(t, m)
-	waitFor(t, "T2 up", connected(m, "T2"))
+	poll.Until(t, waitLimit, "T2 up", connected(m, "T2"))
 
 	type outcome struct {
 		r   device.TxnResult
@@ -192,7 +181,7 @@ func TestCablePulledMidSaleResolvedAfterReopen(t *testing.T) {
 	}()
 	<-pulled
 	fake.Pull()
-	waitFor(t, "T2 down", func() bool { s, _ := m.Device("T2"); return !s.Connected })
+	poll.Until(t, waitLimit, "T2 down", func() bool { s, _ := m.Device("T2"); return !s.Connected })
 	if s, _ := m.Device("T2"); s.Unresolved != "LOST1" {
 		t.Fatalf("unresolved %q while the link is down, want LOST1", s.Unresolved)
 	}
@@ -211,7 +200,7 @@ func TestCablePulledMidSaleResolvedAfterReopen(t *testing.T) {
 	if cmds := term.Commands(); len(cmds) != 1 {
 		t.Fatalf("terminal saw %d commands %v, want exactly one: a sale is never resent", len(cmds), cmds)
 	}
-	waitFor(t, "T2 up again", connected(m, "T2"))
+	poll.Until(t, waitLimit, "T2 up again", connected(m, "T2"))
 	if s, _ := m.Device("T2"); s.Reconnects < 1 || s.Unresolved != "" {
 		t.Fatalf("snapshot after reopen %+v", s)
 	}
@@ -234,7 +223,7 @@ func TestLostResultResolvedOnSameLink(t *testing.T) {
 		t.Fatal(err)
 	}
 	start(t, m)
-	waitFor(t, "T3 up", connected(m, "T3"))
+	poll.Until(t, waitLimit, "T3 up", connected(m, "T3"))
 	r, err := m.Sale(t.Context(), "T3", 700, "392", "NORES1")
 	if err != nil {
 		t.Fatal(err)
@@ -257,7 +246,7 @@ func TestHotAttach(t *testing.T) {
 		t.Fatal(err)
 	}
 	start(t, m)
-	waitFor(t, "attach listener", func() bool { return m.AttachAddr() != nil })
+	poll.Until(t, waitLimit, "attach listener", func() bool { return m.AttachAddr() != nil })
 	if _, ok := m.Device("HOT1"); ok {
 		t.Fatal("device exists before it attached")
 	}
@@ -271,7 +260,7 @@ func TestHotAttach(t *testing.T) {
 	go func() { served <- term.Serve(ctx, c, tlink.Config{}) }()
 	t.Cleanup(func() { cancel(); <-served })
 
-	waitFor(t, "HOT1 up", connected(m, "HOT1"))
+	poll.Until(t, waitLimit, "HOT1 up", connected(m, "HOT1"))
 	s, _ := m.Device("HOT1")
 	if !s.Attached || s.Kind != transport.PaymentTerminal || !strings.HasPrefix(s.Where, "127.0.0.1:") {
 		t.Fatalf("snapshot %+v", s)
@@ -309,8 +298,8 @@ func TestTransactRefusals(t *testing.T) {
 		t.Fatalf("sale before Run: %v", err)
 	}
 	start(t, m)
-	waitFor(t, "T4 up", connected(m, "T4"))
-	waitFor(t, "GONE reported down", func() bool { s, _ := m.Device("GONE"); return s.LastError != "" })
+	poll.Until(t, waitLimit, "T4 up", connected(m, "T4"))
+	poll.Until(t, waitLimit, "GONE reported down", func() bool { s, _ := m.Device("GONE"); return s.LastError != "" })
 
 	held := make(chan error, 1)
 	go func() { _, err := m.Sale(context.Background(), "T4", 1, "392", "HOLD"); held <- err }()
@@ -408,7 +397,7 @@ func TestResolveAsksTheTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	start(t, m)
-	waitFor(t, "T5 up", connected(m, "T5"))
+	poll.Until(t, waitLimit, "T5 up", connected(m, "T5"))
 	sold, err := m.Sale(t.Context(), "T5", 900, "392", "RES1")
 	if err != nil || sold.Outcome != device.OutcomeApproved {
 		t.Fatalf("sale: %+v %v", sold, err)

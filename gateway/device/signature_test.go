@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/posgate/posgate/internal/poll"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -184,7 +185,7 @@ func sigRig(t *testing.T, s *sink) (*rawTerminal, *atomic.Int64) {
 		wg.Wait()
 	})
 	start(t, m)
-	waitFor(t, "T9 up", connected(m, "T9"))
+	poll.Until(t, waitLimit, "T9 up", connected(m, "T9"))
 	return r, &clock
 }
 
@@ -340,7 +341,7 @@ func TestSignatureHeldUntilItsSale(t *testing.T) {
 			t.Fatalf("sink got %d signatures before their sale", len(got))
 		}
 		r.advice(t, "000041", false)
-		waitFor(t, "the held signature delivered", func() bool { return len(s.all()) == 1 })
+		poll.Until(t, waitLimit, "the held signature delivered", func() bool { return len(s.all()) == 1 })
 		want := device.Signature{DeviceID: "T9", Ref: "S1", MTI: "1220", TerminalID: "T0000009", STAN: "000041",
 			LocalTime: "260101120000", IdempotencyKey: "T0000009-key-000041", Format: tlink.SignatureSignpadV1}
 		if got := s.all()[0]; !equalSig(got, want) || !bytes.Equal(got.Data, sig) {
@@ -372,7 +373,7 @@ func TestSignatureHeldUntilItsSale(t *testing.T) {
 			t.Fatalf("ninth waiting signature: ack %+v, want refused", a)
 		}
 		r.sale(t, "000103")
-		waitFor(t, "the held signature of STAN 000103", func() bool { return len(s.all()) == 1 })
+		poll.Until(t, waitLimit, "the held signature of STAN 000103", func() bool { return len(s.all()) == 1 })
 		if got := s.all()[0]; got.STAN != "000103" || got.MTI != "1200" {
 			t.Fatalf("sink got %+v", got)
 		}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/posgate/posgate/internal/poll"
 	"io"
 	"log/slog"
 	"net/http"
@@ -25,6 +26,9 @@ import (
 	"github.com/posgate/posgate/gateway/forward"
 	"github.com/posgate/posgate/terminal/transport"
 )
+
+// waitLimit bounds a test's wait on a condition (poll.Until).
+const waitLimit = 10 * time.Second
 
 const (
 	keyA = "pos-a-secret-key"
@@ -105,23 +109,9 @@ func newEnv(t *testing.T, resolve time.Duration, terms map[string]*devicetest.Te
 	})
 	e.url, e.srv, e.mgr = hs.URL, srv, mgr
 	for _, id := range []string{"T1", "T2"} {
-		waitFor(t, id+" up", func() bool { s, _ := mgr.Device(id); return s.Connected && s.Health == device.HealthUp })
+		poll.Until(t, waitLimit, id+" up", func() bool { s, _ := mgr.Device(id); return s.Connected && s.Health == device.HealthUp })
 	}
 	return e
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
 }
 
 type answer struct {
@@ -257,7 +247,7 @@ func TestConcurrentRetryWaitsForFirst(t *testing.T) {
 	go func() { answers <- e.do("POST", "/pos/v1/sales", keyA, "same", saleT1) }()
 	<-entered // the first is at the terminal; the retry must wait for it
 	go func() { answers <- e.do("POST", "/pos/v1/sales", keyA, "same", saleT1) }()
-	waitFor(t, "the retry to wait for the first", func() bool {
+	poll.Until(t, waitLimit, "the retry to wait for the first", func() bool {
 		return strings.Contains(e.logs.String(), "idempotent retry waits for the first request")
 	})
 	close(release)

@@ -2,8 +2,6 @@ package ecr_test
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -15,6 +13,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/posgate/posgate/internal/poll"
+	"github.com/posgate/posgate/offline/offlinetest"
 
 	"github.com/posgate/posgate/gateway/device"
 	"github.com/posgate/posgate/gateway/device/devicetest"
@@ -30,15 +31,11 @@ import (
 var journalKey = []byte("posgate-ecr-journal-test-key-32b")
 
 func journalSealer(t *testing.T) offline.Sealer {
-	b, err := aes.NewCipher(journalKey)
+	s, err := offlinetest.NewSealer(journalKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := cipher.NewGCM(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return gcmSealer{a}
+	return s
 }
 
 // cutJournal passes writes to the store until cut, then fails them
@@ -190,7 +187,7 @@ func (r *rig) boot(o bootOpts) (e *env, stop func()) {
 	t.Cleanup(stop)
 	e.url, e.srv, e.mgr = hs.URL, s, mgr
 	for _, id := range []string{"T1", "T2"} {
-		waitFor(t, id+" up", func() bool { s, _ := mgr.Device(id); return s.Connected && s.Health == device.HealthUp })
+		poll.Until(t, waitLimit, id+" up", func() bool { s, _ := mgr.Device(id); return s.Connected && s.Health == device.HealthUp })
 	}
 	return e, stop
 }
@@ -356,7 +353,7 @@ func TestRestartUnknownResolvedByTerminal(t *testing.T) {
 	if got := p.tx(t); p.status != http.StatusOK || got.Status != "approved" || got.ResolvedBy != "last_txn_query" {
 		t.Fatalf("long poll: %d %s", p.status, p.body)
 	}
-	waitFor(t, "new sales allowed", func() bool {
+	poll.Until(t, waitLimit, "new sales allowed", func() bool {
 		return e.do("POST", "/pos/v1/sales", keyA, "u-3", saleT1).status == http.StatusOK
 	})
 	// The resolution was durable before it was answered.

@@ -2,17 +2,16 @@ package ecr_test
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/posgate/posgate/internal/poll"
+	"github.com/posgate/posgate/offline/offlinetest"
 
 	"github.com/posgate/posgate/gateway/device"
 	"github.com/posgate/posgate/gateway/device/devicetest"
@@ -26,32 +25,13 @@ import (
 	"github.com/posgate/posgate/terminal/transport"
 )
 
-type gcmSealer struct{ aead cipher.AEAD }
-
-func (s gcmSealer) Seal(p, aad []byte) ([]byte, error) {
-	n := make([]byte, s.aead.NonceSize())
-	rand.Read(n)
-	return s.aead.Seal(n, n, p, aad), nil
-}
-
-func (s gcmSealer) Open(c, aad []byte) ([]byte, error) {
-	if len(c) < s.aead.NonceSize() {
-		return nil, errors.New("sealed record too short")
-	}
-	return s.aead.Open(nil, c[:s.aead.NonceSize()], c[s.aead.NonceSize():], aad)
-}
-
 // offlineEnv runs terminal T1 (POS A) through a device manager whose
 // Forwarder finds the link down and stands in over a real offline store
 // (negative file loaded unless noNegative), and the POS API with the
 // gateway's stand-in headroom.
 func offlineEnv(t *testing.T, noNegative bool) *env {
 	t.Helper()
-	key := make([]byte, 32)
-	rand.Read(key)
-	b, _ := aes.NewCipher(key)
-	a, _ := cipher.NewGCM(b)
-	st, err := offline.Open(offline.Config{Path: filepath.Join(t.TempDir(), "offline.db"), Sealer: gcmSealer{a}})
+	st, err := offline.Open(offline.Config{Path: filepath.Join(t.TempDir(), "offline.db"), Sealer: offlinetest.KeySealer()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +81,7 @@ func offlineEnv(t *testing.T, noNegative bool) *env {
 		<-done
 	})
 	e.url, e.srv, e.mgr = hs.URL, srv, mgr
-	waitFor(t, "T1 up", func() bool { s, _ := mgr.Device("T1"); return s.Connected && s.Health == device.HealthUp })
+	poll.Until(t, waitLimit, "T1 up", func() bool { s, _ := mgr.Device("T1"); return s.Connected && s.Health == device.HealthUp })
 	return e
 }
 

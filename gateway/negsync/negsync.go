@@ -12,8 +12,15 @@ import (
 
 	"github.com/posgate/posgate/offline"
 	"github.com/posgate/posgate/protocol/iso93"
+	"github.com/posgate/posgate/protocol/link"
 	"github.com/posgate/posgate/protocol/negfile"
 )
+
+// Uplink carries one request to the center and returns its response.
+// *link.Client satisfies it.
+type Uplink interface {
+	RoundTrip(ctx context.Context, req []byte) ([]byte, error)
+}
 
 // NegStore is the part of the offline store the negative-file sync uses.
 // *offline.Store satisfies it.
@@ -56,12 +63,12 @@ type NegFileSync struct {
 
 // Run syncs at every sign-on and then every poll while the link is up,
 // until ctx ends.
-func (s *NegFileSync) Run(ctx context.Context, lw LinkWatcher, poll time.Duration) {
+func (s *NegFileSync) Run(ctx context.Context, lw link.Watcher, poll time.Duration) {
 	if poll <= 0 {
 		poll = 5 * time.Second
 	}
 	for {
-		if err := waitUp(ctx, lw); err != nil {
+		if err := link.WaitUp(ctx, lw); err != nil {
 			return
 		}
 		if _, err := s.Sync(ctx); err != nil && ctx.Err() == nil {

@@ -9,6 +9,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/posgate/posgate/gateway/internal/gatewaytest"
+	"github.com/posgate/posgate/internal/poll"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/posgate/posgate/gateway/device"
 	"github.com/posgate/posgate/gateway/forward"
 	"github.com/posgate/posgate/offline"
@@ -87,7 +91,7 @@ func storedReversals(t *testing.T, st *offline.Store) int {
 
 // The reversal and signature tests below run their queues over a real
 // bbolt file, which cannot live in a testing/synctest bubble: they wait
-// on conditions with the bounded gatewaytest.WaitUntil.
+// on conditions with the bounded poll.Until.
 
 // runUntil runs fn in a goroutine and returns a stop function that cancels
 // it and waits for it to return.
@@ -126,8 +130,15 @@ func TestReversalSurvivesRestart(t *testing.T) {
 		t.Fatalf("%d reversals stored when the terminal was answered, want 1", n)
 	}
 	stop := runUntil(t, r1.Run)
-	waitUntil(t, "two failed attempts", func() bool { m, _, _ := down.sent(); return len(m) >= 2 })
+	poll.Until(t, gatewaytest.WaitLimit, "two failed attempts", func() bool { m, _, _ := down.sent(); return len(m) >= 2 })
 	stop()
+	reg := prometheus.NewRegistry()
+	if err := RegisterReversals(reg, r1); err != nil {
+		t.Fatal(err)
+	}
+	if m, _, _ := down.sent(); gathered(t, reg)["posgate_reversal_failures_total"] != float64(len(m)) {
+		t.Fatalf("reversal metrics %v after %d unanswered attempts, want as many failures", gathered(t, reg), len(m))
+	}
 	st.Close()
 
 	raw, err := os.ReadFile(path)
@@ -147,7 +158,7 @@ func TestReversalSurvivesRestart(t *testing.T) {
 	up := &revCenter{}
 	r2 := &Reverser{Uplink: up, Store: st2, Logger: quiet(), RetryMin: 1e6, RetryMax: 1e6}
 	stop2 := runUntil(t, r2.Run)
-	waitUntil(t, "the reversal answered and deleted", func() bool {
+	poll.Until(t, gatewaytest.WaitLimit, "the reversal answered and deleted", func() bool {
 		m, _, _ := up.sent()
 		return len(m) == 1 && r2.Pending() == 0 && storedReversals(t, st2) == 0
 	})
@@ -175,7 +186,7 @@ func TestReversalRepeatsUntilFinal(t *testing.T) {
 	r := &Reverser{Uplink: c, Store: st, Logger: quiet(), RetryMin: 1e6, RetryMax: 1e6}
 	r.Enqueue(sale(t, "000043"))
 	stop := runUntil(t, r.Run)
-	waitUntil(t, "the final answer", func() bool {
+	poll.Until(t, gatewaytest.WaitLimit, "the final answer", func() bool {
 		m, _, _ := c.sent()
 		return len(m) == 3 && r.Pending() == 0 && storedReversals(t, st) == 0
 	})
@@ -194,7 +205,7 @@ func TestReversalStoreFailure(t *testing.T) {
 	r := &Reverser{Uplink: c, Store: st, Logger: quiet(), RetryMin: 1e6, RetryMax: 1e6}
 	r.Enqueue(sale(t, "000044"))
 	stop := runUntil(t, r.Run)
-	waitUntil(t, "the reversal sent", func() bool { m, _, _ := c.sent(); return len(m) == 1 && r.Pending() == 0 })
+	poll.Until(t, gatewaytest.WaitLimit, "the reversal sent", func() bool { m, _, _ := c.sent(); return len(m) == 1 && r.Pending() == 0 })
 	stop()
 }
 
@@ -234,7 +245,7 @@ func TestSignatureSurvivesRestart(t *testing.T) {
 	}
 	stop := runUntil(t, q1.Run)
 	// The first chunk went; the second keeps failing.
-	waitUntil(t, "a failed second chunk", func() bool { down.mu.Lock(); defer down.mu.Unlock(); return down.calls >= 3 })
+	poll.Until(t, gatewaytest.WaitLimit, "a failed second chunk", func() bool { down.mu.Lock(); defer down.mu.Unlock(); return down.calls >= 3 })
 	stop()
 	if q1.Delivered() != 0 {
 		t.Fatal("delivered with the link down")
@@ -252,7 +263,7 @@ func TestSignatureSurvivesRestart(t *testing.T) {
 	up := &sigCenter{}
 	q2 := &SignatureQueue{Uplink: up, GatewayID: "GW1", Store: st2, Retry: 1e6, RetryMax: 1e6}
 	stop2 := runUntil(t, q2.Run)
-	waitUntil(t, "the signature delivered and deleted", func() bool {
+	poll.Until(t, gatewaytest.WaitLimit, "the signature delivered and deleted", func() bool {
 		return q2.Delivered() == 1 && q2.Len() == 0 && storedSignatures(t, st2) == 0
 	})
 	stop2()

@@ -9,5 +9,4 @@ var (
 	actionOf       = gatewaytest.ActionOf
 	quiet          = gatewaytest.Quiet
 	outcomeUnknown = gatewaytest.OutcomeUnknown
-	waitUntil      = gatewaytest.WaitUntil
 )

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/posgate/posgate/offline"
@@ -89,6 +90,7 @@ type Reverser struct {
 	known    map[uint64]bool // store ids queued by this process
 	inflight int
 	wake     chan struct{}
+	failures atomic.Uint64 // attempts the center did not answer finally
 }
 
 // pendingReversal is one reversal to send.
@@ -162,6 +164,10 @@ func (r *Reverser) Enqueue(orig []byte) {
 	default:
 	}
 }
+
+// Failures returns how many reversal attempts ended without a final
+// answer (no answer, or a "try later" code) since the Reverser started.
+func (r *Reverser) Failures() uint64 { return r.failures.Load() }
 
 // Pending returns how many reversals are queued or in progress.
 func (r *Reverser) Pending() int {
@@ -275,6 +281,7 @@ func (r *Reverser) send(ctx context.Context, p *pendingReversal) bool {
 			r.log().Warn("timeout reversal still pending at shutdown", "terminal", rev.TerminalID, "stan", rev.STAN, "stored", p.id != 0)
 			return false
 		}
+		r.failures.Add(1)
 		r.log().Warn("timeout reversal not answered; will repeat", "terminal", rev.TerminalID, "stan", rev.STAN, "attempt", attempt, "reason", err)
 		mti = iso93.MTIReversalRepeat
 		t := time.NewTimer(wait)

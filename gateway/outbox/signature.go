@@ -81,6 +81,7 @@ type SignatureQueue struct {
 	kick     chan struct{}   // Wake: retry the head now
 	stan     atomic.Uint32
 	sent     atomic.Uint64
+	accepted atomic.Uint64 // signatures Accept queued
 }
 
 type queuedSig struct {
@@ -222,12 +223,17 @@ func (q *SignatureQueue) Accept(_ context.Context, s device.Signature) error {
 		q.known[qs.id] = true
 	}
 	q.mu.Unlock()
+	q.accepted.Add(1)
 	select {
 	case wake <- struct{}{}:
 	default:
 	}
 	return nil
 }
+
+// Accepted returns how many signatures Accept has queued since the queue
+// started (with a Store: made durable).
+func (q *SignatureQueue) Accepted() uint64 { return q.accepted.Load() }
 
 // Len returns how many signatures wait for delivery.
 func (q *SignatureQueue) Len() int {

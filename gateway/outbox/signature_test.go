@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/posgate/posgate/gateway/device"
 	"github.com/posgate/posgate/protocol/iso93"
@@ -116,6 +119,15 @@ func TestSignatureQueue(t *testing.T) {
 				if len(c.keys) > 1 && c.keys[0] == c.keys[1] {
 					t.Fatal("two chunks share a DE 123")
 				}
+				reg := prometheus.NewRegistry()
+				if err := RegisterSignatures(reg, q); err != nil {
+					t.Fatal(err)
+				}
+				want := map[string]float64{"posgate_signatures_queued": 0, "posgate_signatures_accepted_total": 1,
+					"posgate_signatures_delivered_total": float64(tt.delivered)}
+				if got := gathered(t, reg); !maps.Equal(got, want) {
+					t.Fatalf("metrics %v, want %v", got, want)
+				}
 			})
 		})
 	}
@@ -147,4 +159,25 @@ func TestSignatureQueueRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// gathered returns the value of every unlabelled gauge and counter in reg.
+func gathered(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch {
+			case m.GetGauge() != nil:
+				out[mf.GetName()] = m.GetGauge().GetValue()
+			case m.GetCounter() != nil:
+				out[mf.GetName()] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	return out
 }

@@ -9,12 +9,6 @@ import (
 	"github.com/posgate/posgate/protocol/link"
 )
 
-// LinkWatcher reports the link's state and its changes. *link.Client
-// satisfies it.
-type LinkWatcher interface {
-	Watch() (link.State, <-chan struct{})
-}
-
 // Headroom is the offline store as the POS API sees it (ecr.Offline): what
 // stand-in could still approve on a terminal for a card not yet read. It is
 // safe for concurrent use.
@@ -22,7 +16,7 @@ type Headroom struct {
 	Store *offline.Store
 	// Link reports the link; nil means the gateway has none (not
 	// enrolled): the link counts as down.
-	Link LinkWatcher
+	Link link.Watcher
 }
 
 // Headroom implements ecr.Offline: the policy's rules in the scope of the

@@ -236,6 +236,28 @@ func (c *Client) Addr() string {
 	return c.addr
 }
 
+// Watcher reports a link's state and its changes. *Client satisfies it;
+// consumers that only wait for the link take a Watcher.
+type Watcher interface {
+	Watch() (State, <-chan struct{})
+}
+
+// WaitUp blocks until w reports Up or ctx ends. It returns nil when the link
+// is up and ctx.Err() otherwise.
+func WaitUp(ctx context.Context, w Watcher) error {
+	for {
+		s, ch := w.Watch()
+		if s == Up {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
 // Watch returns the current state and a channel that is closed at the next
 // state change. It lets callers wait for a state without missing changes.
 func (c *Client) Watch() (State, <-chan struct{}) {

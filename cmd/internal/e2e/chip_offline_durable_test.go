@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -95,7 +96,7 @@ func TestOfflineChipAdviceDurableAtGateway(t *testing.T) {
 	}
 	// The signatures of both sales were accepted by the gateway (and wait
 	// for the center in its signature queue).
-	waitLog(t, gw, "signature received", 2)
+	waitCounter(t, gwHTTP, "posgate_signatures_accepted_total", 2)
 	if strings.Contains(gw.logs.String(), "signature refused") {
 		t.Fatalf("the gateway refused an offline sale's signature")
 	}
@@ -171,14 +172,19 @@ func TestOfflineChipAdviceDurableAtGateway(t *testing.T) {
 	}
 }
 
-// waitLog waits (bounded: 60 s) until d's output holds what at least n
-// times. Tests wait on metrics or state; this is left only for what the
-// gateway shows nowhere else yet: signatures taken into its outbox and
-// timeout-reversal attempts (neither has a metric nor an admin route;
-// the gateway's bbolt file is locked while it runs).
-func waitLog(t *testing.T, d *daemonProc, what string, n int) {
+// waitCounter waits (bounded: 60 s) until the metric name on addr's
+// /metrics is at least n.
+func waitCounter(t *testing.T, addr, name string, n float64) {
 	t.Helper()
-	if !poll.Wait(60*time.Second, func() bool { return strings.Count(d.logs.String(), what) >= n }) {
-		t.Fatalf("%q logged %d times within 60s, want %d", what, strings.Count(d.logs.String(), what), n)
+	var v float64
+	if !poll.Wait(60*time.Second, func() bool {
+		for _, l := range strings.Split(metrics(addr), "\n") {
+			if f := strings.Fields(l); len(f) == 2 && f[0] == name {
+				v, _ = strconv.ParseFloat(f[1], 64)
+			}
+		}
+		return v >= n
+	}) {
+		t.Fatalf("%s at %s is %v after 60s, want at least %v", name, addr, v, n)
 	}
 }

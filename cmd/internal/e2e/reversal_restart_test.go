@@ -204,7 +204,7 @@ func TestTimeoutReversalSurvivesGatewayKill(t *testing.T) {
 	if orig.Status != store.AuthCaptured {
 		t.Fatalf("the center's sale is %s, want captured", orig.Status)
 	}
-	waitLog(t, s.gw, "timeout reversal not answered; will repeat", 2)
+	waitCounter(t, s.gwHTTP, "posgate_reversal_failures_total", 2)
 	kill(t, s.gw)
 	if a, _ := sale(orig.STAN); a.Status != store.AuthCaptured {
 		t.Fatalf("the sale is %s before the gateway restarted, want still captured", a.Status)

@@ -6,8 +6,6 @@ package gatewaytest
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -17,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/posgate/posgate/offline/offlinetest"
 
 	"github.com/posgate/posgate/emv/de55"
 	"github.com/posgate/posgate/emv/dol"
@@ -28,38 +28,16 @@ import (
 	"github.com/posgate/posgate/protocol/negfile"
 )
 
-// Sealer is a software AES-GCM sealer for tests (production seals in the
-// token with hsmseal).
-type Sealer struct{ aead cipher.AEAD }
-
-// NewSealer returns a Sealer under a fresh random key.
-func NewSealer(t testing.TB) Sealer {
+// NewSealer returns the offline store's test sealer (offlinetest) under a
+// fresh random key (production seals in the token with hsmseal).
+func NewSealer(t testing.TB) *offlinetest.Sealer {
 	key := make([]byte, 32)
 	rand.Read(key)
-	b, err := aes.NewCipher(key)
+	s, err := offlinetest.NewSealer(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := cipher.NewGCM(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return Sealer{a}
-}
-
-// Seal implements offline.Sealer.
-func (s Sealer) Seal(p, aad []byte) ([]byte, error) {
-	n := make([]byte, s.aead.NonceSize())
-	rand.Read(n)
-	return s.aead.Seal(n, n, p, aad), nil
-}
-
-// Open implements offline.Sealer.
-func (s Sealer) Open(c, aad []byte) ([]byte, error) {
-	if len(c) < s.aead.NonceSize() {
-		return nil, errors.New("short")
-	}
-	return s.aead.Open(nil, c[:s.aead.NonceSize()], c[s.aead.NonceSize():], aad)
+	return s
 }
 
 // BlockedFP is the fingerprint OpenStore's negative file blocks.
@@ -267,17 +245,7 @@ func TerminalAdvice(t testing.TB, stan string, change func(*iso93.Advice)) []byt
 	return raw
 }
 
-// WaitUntil polls cond every millisecond, failing after 10 seconds. It is
-// the bounded wait of tests whose code under test uses real sockets or a
-// bbolt file, which cannot run in a testing/synctest bubble.
-func WaitUntil(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for !cond() {
-		select {
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-time.After(time.Millisecond):
-		}
-	}
-}
+// WaitLimit bounds the gateway tests' waits on a condition (poll.Until):
+// the code under test uses real sockets or a bbolt file, which cannot run
+// in a testing/synctest bubble.
+const WaitLimit = 10 * time.Second
