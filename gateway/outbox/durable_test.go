@@ -136,8 +136,10 @@ func TestReversalSurvivesRestart(t *testing.T) {
 	if err := RegisterReversals(reg, r1); err != nil {
 		t.Fatal(err)
 	}
-	if m, _, _ := down.sent(); gathered(t, reg)["posgate_reversal_failures_total"] != float64(len(m)) {
-		t.Fatalf("reversal metrics %v after %d unanswered attempts, want as many failures", gathered(t, reg), len(m))
+	// Every unanswered attempt counts but the last, which the stop may
+	// have cut short (it is not a failure: it is repeated after the restart).
+	if m, _, _ := down.sent(); gathered(t, reg)["posgate_reversal_failures_total"] < float64(len(m)-1) || gathered(t, reg)["posgate_reversal_failures_total"] > float64(len(m)) {
+		t.Fatalf("reversal metrics %v after %d unanswered attempts, want %d or %d failures", gathered(t, reg), len(m), len(m)-1, len(m))
 	}
 	st.Close()
 
